@@ -1,0 +1,228 @@
+//! The `ledger` topic and the settler's outputs: commission lines, bills and subscription
+//! accounts.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::{AttributedConversion, Click, Decision, Refund, SubscriptionCancel};
+use crate::ids::{DerivedId, EventId, MemberId, OfferId, OrderKey};
+use crate::money::Currency;
+use crate::time::{Interval, Timestamp};
+
+/// Everything that moves money for the members of one family (keyed by the family root).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerEvent {
+    /// A click, for unique-click counting, CPC and the click report.
+    Click(Click),
+    /// The first attributed conversion of an order.
+    Order(AttributedConversion),
+    Refund {
+        order_key: OrderKey,
+        refund: Refund,
+    },
+    Cancel {
+        order_key: OrderKey,
+        cancel: SubscriptionCancel,
+    },
+    Decision(Decision),
+    /// A recruited member was approved: the parent earns the recruiting commission.
+    MemberApproved {
+        id: EventId,
+        member: MemberId,
+        at: Timestamp,
+    },
+    /// Bill the family's approved, unbilled lines earned before `period_end`.
+    BillRun {
+        id: EventId,
+        period_end: Timestamp,
+        at: Timestamp,
+        actor: String,
+    },
+    BillPaid {
+        id: EventId,
+        bill: DerivedId,
+        at: Timestamp,
+        actor: String,
+    },
+    /// New rate and interval for the future credits of one subscription account.
+    SubscriptionTerms {
+        id: EventId,
+        order_key: OrderKey,
+        rate: Decimal,
+        every: Interval,
+        at: Timestamp,
+        actor: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    Click,
+    Conversion,
+    Recurring,
+    Recruiting,
+    /// A correction after billing (a refund of a billed line).
+    Adjustment,
+}
+
+impl LineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineKind::Click => "click",
+            LineKind::Conversion => "conversion",
+            LineKind::Recurring => "recurring",
+            LineKind::Recruiting => "recruiting",
+            LineKind::Adjustment => "adjustment",
+        }
+    }
+}
+
+/// pending → approved → billed → paid; pending → rejected; refunded in full → reversed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineStatus {
+    Pending,
+    Approved,
+    Billed,
+    Paid,
+    Rejected,
+    Reversed,
+}
+
+impl LineStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineStatus::Pending => "pending",
+            LineStatus::Approved => "approved",
+            LineStatus::Billed => "billed",
+            LineStatus::Paid => "paid",
+            LineStatus::Rejected => "rejected",
+            LineStatus::Reversed => "reversed",
+        }
+    }
+
+    /// Billed or paid: the amount is frozen, corrections become adjustment lines.
+    pub fn is_billed(self) -> bool {
+        matches!(self, LineStatus::Billed | LineStatus::Paid)
+    }
+}
+
+/// One commission earned by one member. Lines change (status, refunds); each change raises
+/// `revision`, and the store keeps the highest revision of each id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommissionLine {
+    pub id: DerivedId,
+    pub member: MemberId,
+    /// 1 for the member who earned it, 2 for the parent, 3 for the grandparent.
+    pub tier: u8,
+    /// The 1st-tier member whose activity produced this line.
+    pub earned_by: MemberId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<OfferId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_key: Option<OrderKey>,
+    /// The event that produced the line (click, conversion, recruit, refund, ...).
+    pub source: EventId,
+    pub kind: LineKind,
+    /// The rule that computed it (`cpc`, `cps`, `order_bands`, `products`, `tier2`, ...).
+    pub rule: String,
+    /// The payout option keyword (`sale`, `Pending_sale`, `subscriptionsales`).
+    pub keyword: String,
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub status: LineStatus,
+    pub description: String,
+    /// Event time of what earned it.
+    pub earned_at: Timestamp,
+    pub revision: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bill: Option<DerivedId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillStatus {
+    Unpaid,
+    Paid,
+    /// Under the member's minimum payout (or not positive): the lines wait for the next bill.
+    CarriedOver,
+}
+
+impl BillStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillStatus::Unpaid => "unpaid",
+            BillStatus::Paid => "paid",
+            BillStatus::CarriedOver => "carried_over",
+        }
+    }
+}
+
+/// A member's commission bill for a period, in one currency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bill {
+    pub id: DerivedId,
+    pub member: MemberId,
+    pub currency: Currency,
+    pub period_end: Timestamp,
+    pub total: Decimal,
+    pub lines: u32,
+    pub status: BillStatus,
+    pub issued_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<Timestamp>,
+    pub revision: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    Active,
+    Cancelled,
+    /// The first sale was rejected or refunded in full.
+    Closed,
+}
+
+impl SubscriptionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::Cancelled => "cancelled",
+            SubscriptionStatus::Closed => "closed",
+        }
+    }
+}
+
+/// A subscription account, opened by the first sale of a recurring payout option and keyed
+/// by its order (seed 004, "Subscription Accounts").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionAccount {
+    pub order_key: OrderKey,
+    pub member: MemberId,
+    pub offer: OfferId,
+    /// The subscription keyword (`subscriptionsales`).
+    pub name: String,
+    pub recurring_amount: Decimal,
+    pub currency: Currency,
+    pub rate: Decimal,
+    pub every: Interval,
+    pub started_at: Timestamp,
+    /// Credits fall due at `anchor_at + n × every`; the anchor moves when the terms change.
+    pub anchor_at: Timestamp,
+    pub credits_since_anchor: u32,
+    pub credits: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<Timestamp>,
+    pub status: SubscriptionStatus,
+    pub revision: u32,
+}
+
+impl SubscriptionAccount {
+    /// When the next credit falls due.
+    pub fn next_credit_at(&self) -> Timestamp {
+        self.anchor_at
+            .add_interval(self.every, self.credits_since_anchor + 1)
+    }
+}

@@ -1,0 +1,316 @@
+//! Events: what the edge records, what the attributor decides, what the settler computes.
+//!
+//! Each log topic carries one enum, encoded by [`wire`]:
+//! - `events`  ([`TrackingEvent`], keyed by visitor): clicks and conversions, in visitor order;
+//! - `orders`  ([`OrderEvent`], keyed by order key): attributed and rejected conversions,
+//!   refunds, cancels, approve / reject decisions;
+//! - `ledger`  ([`LedgerEvent`], keyed by the member's family root): everything that moves
+//!   money for a member, so one partition owns a member's tiers, lines and bills.
+//!
+//! The settler's outputs ([`CommissionLine`], [`Bill`], [`SubscriptionAccount`]) have
+//! deterministic ids (DESIGN decision 3).
+
+mod ledger;
+pub mod wire;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub use ledger::{
+    Bill, BillStatus, CommissionLine, LedgerEvent, LineKind, LineStatus, SubscriptionAccount,
+    SubscriptionStatus,
+};
+
+use crate::ids::{
+    AdvertiserId, EventId, LinkCode, MemberId, OfferId, OrderId, OrderKey, PromoCode, Sku,
+    VisitorId,
+};
+use crate::money::Currency;
+use crate::time::Timestamp;
+
+/// Why a click or conversion earns nothing (DESIGN decision 10). Stored with the row, so
+/// "why was I not paid" has an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    NoClickInWindow,
+    UnknownCode,
+    CodeInactive,
+    UnknownOffer,
+    UnknownMember,
+    MemberNotApproved,
+    NotEnrolled,
+    EnrolmentInactive,
+    LinkInactive,
+    OfferExpired,
+    OfferPaused,
+    DuplicateOrder,
+    BadSignature,
+    Bot,
+    CurrencyMismatch,
+    EventNotPaid,
+    WrongAdvertiser,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NoClickInWindow => "no_click_in_window",
+            Reason::UnknownCode => "unknown_code",
+            Reason::CodeInactive => "code_inactive",
+            Reason::UnknownOffer => "unknown_offer",
+            Reason::UnknownMember => "unknown_member",
+            Reason::MemberNotApproved => "member_not_approved",
+            Reason::NotEnrolled => "not_enrolled",
+            Reason::EnrolmentInactive => "enrolment_inactive",
+            Reason::LinkInactive => "link_inactive",
+            Reason::OfferExpired => "offer_expired",
+            Reason::OfferPaused => "offer_paused",
+            Reason::DuplicateOrder => "duplicate_order",
+            Reason::BadSignature => "bad_signature",
+            Reason::Bot => "bot",
+            Reason::CurrencyMismatch => "currency_mismatch",
+            Reason::EventNotPaid => "event_not_paid",
+            Reason::WrongAdvertiser => "wrong_advertiser",
+        }
+    }
+}
+
+/// `sub1`..`sub5`: free-form values the member passes on the click link.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub2: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub3: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub4: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub5: Option<String>,
+}
+
+/// A click on a member's link, as the edge recorded it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Click {
+    pub id: EventId,
+    pub received_at: Timestamp,
+    pub offer: OfferId,
+    pub member: MemberId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkCode>,
+    pub visitor: VisitorId,
+    /// The signed click id appended to the redirect.
+    pub click_id: String,
+    /// Where the shopper was sent.
+    pub destination: String,
+    #[serde(default)]
+    pub subs: Subs,
+    /// A known bot user agent: recorded, never counted.
+    #[serde(default)]
+    pub bot: bool,
+    /// Set when the click still redirected but earns nothing (inactive link, unapproved
+    /// member, expired offer, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<Reason>,
+}
+
+impl Click {
+    /// Counts for unique clicks and CPC: not a bot, not rejected at the edge.
+    pub fn is_countable(&self) -> bool {
+        !self.bot && self.rejected.is_none()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversionSource {
+    Pixel,
+    Postback,
+}
+
+/// One cart line: `sku:amount:quantity`, where `amount` is the unit price.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub sku: Sku,
+    pub amount: Decimal,
+    pub quantity: u32,
+}
+
+impl Item {
+    /// Price × quantity.
+    pub fn total(&self) -> Decimal {
+        self.amount * Decimal::from(self.quantity)
+    }
+}
+
+/// A conversion reported by a pixel or a postback, before attribution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conversion {
+    pub id: EventId,
+    pub received_at: Timestamp,
+    /// When the advertiser says it happened (postbacks only; bounded by the edge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<Timestamp>,
+    pub source: ConversionSource,
+    /// The authenticated advertiser of a postback, or the advertiser of the pixel's offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertiser: Option<AdvertiserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<OfferId>,
+    /// `sale`, `lead`, `signup`, `download` or another configured name.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<Currency>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Item>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<PromoCode>,
+    /// Opens a subscription account credited every interval (seed 004, "Recurring").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurring_amount: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor: Option<VisitorId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub click_id: Option<String>,
+    #[serde(default)]
+    pub bot: bool,
+}
+
+impl Conversion {
+    /// The time rules use: the advertiser's `occurred_at` when given, else arrival.
+    pub fn event_time(&self) -> Timestamp {
+        self.occurred_at.unwrap_or(self.received_at)
+    }
+
+    /// The sale amount: `amount`, or the item totals when only items were sent.
+    pub fn sale_amount(&self) -> Decimal {
+        match self.amount {
+            Some(amount) => amount,
+            None => self.items.iter().map(Item::total).sum(),
+        }
+    }
+
+    /// The order key once the advertiser is known.
+    pub fn order_key(&self, advertiser: &AdvertiserId) -> OrderKey {
+        match &self.order_id {
+            Some(order_id) => OrderKey::new(advertiser, order_id),
+            None => OrderKey::for_event(advertiser, self.id),
+        }
+    }
+}
+
+/// A refund of an order, in full (`amount` absent) or in part.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Refund {
+    pub id: EventId,
+    pub received_at: Timestamp,
+    pub advertiser: AdvertiserId,
+    pub order_id: OrderId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Decimal>,
+}
+
+/// The end of a subscription: no credits fall due after `received_at`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionCancel {
+    pub id: EventId,
+    pub received_at: Timestamp,
+    pub advertiser: AdvertiserId,
+    pub order_id: OrderId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    Reject,
+}
+
+/// A program manager's approve or reject of a pending order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub id: EventId,
+    pub received_at: Timestamp,
+    pub order_key: OrderKey,
+    pub verdict: Verdict,
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// How a conversion found its member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Via {
+    /// The visitor's cookie click inside the window.
+    Cookie {
+        click: EventId,
+        clicked_at: Timestamp,
+    },
+    /// A click id sent back on a postback.
+    ClickId {
+        click: EventId,
+        clicked_at: Timestamp,
+    },
+    /// A promo code.
+    Code { code: PromoCode },
+}
+
+impl Via {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Via::Cookie { .. } => "cookie",
+            Via::ClickId { .. } => "click_id",
+            Via::Code { .. } => "code",
+        }
+    }
+}
+
+/// A conversion the attributor gave to a member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttributedConversion {
+    pub conversion: Conversion,
+    pub order_key: OrderKey,
+    pub advertiser: AdvertiserId,
+    pub offer: OfferId,
+    pub member: MemberId,
+    pub via: Via,
+}
+
+/// A conversion that earns nothing, with the reason.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RejectedConversion {
+    pub conversion: Conversion,
+    pub reason: Reason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_key: Option<OrderKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<OfferId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<MemberId>,
+}
+
+/// The `events` topic, keyed by visitor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackingEvent {
+    Click(Click),
+    Conversion(Conversion),
+}
+
+/// The `orders` topic, keyed by order key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderEvent {
+    Attributed(AttributedConversion),
+    Rejected(RejectedConversion),
+    Refund(Refund),
+    Cancel(SubscriptionCancel),
+    Decision(Decision),
+}
