@@ -13,10 +13,7 @@ pub enum IdError {
     #[error("{kind} is longer than {max} characters")]
     TooLong { kind: &'static str, max: usize },
     #[error("{kind} contains a character outside {alphabet}")]
-    BadCharacter {
-        kind: &'static str,
-        alphabet: &'static str,
-    },
+    BadCharacter { kind: &'static str, alphabet: &'static str },
 }
 
 impl IdError {
@@ -281,26 +278,17 @@ mod tests {
 
     #[test]
     fn slug_ids_accept_the_documented_alphabet_and_reject_the_rest() {
-        assert_eq!(
-            OfferId::new("summer-sale_2.0").map(String::from),
-            Ok("summer-sale_2.0".to_string())
-        );
+        assert_eq!(OfferId::new("summer-sale_2.0").map(String::from), Ok("summer-sale_2.0".to_string()));
         assert_eq!(OfferId::new("").unwrap_err().reason(), "missing_id");
         assert_eq!(OfferId::new("a b").unwrap_err().reason(), "bad_id");
-        assert_eq!(
-            OfferId::new("x".repeat(65)).unwrap_err().reason(),
-            "id_too_long"
-        );
+        assert_eq!(OfferId::new("x".repeat(65)).unwrap_err().reason(), "id_too_long");
         assert_eq!(MemberId::new("jané").unwrap_err().reason(), "bad_id");
     }
 
     #[test]
     fn promo_codes_are_case_insensitive() {
         assert_eq!(PromoCode::new("jane20"), PromoCode::new("JANE20"));
-        assert_eq!(
-            PromoCode::new("jane20").map(String::from),
-            Ok("JANE20".to_string())
-        );
+        assert_eq!(PromoCode::new("jane20").map(String::from), Ok("JANE20".to_string()));
         assert!(PromoCode::new("JANE 20").is_err());
     }
 

@@ -15,8 +15,8 @@ pub mod program;
 pub mod time;
 
 pub use ids::{
-    AdvertiserId, DerivedId, EventId, LinkCode, MemberId, OfferId, OrderId, OrderKey,
-    PayoutOptionId, PromoCode, Sku, VisitorId,
+    AdvertiserId, DerivedId, EventId, LinkCode, MemberId, OfferId, OrderId, OrderKey, PayoutOptionId, PromoCode, Sku,
+    VisitorId,
 };
 pub use money::{Currency, round_commission};
 pub use time::{Interval, Span, Timestamp};

@@ -6,8 +6,8 @@ use rust_decimal::Decimal;
 use crate::ids::{AdvertiserId, EventId, MemberId, OfferId, PayoutOptionId};
 use crate::money::Currency;
 use crate::program::{
-    Advertiser, AttributionModel, CodePrecedence, Enrolment, Member, MemberStatus, Offer,
-    PayoutOption, PayoutRule, PostbackSecret, Program, ProgramChange, ProgramSettings, Tiered,
+    Advertiser, AttributionModel, CodePrecedence, Enrolment, Member, MemberStatus, Offer, PayoutOption, PayoutRule,
+    PostbackSecret, Program, ProgramChange, ProgramSettings, Tiered,
 };
 use crate::time::{Span, Timestamp};
 
@@ -34,10 +34,7 @@ pub fn advertiser() -> Advertiser {
     Advertiser {
         id: AdvertiserId::new(ADVERTISER).expect("advertiser id"),
         name: "Acme".into(),
-        secrets: vec![PostbackSecret {
-            secret: SECRET.into(),
-            valid_until: None,
-        }],
+        secrets: vec![PostbackSecret { secret: SECRET.into(), valid_until: None }],
     }
 }
 
@@ -62,10 +59,7 @@ pub fn offer(id: &str, rule: PayoutRule) -> Offer {
 }
 
 pub fn offer_with_options(id: &str, options: Vec<PayoutOption>) -> Offer {
-    let default_payout = options
-        .first()
-        .map(|option| option.id.clone())
-        .expect("at least one option");
+    let default_payout = options.first().map(|option| option.id.clone()).expect("at least one option");
     Offer {
         id: offer_id(id),
         advertiser: AdvertiserId::new(ADVERTISER).expect("advertiser id"),
@@ -99,10 +93,7 @@ pub fn member(id: &str) -> Member {
 }
 
 pub fn child(id: &str, parent: &str) -> Member {
-    Member {
-        parent: Some(member_id(parent)),
-        ..member(id)
-    }
+    Member { parent: Some(member_id(parent)), ..member(id) }
 }
 
 pub fn enrol(offer: &str, member: &str) -> Enrolment {
@@ -117,9 +108,7 @@ pub fn enrol(offer: &str, member: &str) -> Enrolment {
 }
 
 pub fn cps(rate: Decimal) -> PayoutRule {
-    PayoutRule::Cps {
-        rate: Tiered::flat(rate),
-    }
+    PayoutRule::Cps { rate: Tiered::flat(rate) }
 }
 
 /// Collects changes and folds them strictly.
@@ -131,10 +120,7 @@ pub struct ProgramBuilder {
 impl ProgramBuilder {
     pub fn new() -> Self {
         Self {
-            changes: vec![
-                ProgramChange::Settings(ProgramSettings::default()),
-                ProgramChange::Advertiser(advertiser()),
-            ],
+            changes: vec![ProgramChange::Settings(ProgramSettings::default()), ProgramChange::Advertiser(advertiser())],
         }
     }
 
@@ -234,11 +220,7 @@ pub fn sale(id: u128, order: &str, amount: Decimal, at: Timestamp) -> Conversion
 /// `sku:amount:quantity` items.
 pub fn items(list: &[(&str, Decimal, u32)]) -> Vec<Item> {
     list.iter()
-        .map(|(sku, amount, quantity)| Item {
-            sku: Sku::new(*sku).expect("sku"),
-            amount: *amount,
-            quantity: *quantity,
-        })
+        .map(|(sku, amount, quantity)| Item { sku: Sku::new(*sku).expect("sku"), amount: *amount, quantity: *quantity })
         .collect()
 }
 
@@ -250,9 +232,7 @@ pub fn attributed(conversion: Conversion, offer: &str, member: &str) -> Attribut
         advertiser: advertiser_id(),
         offer: offer_id(offer),
         member: member_id(member),
-        via: Via::Code {
-            code: PromoCode::new("TEST").expect("code"),
-        },
+        via: Via::Code { code: PromoCode::new("TEST").expect("code") },
         conversion,
     }
 }

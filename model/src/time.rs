@@ -36,9 +36,7 @@ impl Timestamp {
     }
 
     pub fn to_datetime(self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.0)
-            .single()
-            .unwrap_or_default()
+        Utc.timestamp_millis_opt(self.0).single().unwrap_or_default()
     }
 
     pub fn saturating_add(self, span: Span) -> Self {
@@ -53,17 +51,10 @@ impl Timestamp {
     /// the last day of February).
     pub fn add_interval(self, interval: Interval, times: u32) -> Self {
         match interval {
-            Interval::Days(days) => Self(
-                self.0
-                    .saturating_add(i64::from(days) * i64::from(times) * 86_400_000),
-            ),
+            Interval::Days(days) => Self(self.0.saturating_add(i64::from(days) * i64::from(times) * 86_400_000)),
             Interval::Months(months) => {
-                let shifted = self
-                    .to_datetime()
-                    .checked_add_months(Months::new(months.saturating_mul(times)));
-                shifted
-                    .map(|instant| Self(instant.timestamp_millis()))
-                    .unwrap_or(Self(i64::MAX))
+                let shifted = self.to_datetime().checked_add_months(Months::new(months.saturating_mul(times)));
+                shifted.map(|instant| Self(instant.timestamp_millis())).unwrap_or(Self(i64::MAX))
             }
         }
     }
@@ -71,20 +62,13 @@ impl Timestamp {
     /// The calendar month this instant falls in, in the program's time zone.
     pub fn month_in(self, zone: chrono_tz::Tz) -> YearMonth {
         let local = self.to_datetime().with_timezone(&zone);
-        YearMonth {
-            year: local.year(),
-            month: local.month(),
-        }
+        YearMonth { year: local.year(), month: local.month() }
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            &self
-                .to_datetime()
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
-        )
+        f.write_str(&self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true))
     }
 }
 
@@ -158,10 +142,7 @@ impl FromStr for Span {
             "d" => 86_400,
             _ => return Err(error()),
         };
-        number
-            .checked_mul(unit_seconds * 1000)
-            .map(Span)
-            .ok_or_else(error)
+        number.checked_mul(unit_seconds * 1000).map(Span).ok_or_else(error)
     }
 }
 
@@ -233,10 +214,7 @@ mod tests {
     fn timestamps_round_trip_through_rfc3339() {
         let instant = Timestamp::parse("2026-11-21T05:14:00.123Z").unwrap();
         assert_eq!(instant.to_string(), "2026-11-21T05:14:00.123Z");
-        assert_eq!(
-            Timestamp::parse("2026-11-21T06:14:00.123+01:00").unwrap(),
-            instant
-        );
+        assert_eq!(Timestamp::parse("2026-11-21T06:14:00.123+01:00").unwrap(), instant);
         assert!(Timestamp::parse("yesterday").is_err());
     }
 
@@ -255,36 +233,15 @@ mod tests {
     #[test]
     fn monthly_intervals_follow_the_calendar() {
         let start = Timestamp::parse("2026-01-31T10:00:00Z").unwrap();
-        assert_eq!(
-            start.add_interval(Interval::Months(1), 1).to_string(),
-            "2026-02-28T10:00:00.000Z"
-        );
-        assert_eq!(
-            start.add_interval(Interval::Months(1), 2).to_string(),
-            "2026-03-31T10:00:00.000Z"
-        );
-        assert_eq!(
-            start.add_interval(Interval::Days(14), 2).to_string(),
-            "2026-02-28T10:00:00.000Z"
-        );
+        assert_eq!(start.add_interval(Interval::Months(1), 1).to_string(), "2026-02-28T10:00:00.000Z");
+        assert_eq!(start.add_interval(Interval::Months(1), 2).to_string(), "2026-03-31T10:00:00.000Z");
+        assert_eq!(start.add_interval(Interval::Days(14), 2).to_string(), "2026-02-28T10:00:00.000Z");
     }
 
     #[test]
     fn months_are_taken_in_the_program_time_zone() {
         let instant = Timestamp::parse("2026-03-31T23:30:00Z").unwrap();
-        assert_eq!(
-            instant.month_in(chrono_tz::UTC),
-            YearMonth {
-                year: 2026,
-                month: 3
-            }
-        );
-        assert_eq!(
-            instant.month_in(chrono_tz::Europe::Berlin),
-            YearMonth {
-                year: 2026,
-                month: 4
-            }
-        );
+        assert_eq!(instant.month_in(chrono_tz::UTC), YearMonth { year: 2026, month: 3 });
+        assert_eq!(instant.month_in(chrono_tz::Europe::Berlin), YearMonth { year: 2026, month: 4 });
     }
 }

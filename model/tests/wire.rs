@@ -23,11 +23,7 @@ fn click() -> Click {
         visitor: VisitorId::new("v_8Jk2s9dkQpZ").unwrap(),
         click_id: "c1.abc".into(),
         destination: "https://shop.example.com/landing?click_id=c1.abc".into(),
-        subs: Subs {
-            sub1: Some("story".into()),
-            sub5: Some("x".into()),
-            ..Subs::default()
-        },
+        subs: Subs { sub1: Some("story".into()), sub5: Some("x".into()), ..Subs::default() },
         bot: false,
         rejected: None,
     }
@@ -45,11 +41,7 @@ fn conversion() -> Conversion {
         order_id: Some(OrderId::new("A-1001").unwrap()),
         amount: Some(dec!(129.90)),
         currency: Some(Currency::USD),
-        items: vec![Item {
-            sku: Sku::new("product1id").unwrap(),
-            amount: dec!(100),
-            quantity: 1,
-        }],
+        items: vec![Item { sku: Sku::new("product1id").unwrap(), amount: dec!(100), quantity: 1 }],
         code: Some(PromoCode::new("JANE20").unwrap()),
         recurring_amount: Some(dec!(29.95)),
         visitor: Some(VisitorId::new("v_8Jk2s9dkQpZ").unwrap()),
@@ -63,8 +55,8 @@ where
     T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
 {
     let bytes = wire::encode(value);
-    let decoded: T = wire::decode(&bytes)
-        .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&bytes)));
+    let decoded: T =
+        wire::decode(&bytes).unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&bytes)));
     assert_eq!(&decoded, value);
 }
 
@@ -98,10 +90,7 @@ fn order_events_round_trip() {
         advertiser: acme.clone(),
         offer: offer_id("summer"),
         member: member_id("jane"),
-        via: Via::Cookie {
-            click: event_id(1),
-            clicked_at: ts("2026-11-21T10:00:00Z"),
-        },
+        via: Via::Cookie { click: event_id(1), clicked_at: ts("2026-11-21T10:00:00Z") },
     };
     round_trip(&OrderEvent::Attributed(attributed));
     round_trip(&OrderEvent::Rejected(RejectedConversion {
@@ -136,10 +125,7 @@ fn order_events_round_trip() {
 
 #[test]
 fn ledger_events_and_outputs_round_trip() {
-    let order_key = OrderKey::new(
-        &AdvertiserId::new("acme").unwrap(),
-        &OrderId::new("A-1").unwrap(),
-    );
+    let order_key = OrderKey::new(&AdvertiserId::new("acme").unwrap(), &OrderId::new("A-1").unwrap());
     round_trip(&LedgerEvent::Click(click()));
     round_trip(&LedgerEvent::BillRun {
         id: event_id(6),
@@ -212,49 +198,28 @@ fn the_written_shape_is_the_documented_one() {
     assert_eq!(event["received_at"], "2026-11-21T10:00:00.250Z");
     assert_eq!(event["offer"], "summer");
     assert_eq!(event["subs"]["sub1"], "story");
-    assert!(
-        event.get("rejected").is_none(),
-        "absent options are left out"
-    );
+    assert!(event.get("rejected").is_none(), "absent options are left out");
 
     let bytes = wire::encode(&TrackingEvent::Conversion(conversion()));
     let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(
-        json["event"]["conversion"]["amount"], "129.90",
-        "money is a decimal string"
-    );
+    assert_eq!(json["event"]["conversion"]["amount"], "129.90", "money is a decimal string");
     assert_eq!(json["event"]["conversion"]["items"][0]["amount"], "100");
 }
 
 #[test]
 fn unknown_versions_and_garbage_are_refused() {
     let bytes = wire::encode(&TrackingEvent::Click(click()));
-    let future = String::from_utf8(bytes)
-        .unwrap()
-        .replacen("\"v\":1", "\"v\":2", 1);
-    assert_eq!(
-        wire::decode::<TrackingEvent>(future.as_bytes()),
-        Err(WireError::UnsupportedVersion(2))
-    );
+    let future = String::from_utf8(bytes).unwrap().replacen("\"v\":1", "\"v\":2", 1);
+    assert_eq!(wire::decode::<TrackingEvent>(future.as_bytes()), Err(WireError::UnsupportedVersion(2)));
     let future_shape = r#"{"v":7,"event":{"teleport":{}}}"#;
-    assert_eq!(
-        wire::decode::<TrackingEvent>(future_shape.as_bytes()),
-        Err(WireError::UnsupportedVersion(7))
-    );
-    assert!(matches!(
-        wire::decode::<TrackingEvent>(b"not json"),
-        Err(WireError::Malformed(_))
-    ));
+    assert_eq!(wire::decode::<TrackingEvent>(future_shape.as_bytes()), Err(WireError::UnsupportedVersion(7)));
+    assert!(matches!(wire::decode::<TrackingEvent>(b"not json"), Err(WireError::Malformed(_))));
     let bad_amount = r#"{"v":1,"event":{"refund":{"id":"00000000000000000000000001","received_at":"2026-11-21T10:00:00Z","advertiser":"acme","order_id":"A","amount":"abc"}}}"#;
-    assert!(matches!(
-        wire::decode::<OrderEvent>(bad_amount.as_bytes()),
-        Err(WireError::Malformed(_))
-    ));
+    assert!(matches!(wire::decode::<OrderEvent>(bad_amount.as_bytes()), Err(WireError::Malformed(_))));
 }
 
 fn decimal_amount() -> impl Strategy<Value = Decimal> {
-    (0u64..10_000_000_000, 0u32..=4)
-        .prop_map(|(mantissa, scale)| Decimal::new(mantissa as i64, scale))
+    (0u64..10_000_000_000, 0u32..=4).prop_map(|(mantissa, scale)| Decimal::new(mantissa as i64, scale))
 }
 
 proptest! {

@@ -222,7 +222,6 @@ pub struct SubscriptionAccount {
 impl SubscriptionAccount {
     /// When the next credit falls due.
     pub fn next_credit_at(&self) -> Timestamp {
-        self.anchor_at
-            .add_interval(self.every, self.credits_since_anchor + 1)
+        self.anchor_at.add_interval(self.every, self.credits_since_anchor + 1)
     }
 }

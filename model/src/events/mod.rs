@@ -17,14 +17,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub use ledger::{
-    Bill, BillStatus, CommissionLine, LedgerEvent, LineKind, LineStatus, SubscriptionAccount,
-    SubscriptionStatus,
+    Bill, BillStatus, CommissionLine, LedgerEvent, LineKind, LineStatus, SubscriptionAccount, SubscriptionStatus,
 };
 
-use crate::ids::{
-    AdvertiserId, EventId, LinkCode, MemberId, OfferId, OrderId, OrderKey, PromoCode, Sku,
-    VisitorId,
-};
+use crate::ids::{AdvertiserId, EventId, LinkCode, MemberId, OfferId, OrderId, OrderKey, PromoCode, Sku, VisitorId};
 use crate::money::Currency;
 use crate::time::Timestamp;
 
@@ -249,15 +245,9 @@ pub struct Decision {
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Via {
     /// The visitor's cookie click inside the window.
-    Cookie {
-        click: EventId,
-        clicked_at: Timestamp,
-    },
+    Cookie { click: EventId, clicked_at: Timestamp },
     /// A click id sent back on a postback.
-    ClickId {
-        click: EventId,
-        clicked_at: Timestamp,
-    },
+    ClickId { click: EventId, clicked_at: Timestamp },
     /// A promo code.
     Code { code: PromoCode },
 }

@@ -39,11 +39,7 @@ struct VersionOnly {
 pub fn encode<T: Serialize>(event: &T) -> Vec<u8> {
     // Serializing these types to a Vec cannot fail: every map key is a string and no
     // Serialize impl returns an error.
-    serde_json::to_vec(&Outgoing {
-        v: WIRE_VERSION,
-        event,
-    })
-    .unwrap_or_default()
+    serde_json::to_vec(&Outgoing { v: WIRE_VERSION, event }).unwrap_or_default()
 }
 
 /// Decode one record, refusing unknown versions.

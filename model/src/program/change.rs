@@ -41,41 +41,19 @@ pub enum ProgramError {
     #[error("unknown advertiser {0}")]
     UnknownAdvertiser(AdvertiserId),
     #[error("offer {offer} has no payout option {option}")]
-    UnknownPayoutOption {
-        offer: OfferId,
-        option: PayoutOptionId,
-    },
+    UnknownPayoutOption { offer: OfferId, option: PayoutOptionId },
     #[error("offer {offer} lists payout option {option} twice")]
-    DuplicatePayoutOption {
-        offer: OfferId,
-        option: PayoutOptionId,
-    },
+    DuplicatePayoutOption { offer: OfferId, option: PayoutOptionId },
     #[error("payout option {option} of offer {offer} is still used by member {member}")]
-    PayoutOptionInUse {
-        offer: OfferId,
-        option: PayoutOptionId,
-        member: MemberId,
-    },
+    PayoutOptionInUse { offer: OfferId, option: PayoutOptionId, member: MemberId },
     #[error("{context}: {why}")]
     InvalidTiers { context: String, why: String },
     #[error("{context}: {what} is negative ({value})")]
-    NegativeValue {
-        context: String,
-        what: String,
-        value: Decimal,
-    },
+    NegativeValue { context: String, what: String, value: Decimal },
     #[error("promo code {code} already belongs to member {member} in offer {offer}")]
-    CodeTaken {
-        code: PromoCode,
-        offer: OfferId,
-        member: MemberId,
-    },
+    CodeTaken { code: PromoCode, offer: OfferId, member: MemberId },
     #[error("link code {code} already belongs to member {member} in offer {offer}")]
-    LinkCodeTaken {
-        code: LinkCode,
-        offer: OfferId,
-        member: MemberId,
-    },
+    LinkCodeTaken { code: LinkCode, offer: OfferId, member: MemberId },
     #[error("member {0} would be its own ancestor")]
     ParentCycle(MemberId),
     #[error("member {0} already has a parent; parents are set at sign-up only")]
@@ -141,9 +119,7 @@ impl ProgramChange {
             ProgramChange::Enrolment(enrolment) => Some(&enrolment.offer),
             ProgramChange::Link(link) => Some(&link.offer),
             ProgramChange::Code(grant) => Some(&grant.offer),
-            ProgramChange::Settings(_)
-            | ProgramChange::Advertiser(_)
-            | ProgramChange::Member(_) => None,
+            ProgramChange::Settings(_) | ProgramChange::Advertiser(_) | ProgramChange::Member(_) => None,
         }
     }
 
@@ -156,16 +132,14 @@ impl ProgramChange {
             ProgramChange::Member(member) => validate_member(member),
             ProgramChange::Enrolment(enrolment) => validate_enrolment(enrolment),
             ProgramChange::Link(link) => match &link.deep_url {
-                Some(url) => validate_http_url(url).map_err(|why| {
-                    ProgramError::invalid(format!("link {}: deep url {why}", link.code))
-                }),
+                Some(url) => validate_http_url(url)
+                    .map_err(|why| ProgramError::invalid(format!("link {}: deep url {why}", link.code))),
                 None => Ok(()),
             },
             ProgramChange::Code(grant) => match (grant.starts_at, grant.ends_at) {
-                (Some(start), Some(end)) if end <= start => Err(ProgramError::invalid(format!(
-                    "code {}: ends_at must be after starts_at",
-                    grant.code
-                ))),
+                (Some(start), Some(end)) if end <= start => {
+                    Err(ProgramError::invalid(format!("code {}: ends_at must be after starts_at", grant.code)))
+                }
                 _ => Ok(()),
             },
         }
@@ -174,10 +148,7 @@ impl ProgramChange {
 
 impl Program {
     /// Checks that need the rest of the program.
-    pub(super) fn validate_against_program(
-        &self,
-        change: &ProgramChange,
-    ) -> Result<(), ProgramError> {
+    pub(super) fn validate_against_program(&self, change: &ProgramChange) -> Result<(), ProgramError> {
         match change {
             ProgramChange::Settings(_) | ProgramChange::Advertiser(_) => Ok(()),
             ProgramChange::Offer(offer) => self.check_offer(offer),
@@ -192,11 +163,7 @@ impl Program {
         if self.advertiser(&offer.advertiser).is_none() {
             return Err(ProgramError::UnknownAdvertiser(offer.advertiser.clone()));
         }
-        let enrolments = self
-            .enrolments
-            .get(&offer.id)
-            .into_iter()
-            .flat_map(|by_member| by_member.values());
+        let enrolments = self.enrolments.get(&offer.id).into_iter().flat_map(|by_member| by_member.values());
         for enrolment in enrolments {
             if let Some(option) = &enrolment.payout_option {
                 if offer.payout_option(option).is_none() {
@@ -230,51 +197,34 @@ impl Program {
             if ancestor_id == member.id || steps > self.members.len() {
                 return Err(ProgramError::ParentCycle(member.id.clone()));
             }
-            let parent = self
-                .member(&ancestor_id)
-                .ok_or_else(|| ProgramError::UnknownMember(ancestor_id.clone()))?;
+            let parent = self.member(&ancestor_id).ok_or_else(|| ProgramError::UnknownMember(ancestor_id.clone()))?;
             ancestor = parent.parent.clone();
             steps += 1;
         }
         Ok(())
     }
 
-    fn check_enrolled(
-        &self,
-        offer_id: &OfferId,
-        member_id: &MemberId,
-    ) -> Result<&Offer, ProgramError> {
-        let offer = self
-            .offer(offer_id)
-            .ok_or_else(|| ProgramError::UnknownOffer(offer_id.clone()))?;
+    fn check_enrolled(&self, offer_id: &OfferId, member_id: &MemberId) -> Result<&Offer, ProgramError> {
+        let offer = self.offer(offer_id).ok_or_else(|| ProgramError::UnknownOffer(offer_id.clone()))?;
         if self.member(member_id).is_none() {
             return Err(ProgramError::UnknownMember(member_id.clone()));
         }
         if self.enrolment(offer_id, member_id).is_none() {
-            return Err(ProgramError::NotEnrolled {
-                offer: offer_id.clone(),
-                member: member_id.clone(),
-            });
+            return Err(ProgramError::NotEnrolled { offer: offer_id.clone(), member: member_id.clone() });
         }
         Ok(offer)
     }
 
     fn check_enrolment(&self, enrolment: &Enrolment) -> Result<(), ProgramError> {
-        let offer = self
-            .offer(&enrolment.offer)
-            .ok_or_else(|| ProgramError::UnknownOffer(enrolment.offer.clone()))?;
-        let member = self
-            .member(&enrolment.member)
-            .ok_or_else(|| ProgramError::UnknownMember(enrolment.member.clone()))?;
+        let offer = self.offer(&enrolment.offer).ok_or_else(|| ProgramError::UnknownOffer(enrolment.offer.clone()))?;
+        let member =
+            self.member(&enrolment.member).ok_or_else(|| ProgramError::UnknownMember(enrolment.member.clone()))?;
         if member.status == MemberStatus::Deleted {
             return Err(ProgramError::MemberDeleted(member.id.clone()));
         }
         if let Some(option) = &enrolment.payout_option {
             if offer.payout_option(option).is_none() {
-                return Err(ProgramError::UnknownPayoutOption {
-                    offer: offer.id.clone(),
-                    option: option.clone(),
-                });
+                return Err(ProgramError::UnknownPayoutOption { offer: offer.id.clone(), option: option.clone() });
             }
         }
         Ok(())
@@ -294,10 +244,7 @@ impl Program {
         if let Some(url) = &link.deep_url {
             let host = url_host(url);
             if !offer.deep_link_hosts.iter().any(|allowed| allowed == &host) {
-                return Err(ProgramError::DeepLinkNotAllowed {
-                    offer: offer.id.clone(),
-                    host,
-                });
+                return Err(ProgramError::DeepLinkNotAllowed { offer: offer.id.clone(), host });
             }
         }
         Ok(())
@@ -322,33 +269,21 @@ impl Program {
 fn url_host(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _port)| host);
+    let host = authority.rsplit_once(':').map_or(authority, |(host, _port)| host);
     host.to_ascii_lowercase()
 }
 
 fn validate_settings(settings: &ProgramSettings) -> Result<(), ProgramError> {
     if settings.time_zone.parse::<chrono_tz::Tz>().is_err() {
-        return Err(ProgramError::invalid(format!(
-            "{:?} is not an IANA time zone",
-            settings.time_zone
-        )));
+        return Err(ProgramError::invalid(format!("{:?} is not an IANA time zone", settings.time_zone)));
     }
     if let Some(recruiting) = &settings.recruiting {
         let context = "recruiting commission";
-        for (what, value) in [
-            ("amount", Some(recruiting.amount)),
-            ("tier2", recruiting.tier2),
-            ("tier3", recruiting.tier3),
-        ] {
-            if let Some(value) = value.filter(|value| value.is_sign_negative() && !value.is_zero())
-            {
-                return Err(ProgramError::NegativeValue {
-                    context: context.into(),
-                    what: what.into(),
-                    value,
-                });
+        for (what, value) in
+            [("amount", Some(recruiting.amount)), ("tier2", recruiting.tier2), ("tier3", recruiting.tier3)]
+        {
+            if let Some(value) = value.filter(|value| value.is_sign_negative() && !value.is_zero()) {
+                return Err(ProgramError::NegativeValue { context: context.into(), what: what.into(), value });
             }
         }
     }
@@ -357,22 +292,12 @@ fn validate_settings(settings: &ProgramSettings) -> Result<(), ProgramError> {
 
 fn validate_advertiser(advertiser: &Advertiser) -> Result<(), ProgramError> {
     if advertiser.name.trim().is_empty() {
-        return Err(ProgramError::invalid(format!(
-            "advertiser {}: name is empty",
-            advertiser.id
-        )));
+        return Err(ProgramError::invalid(format!("advertiser {}: name is empty", advertiser.id)));
     }
     if advertiser.secrets.is_empty() {
-        return Err(ProgramError::invalid(format!(
-            "advertiser {}: needs a postback secret",
-            advertiser.id
-        )));
+        return Err(ProgramError::invalid(format!("advertiser {}: needs a postback secret", advertiser.id)));
     }
-    if advertiser
-        .secrets
-        .iter()
-        .any(|secret| secret.secret.len() < 16 || secret.secret.len() > 256)
-    {
+    if advertiser.secrets.iter().any(|secret| secret.secret.len() < 16 || secret.secret.len() > 256) {
         return Err(ProgramError::invalid(format!(
             "advertiser {}: postback secrets must be 16 to 256 characters",
             advertiser.id
@@ -386,10 +311,7 @@ const MAX_MEMBER_COOKIE_WINDOW: Span = Span::days(365);
 
 fn validate_member(member: &Member) -> Result<(), ProgramError> {
     if member.name.trim().is_empty() || member.name.len() > 200 {
-        return Err(ProgramError::invalid(format!(
-            "member {}: name must be 1 to 200 characters",
-            member.id
-        )));
+        return Err(ProgramError::invalid(format!("member {}: name must be 1 to 200 characters", member.id)));
     }
     if member.minimum_payout.is_sign_negative() && !member.minimum_payout.is_zero() {
         return Err(ProgramError::NegativeValue {
@@ -430,11 +352,7 @@ fn validate_enrolment(enrolment: &Enrolment) -> Result<(), ProgramError> {
     }
     if let Some(terms) = &enrolment.recurring_override {
         if terms.rate.is_sign_negative() && !terms.rate.is_zero() {
-            return Err(ProgramError::NegativeValue {
-                context,
-                what: "recurring rate".into(),
-                value: terms.rate,
-            });
+            return Err(ProgramError::NegativeValue { context, what: "recurring rate".into(), value: terms.rate });
         }
         if terms.rate > Decimal::ONE || terms.every.is_empty() {
             return Err(ProgramError::invalid(format!(

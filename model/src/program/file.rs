@@ -40,11 +40,7 @@ impl ProgramFile {
         changes.extend(self.settings.map(ProgramChange::Settings));
         changes.extend(self.advertisers.into_iter().map(ProgramChange::Advertiser));
         changes.extend(self.offers.into_iter().map(ProgramChange::Offer));
-        changes.extend(
-            parents_first(self.members)
-                .into_iter()
-                .map(ProgramChange::Member),
-        );
+        changes.extend(parents_first(self.members).into_iter().map(ProgramChange::Member));
         changes.extend(self.enrolments.into_iter().map(ProgramChange::Enrolment));
         changes.extend(self.links.into_iter().map(ProgramChange::Link));
         changes.extend(self.codes.into_iter().map(ProgramChange::Code));

@@ -95,11 +95,7 @@ pub struct RecurringOverride {
 
 impl RecurringOverride {
     pub fn apply_to(&self, terms: &RecurringTerms) -> RecurringTerms {
-        RecurringTerms {
-            name: terms.name.clone(),
-            rate: self.rate,
-            every: self.every,
-        }
+        RecurringTerms { name: terms.name.clone(), rate: self.rate, every: self.every }
     }
 }
 

@@ -23,9 +23,9 @@ pub use change::{ProgramChange, ProgramError, ProgramRecord};
 pub use file::ProgramFile;
 pub use member::{Advertiser, Enrolment, Member, MemberStatus, PostbackSecret, RecurringOverride};
 pub use offer::{
-    AttributionModel, CodePrecedence, DEFAULT_COOKIE_WINDOW, DEFAULT_UNIQUE_CLICK_WINDOW,
-    MonthlyThreshold, Offer, OrderBand, PayoutOption, PayoutRule, ProductPay, ProductRule,
-    RecurringTerms, TierLine, Tiered, is_valid_host, validate_http_url,
+    AttributionModel, CodePrecedence, DEFAULT_COOKIE_WINDOW, DEFAULT_UNIQUE_CLICK_WINDOW, MonthlyThreshold, Offer,
+    OrderBand, PayoutOption, PayoutRule, ProductPay, ProductRule, RecurringTerms, TierLine, Tiered, is_valid_host,
+    validate_http_url,
 };
 pub use tracking::{PromoCodeGrant, TrackingLink};
 
@@ -110,9 +110,7 @@ impl Program {
     }
 
     /// Fold a whole sequence strictly, stopping at the first refused change.
-    pub fn from_changes(
-        changes: impl IntoIterator<Item = ProgramChange>,
-    ) -> Result<Self, ProgramError> {
+    pub fn from_changes(changes: impl IntoIterator<Item = ProgramChange>) -> Result<Self, ProgramError> {
         let mut program = Self::new();
         for change in changes {
             program.apply(change)?;
@@ -152,10 +150,7 @@ impl Program {
                 self.members.insert(member.id.clone(), member);
             }
             ProgramChange::Enrolment(enrolment) => {
-                self.enrolments
-                    .entry(enrolment.offer.clone())
-                    .or_default()
-                    .insert(enrolment.member.clone(), enrolment);
+                self.enrolments.entry(enrolment.offer.clone()).or_default().insert(enrolment.member.clone(), enrolment);
             }
             ProgramChange::Link(link) => {
                 self.links.insert(link.code.clone(), link);
@@ -228,10 +223,7 @@ impl Program {
     pub fn payout(&self, offer_id: &OfferId, member_id: &MemberId) -> Option<Payout<'_>> {
         let offer = self.offer(offer_id)?;
         let enrolment = self.enrolment(offer_id, member_id)?;
-        let option_id = enrolment
-            .payout_option
-            .as_ref()
-            .unwrap_or(&offer.default_payout);
+        let option_id = enrolment.payout_option.as_ref().unwrap_or(&offer.default_payout);
         let option = offer.payout_option(option_id)?;
         Some(Payout {
             option,
@@ -272,10 +264,7 @@ impl Program {
         // Parents are set at sign-up only and must exist then, so the chain is finite;
         // the bound guards against a log written by something else.
         for _ in 0..self.members.len() {
-            match self
-                .member(current)
-                .and_then(|member| member.parent.as_ref())
-            {
+            match self.member(current).and_then(|member| member.parent.as_ref()) {
                 Some(parent) => current = parent,
                 None => break,
             }

@@ -170,11 +170,7 @@ impl Tiered {
 
     /// The value paid for instance `instance` (1-based).
     pub fn value_at(&self, instance: u64) -> Decimal {
-        self.0
-            .iter()
-            .rev()
-            .find(|line| line.from <= instance)
-            .map_or(Decimal::ZERO, |line| line.value)
+        self.0.iter().rev().find(|line| line.from <= instance).map_or(Decimal::ZERO, |line| line.value)
     }
 }
 
@@ -240,28 +236,18 @@ impl Offer {
     pub fn validate(&self) -> Result<(), ProgramError> {
         let offer = &self.id;
         if self.name.trim().is_empty() || self.name.len() > 200 {
-            return Err(ProgramError::invalid(format!(
-                "offer {offer}: name must be 1 to 200 characters"
-            )));
+            return Err(ProgramError::invalid(format!("offer {offer}: name must be 1 to 200 characters")));
         }
-        validate_http_url(&self.url)
-            .map_err(|why| ProgramError::invalid(format!("offer {offer}: url {why}")))?;
+        validate_http_url(&self.url).map_err(|why| ProgramError::invalid(format!("offer {offer}: url {why}")))?;
         if self.cookie_window.millis() <= 0 || self.cookie_window > MAX_COOKIE_WINDOW {
-            return Err(ProgramError::invalid(format!(
-                "offer {offer}: cookie window must be between 1s and 365d"
-            )));
+            return Err(ProgramError::invalid(format!("offer {offer}: cookie window must be between 1s and 365d")));
         }
         if self.unique_click_window.millis() <= 0 {
-            return Err(ProgramError::invalid(format!(
-                "offer {offer}: unique click window must be positive"
-            )));
+            return Err(ProgramError::invalid(format!("offer {offer}: unique click window must be positive")));
         }
         let param_ok = !self.click_id_param.is_empty()
             && self.click_id_param.len() <= 32
-            && self
-                .click_id_param
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
+            && self.click_id_param.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
         if !param_ok {
             return Err(ProgramError::invalid(format!(
                 "offer {offer}: click id parameter must be 1 to 32 of [A-Za-z0-9_]"
@@ -269,25 +255,15 @@ impl Offer {
         }
         for host in &self.deep_link_hosts {
             if !is_valid_host(host) {
-                return Err(ProgramError::invalid(format!(
-                    "offer {offer}: {host:?} is not a lower-case host name"
-                )));
+                return Err(ProgramError::invalid(format!("offer {offer}: {host:?} is not a lower-case host name")));
             }
         }
         if self.payout_options.is_empty() {
-            return Err(ProgramError::invalid(format!(
-                "offer {offer}: needs at least one payout option"
-            )));
+            return Err(ProgramError::invalid(format!("offer {offer}: needs at least one payout option")));
         }
         for (index, option) in self.payout_options.iter().enumerate() {
-            if self.payout_options[..index]
-                .iter()
-                .any(|earlier| earlier.id == option.id)
-            {
-                return Err(ProgramError::DuplicatePayoutOption {
-                    offer: offer.clone(),
-                    option: option.id.clone(),
-                });
+            if self.payout_options[..index].iter().any(|earlier| earlier.id == option.id) {
+                return Err(ProgramError::DuplicatePayoutOption { offer: offer.clone(), option: option.id.clone() });
             }
             option.validate(offer)?;
         }
@@ -305,15 +281,11 @@ impl PayoutOption {
     fn validate(&self, offer: &OfferId) -> Result<(), ProgramError> {
         let context = format!("offer {offer}, payout option {}", self.id);
         if self.name.trim().is_empty() || self.name.len() > 64 {
-            return Err(ProgramError::invalid(format!(
-                "{context}: name must be 1 to 64 characters"
-            )));
+            return Err(ProgramError::invalid(format!("{context}: name must be 1 to 64 characters")));
         }
         self.rule.validate(&context)?;
         if self.hold.is_some() && !self.pending {
-            return Err(ProgramError::invalid(format!(
-                "{context}: a hold period needs a pending option"
-            )));
+            return Err(ProgramError::invalid(format!("{context}: a hold period needs a pending option")));
         }
         if let Some(recurring) = &self.recurring {
             recurring.validate(&context)?;
@@ -328,15 +300,11 @@ impl PayoutOption {
 impl RecurringTerms {
     pub fn validate(&self, context: &str) -> Result<(), ProgramError> {
         if self.name.trim().is_empty() {
-            return Err(ProgramError::invalid(format!(
-                "{context}: recurring terms need a name"
-            )));
+            return Err(ProgramError::invalid(format!("{context}: recurring terms need a name")));
         }
         check_range(context, "recurring rate", self.rate, MAX_RATE)?;
         if self.every.is_empty() {
-            return Err(ProgramError::invalid(format!(
-                "{context}: recurring interval must be at least 1"
-            )));
+            return Err(ProgramError::invalid(format!("{context}: recurring interval must be at least 1")));
         }
         Ok(())
     }
@@ -347,10 +315,9 @@ impl PayoutRule {
     /// bands and thresholds, and rates above 100%.
     pub fn validate(&self, context: &str) -> Result<(), ProgramError> {
         match self {
-            PayoutRule::Cpc { per_click: tiers }
-            | PayoutRule::Cpa {
-                per_conversion: tiers,
-            } => validate_tiers(context, tiers, None),
+            PayoutRule::Cpc { per_click: tiers } | PayoutRule::Cpa { per_conversion: tiers } => {
+                validate_tiers(context, tiers, None)
+            }
             PayoutRule::Cps { rate } => validate_tiers(context, rate, Some(MAX_RATE)),
             PayoutRule::CpaCps { amount, rate } => {
                 check_non_negative(context, "amount", *amount)?;
@@ -363,16 +330,9 @@ impl PayoutRule {
     }
 }
 
-fn validate_tiers(
-    context: &str,
-    tiers: &Tiered,
-    max_value: Option<Decimal>,
-) -> Result<(), ProgramError> {
+fn validate_tiers(context: &str, tiers: &Tiered, max_value: Option<Decimal>) -> Result<(), ProgramError> {
     let Some(first) = tiers.0.first() else {
-        return Err(ProgramError::InvalidTiers {
-            context: context.to_string(),
-            why: "no tier lines".into(),
-        });
+        return Err(ProgramError::InvalidTiers { context: context.to_string(), why: "no tier lines".into() });
     };
     if first.from != 1 {
         return Err(ProgramError::InvalidTiers {
@@ -384,10 +344,7 @@ fn validate_tiers(
         if pair[1].from <= pair[0].from {
             return Err(ProgramError::InvalidTiers {
                 context: context.to_string(),
-                why: format!(
-                    "instance {} overlaps instance {}",
-                    pair[1].from, pair[0].from
-                ),
+                why: format!("instance {} overlaps instance {}", pair[1].from, pair[0].from),
             });
         }
     }
@@ -401,17 +358,12 @@ fn validate_tiers(
 }
 
 fn validate_bands(context: &str, bands: &[OrderBand]) -> Result<(), ProgramError> {
-    let invalid = |why: String| ProgramError::InvalidTiers {
-        context: context.to_string(),
-        why,
-    };
+    let invalid = |why: String| ProgramError::InvalidTiers { context: context.to_string(), why };
     let Some(last) = bands.last() else {
         return Err(invalid("no order bands".into()));
     };
     if last.up_to.is_some() {
-        return Err(invalid(
-            "the last order band must be open (no up_to)".into(),
-        ));
+        return Err(invalid("the last order band must be open (no up_to)".into()));
     }
     let mut previous: Option<Decimal> = None;
     for band in &bands[..bands.len() - 1] {
@@ -420,9 +372,7 @@ fn validate_bands(context: &str, bands: &[OrderBand]) -> Result<(), ProgramError
         };
         check_non_negative(context, "band limit", up_to)?;
         if let Some(previous) = previous.filter(|previous| up_to <= *previous) {
-            return Err(invalid(format!(
-                "band up to {up_to} overlaps the band up to {previous}"
-            )));
+            return Err(invalid(format!("band up to {up_to} overlaps the band up to {previous}")));
         }
         previous = Some(up_to);
     }
@@ -434,19 +384,11 @@ fn validate_bands(context: &str, bands: &[OrderBand]) -> Result<(), ProgramError
 
 fn validate_products(context: &str, products: &[ProductRule]) -> Result<(), ProgramError> {
     if products.is_empty() {
-        return Err(ProgramError::invalid(format!(
-            "{context}: no product rules"
-        )));
+        return Err(ProgramError::invalid(format!("{context}: no product rules")));
     }
     for (index, product) in products.iter().enumerate() {
-        if products[..index]
-            .iter()
-            .any(|earlier| earlier.sku == product.sku)
-        {
-            return Err(ProgramError::invalid(format!(
-                "{context}: product {} appears twice",
-                product.sku
-            )));
+        if products[..index].iter().any(|earlier| earlier.sku == product.sku) {
+            return Err(ProgramError::invalid(format!("{context}: product {} appears twice", product.sku)));
         }
         match product.pays {
             ProductPay::Rate(rate) => check_range(context, "product rate", rate, MAX_RATE)?,
@@ -457,24 +399,16 @@ fn validate_products(context: &str, products: &[ProductRule]) -> Result<(), Prog
 }
 
 fn validate_thresholds(context: &str, thresholds: &[MonthlyThreshold]) -> Result<(), ProgramError> {
-    let invalid = |why: String| ProgramError::InvalidTiers {
-        context: context.to_string(),
-        why,
-    };
+    let invalid = |why: String| ProgramError::InvalidTiers { context: context.to_string(), why };
     let Some(first) = thresholds.first() else {
         return Err(invalid("no monthly thresholds".into()));
     };
     if !first.from.is_zero() {
-        return Err(invalid(
-            "the first monthly threshold must start at 0".into(),
-        ));
+        return Err(invalid("the first monthly threshold must start at 0".into()));
     }
     for pair in thresholds.windows(2) {
         if pair[1].from <= pair[0].from {
-            return Err(invalid(format!(
-                "threshold {} overlaps threshold {}",
-                pair[1].from, pair[0].from
-            )));
+            return Err(invalid(format!("threshold {} overlaps threshold {}", pair[1].from, pair[0].from)));
         }
     }
     for threshold in thresholds {
@@ -485,26 +419,15 @@ fn validate_thresholds(context: &str, thresholds: &[MonthlyThreshold]) -> Result
 
 fn check_non_negative(context: &str, what: &str, value: Decimal) -> Result<(), ProgramError> {
     if value.is_sign_negative() && !value.is_zero() {
-        return Err(ProgramError::NegativeValue {
-            context: context.to_string(),
-            what: what.to_string(),
-            value,
-        });
+        return Err(ProgramError::NegativeValue { context: context.to_string(), what: what.to_string(), value });
     }
     Ok(())
 }
 
-fn check_range(
-    context: &str,
-    what: &str,
-    value: Decimal,
-    max: Decimal,
-) -> Result<(), ProgramError> {
+fn check_range(context: &str, what: &str, value: Decimal, max: Decimal) -> Result<(), ProgramError> {
     check_non_negative(context, what, value)?;
     if value > max {
-        return Err(ProgramError::invalid(format!(
-            "{context}: {what} {value} is above {max}"
-        )));
+        return Err(ProgramError::invalid(format!("{context}: {what} {value} is above {max}")));
     }
     Ok(())
 }
@@ -518,19 +441,14 @@ pub fn validate_http_url(url: &str) -> Result<(), &'static str> {
     if url.len() > 2048 {
         return Err("is longer than 2048 characters");
     }
-    if url
-        .bytes()
-        .any(|byte| byte.is_ascii_control() || byte == b' ')
-    {
+    if url.bytes().any(|byte| byte.is_ascii_control() || byte == b' ') {
         return Err("contains spaces or control characters");
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
         return Err("must not carry credentials");
     }
-    let host = authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _port)| host);
+    let host = authority.rsplit_once(':').map_or(authority, |(host, _port)| host);
     if !is_valid_host(&host.to_ascii_lowercase()) {
         return Err("needs a host name");
     }
@@ -546,8 +464,6 @@ pub fn is_valid_host(host: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+                && label.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
         })
 }

@@ -37,9 +37,7 @@ pub struct PromoCodeGrant {
 impl PromoCodeGrant {
     /// Active and inside its dates at `now` (start inclusive, end exclusive).
     pub fn is_usable_at(&self, now: Timestamp) -> bool {
-        self.active
-            && self.starts_at.is_none_or(|start| now >= start)
-            && self.ends_at.is_none_or(|end| now < end)
+        self.active && self.starts_at.is_none_or(|start| now >= start) && self.ends_at.is_none_or(|end| now < end)
     }
 }
 

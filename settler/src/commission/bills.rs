@@ -26,28 +26,20 @@ impl Ledger {
         let mut groups: BTreeMap<(MemberId, Currency), (Decimal, Vec<DerivedId>)> = BTreeMap::new();
         for (id, state) in &self.lines {
             let line = &state.line;
-            if line.status == LineStatus::Approved
-                && line.bill.is_none()
-                && line.earned_at < period_end
-            {
-                let group = groups
-                    .entry((line.member.clone(), line.currency))
-                    .or_default();
+            if line.status == LineStatus::Approved && line.bill.is_none() && line.earned_at < period_end {
+                let group = groups.entry((line.member.clone(), line.currency)).or_default();
                 group.0 += line.amount;
                 group.1.push(id.clone());
             }
         }
         let period_key = period_end.to_string();
         for ((member_id, currency), (total, line_ids)) in groups {
-            let id =
-                DerivedId::derive(&["bill", member_id.as_str(), currency.as_str(), &period_key]);
+            let id = DerivedId::derive(&["bill", member_id.as_str(), currency.as_str(), &period_key]);
             let previous = self.bills.get(&id);
             if previous.is_some_and(|bill| bill.status != BillStatus::CarriedOver) {
                 continue;
             }
-            let minimum = program
-                .member(&member_id)
-                .map_or(Decimal::ZERO, |member| member.minimum_payout);
+            let minimum = program.member(&member_id).map_or(Decimal::ZERO, |member| member.minimum_payout);
             let payable = total > Decimal::ZERO && total >= minimum;
             let bill = Bill {
                 id: id.clone(),
@@ -56,11 +48,7 @@ impl Ledger {
                 period_end,
                 total,
                 lines: u32::try_from(line_ids.len()).unwrap_or(u32::MAX),
-                status: if payable {
-                    BillStatus::Unpaid
-                } else {
-                    BillStatus::CarriedOver
-                },
+                status: if payable { BillStatus::Unpaid } else { BillStatus::CarriedOver },
                 issued_at,
                 paid_at: None,
                 revision: previous.map_or(0, |bill| bill.revision + 1),

@@ -42,17 +42,8 @@ pub fn evaluate_conversion<'p>(
     };
     for amount in rules::conversion_amounts(payout.rule, &facts) {
         let first_amount = amount.rounded();
-        priced.push(PricedLine {
-            member: &conversion.member,
-            tier: 1,
-            amount: first_amount,
-        });
-        for share in tier_shares(
-            program,
-            &conversion.member,
-            payout.option.tier2,
-            payout.option.tier3,
-        ) {
+        priced.push(PricedLine { member: &conversion.member, tier: 1, amount: first_amount });
+        for share in tier_shares(program, &conversion.member, payout.option.tier2, payout.option.tier3) {
             priced.push(PricedLine {
                 member: &share.member.id,
                 tier: share.level,
@@ -60,9 +51,5 @@ pub fn evaluate_conversion<'p>(
             });
         }
     }
-    debug_assert!(
-        priced
-            .iter()
-            .all(|line| line.amount == round_commission(line.amount))
-    );
+    debug_assert!(priced.iter().all(|line| line.amount == round_commission(line.amount)));
 }

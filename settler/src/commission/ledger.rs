@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use model::events::{
-    AttributedConversion, Bill, Click, CommissionLine, Decision, LedgerEvent, LineKind, LineStatus,
-    Refund, SubscriptionAccount, SubscriptionCancel, Verdict,
+    AttributedConversion, Bill, Click, CommissionLine, Decision, LedgerEvent, LineKind, LineStatus, Refund,
+    SubscriptionAccount, SubscriptionCancel, Verdict,
 };
 use model::ids::{DerivedId, EventId, MemberId, OfferId, OrderKey, VisitorId};
 use model::program::Program;
@@ -123,27 +123,17 @@ impl Ledger {
         match event {
             LedgerEvent::Click(click) => self.on_click(program, click, &mut out),
             LedgerEvent::Order(order) => self.on_order(program, order, &mut out),
-            LedgerEvent::Refund { order_key, refund } => {
-                self.on_refund(order_key, refund, &mut out)
-            }
-            LedgerEvent::Cancel { order_key, cancel } => {
-                self.on_cancel(order_key, cancel, &mut out)
-            }
+            LedgerEvent::Refund { order_key, refund } => self.on_refund(order_key, refund, &mut out),
+            LedgerEvent::Cancel { order_key, cancel } => self.on_cancel(order_key, cancel, &mut out),
             LedgerEvent::Decision(decision) => self.on_decision(decision, &mut out),
             LedgerEvent::MemberApproved { id, member, at } => {
                 self.on_member_approved(program, *id, member, *at, &mut out)
             }
-            LedgerEvent::BillRun { period_end, at, .. } => {
-                self.run_bills(program, *period_end, *at, &mut out)
-            }
+            LedgerEvent::BillRun { period_end, at, .. } => self.run_bills(program, *period_end, *at, &mut out),
             LedgerEvent::BillPaid { bill, at, .. } => self.mark_paid(bill, *at, &mut out),
-            LedgerEvent::SubscriptionTerms {
-                order_key,
-                rate,
-                every,
-                at,
-                ..
-            } => self.change_terms(order_key, *rate, *every, *at, &mut out),
+            LedgerEvent::SubscriptionTerms { order_key, rate, every, at, .. } => {
+                self.change_terms(order_key, *rate, *every, *at, &mut out)
+            }
         }
         out
     }
@@ -161,9 +151,7 @@ impl Ledger {
         self.unique_clicks.retain(|(offer_id, _, _), counted_at| {
             let window = program
                 .offer(offer_id)
-                .map_or(model::program::DEFAULT_UNIQUE_CLICK_WINDOW, |offer| {
-                    offer.unique_click_window
-                });
+                .map_or(model::program::DEFAULT_UNIQUE_CLICK_WINDOW, |offer| offer.unique_click_window);
             counted_at.saturating_add(window) > horizon
         });
     }
@@ -196,27 +184,18 @@ impl Ledger {
         if !click.is_countable() {
             return;
         }
-        let (Some(offer), Some(payout)) = (
-            program.offer(&click.offer),
-            program.payout(&click.offer, &click.member),
-        ) else {
+        let (Some(offer), Some(payout)) = (program.offer(&click.offer), program.payout(&click.offer, &click.member))
+        else {
             return;
         };
-        let visitor_key = (
-            click.offer.clone(),
-            click.member.clone(),
-            click.visitor.clone(),
-        );
+        let visitor_key = (click.offer.clone(), click.member.clone(), click.visitor.clone());
         if let Some(counted_at) = self.unique_clicks.get(&visitor_key) {
             if click.received_at < counted_at.saturating_add(offer.unique_click_window) {
                 return;
             }
         }
         self.unique_clicks.insert(visitor_key, click.received_at);
-        let counter = self
-            .counters
-            .entry((click.member.clone(), click.offer.clone()))
-            .or_default();
+        let counter = self.counters.entry((click.member.clone(), click.offer.clone())).or_default();
         counter.unique_clicks += 1;
         let Some(amount) = rules::click_amount(payout.rule, counter.unique_clicks) else {
             return;
@@ -261,10 +240,8 @@ impl Ledger {
             lines: Vec::new(),
             applied: Vec::new(),
         };
-        let (Some(offer), Some(payout)) = (
-            program.offer(&order.offer),
-            program.payout(&order.offer, &order.member),
-        ) else {
+        let (Some(offer), Some(payout)) = (program.offer(&order.offer), program.payout(&order.offer, &order.member))
+        else {
             self.orders.insert(order.order_key.clone(), book);
             return;
         };
@@ -274,10 +251,7 @@ impl Ledger {
             return;
         }
 
-        let counter = self
-            .counters
-            .entry((order.member.clone(), order.offer.clone()))
-            .or_default();
+        let counter = self.counters.entry((order.member.clone(), order.offer.clone())).or_default();
         if counter.month != Some(month) {
             counter.month = Some(month);
             counter.month_sales = Decimal::ZERO;
@@ -309,13 +283,10 @@ impl Ledger {
                 earned_at,
                 approve_at: hold_until(option.pending, option.hold, earned_at),
             };
-            book.lines
-                .extend(self.credit(program, first, option.tier2, option.tier3, out));
+            book.lines.extend(self.credit(program, first, option.tier2, option.tier3, out));
         }
 
-        if let (Some(terms), Some(recurring_amount)) =
-            (payout.recurring(), conversion.recurring_amount)
-        {
+        if let (Some(terms), Some(recurring_amount)) = (payout.recurring(), conversion.recurring_amount) {
             let account = SubscriptionAccount {
                 order_key: order.order_key.clone(),
                 member: order.member.clone(),
@@ -353,43 +324,33 @@ impl Ledger {
             return Vec::new();
         }
         let first_amount = round_commission(first.exact);
-        let tier_lines: Vec<(NewLine, u8, Decimal)> =
-            tier_shares(program, &first.member, tier2, tier3)
-                .map(|share| {
-                    let level = share.level.to_string();
-                    let line = NewLine {
-                        id: DerivedId::derive(&[first.id.as_str(), "tier", &level]),
-                        member: share.member.id.clone(),
-                        offer: first.offer.clone(),
-                        order_key: first.order_key.clone(),
-                        source: first.source,
-                        kind: first.kind,
-                        rule: format!("tier{level}"),
-                        keyword: first.keyword.clone(),
-                        exact: share.amount_of(first_amount),
-                        currency: first.currency,
-                        status: first.status,
-                        description: format!(
-                            "Tier {level}: {} x {first_amount} earned by {}",
-                            share.rate, first.member
-                        ),
-                        earned_at: first.earned_at,
-                        approve_at: first.approve_at,
-                    };
-                    (line, share.level, share.rate)
-                })
-                .collect();
+        let tier_lines: Vec<(NewLine, u8, Decimal)> = tier_shares(program, &first.member, tier2, tier3)
+            .map(|share| {
+                let level = share.level.to_string();
+                let line = NewLine {
+                    id: DerivedId::derive(&[first.id.as_str(), "tier", &level]),
+                    member: share.member.id.clone(),
+                    offer: first.offer.clone(),
+                    order_key: first.order_key.clone(),
+                    source: first.source,
+                    kind: first.kind,
+                    rule: format!("tier{level}"),
+                    keyword: first.keyword.clone(),
+                    exact: share.amount_of(first_amount),
+                    currency: first.currency,
+                    status: first.status,
+                    description: format!("Tier {level}: {} x {first_amount} earned by {}", share.rate, first.member),
+                    earned_at: first.earned_at,
+                    approve_at: first.approve_at,
+                };
+                (line, share.level, share.rate)
+            })
+            .collect();
         let earner = first.member.clone();
         let first_id = self.insert_line(first, 1, &earner, None, out);
         let mut created = vec![first_id.clone()];
         for (line, level, rate) in tier_lines {
-            created.push(self.insert_line(
-                line,
-                level,
-                &earner,
-                Some((first_id.clone(), rate)),
-                out,
-            ));
+            created.push(self.insert_line(line, level, &earner, Some((first_id.clone(), rate)), out));
         }
         created
     }
@@ -425,24 +386,13 @@ impl Ledger {
             self.holds.insert((approve_at, new.id.clone()));
         }
         out.lines.push(line.clone());
-        let state = LineState {
-            line,
-            exact: new.exact,
-            follows,
-            accounted: Decimal::ZERO,
-            approve_at: new.approve_at,
-        };
+        let state = LineState { line, exact: new.exact, follows, accounted: Decimal::ZERO, approve_at: new.approve_at };
         self.lines.insert(new.id.clone(), state);
         new.id
     }
 
     /// Change a line and emit its new revision.
-    pub(super) fn update_line(
-        &mut self,
-        id: &DerivedId,
-        out: &mut Outputs,
-        change: impl FnOnce(&mut LineState),
-    ) {
+    pub(super) fn update_line(&mut self, id: &DerivedId, out: &mut Outputs, change: impl FnOnce(&mut LineState)) {
         if let Some(state) = self.lines.get_mut(id) {
             change(state);
             state.line.revision += 1;
@@ -482,10 +432,7 @@ impl Ledger {
         let plan: Vec<(DerivedId, Decimal, Vec<(DerivedId, Decimal)>)> = lines
             .iter()
             .filter_map(|first_id| {
-                let first = self
-                    .lines
-                    .get(first_id)
-                    .filter(|state| state.follows.is_none())?;
+                let first = self.lines.get(first_id).filter(|state| state.follows.is_none())?;
                 let followers = lines
                     .iter()
                     .filter_map(|id| {
@@ -500,13 +447,7 @@ impl Ledger {
             let first_target = round_commission(exact * remaining_fraction);
             self.refund_line(&first_id, first_target, full, refund, out);
             for (tier_id, rate) in followers {
-                self.refund_line(
-                    &tier_id,
-                    round_commission(rate * first_target),
-                    full,
-                    refund,
-                    out,
-                );
+                self.refund_line(&tier_id, round_commission(rate * first_target), full, refund, out);
             }
         }
         if full {
@@ -516,14 +457,7 @@ impl Ledger {
 
     /// Bring a line to `target` after a refund: in place before billing, as an adjustment
     /// line after.
-    fn refund_line(
-        &mut self,
-        id: &DerivedId,
-        target: Decimal,
-        full: bool,
-        refund: &Refund,
-        out: &mut Outputs,
-    ) {
+    fn refund_line(&mut self, id: &DerivedId, target: Decimal, full: bool, refund: &Refund, out: &mut Outputs) {
         let Some(state) = self.lines.get(id) else {
             return;
         };
@@ -628,10 +562,8 @@ impl Ledger {
         let Some(recruiting) = program.settings().recruiting.as_ref() else {
             return;
         };
-        let Some(parent) = program
-            .member(member)
-            .and_then(|child| child.parent.as_ref())
-            .and_then(|parent| program.member(parent))
+        let Some(parent) =
+            program.member(member).and_then(|child| child.parent.as_ref()).and_then(|parent| program.member(parent))
         else {
             return;
         };
@@ -663,9 +595,10 @@ impl Ledger {
                 break;
             }
             self.holds.remove(&(approve_at, id.clone()));
-            let still_waiting = self.lines.get(&id).is_some_and(|state| {
-                state.line.status == LineStatus::Pending && state.approve_at == Some(approve_at)
-            });
+            let still_waiting = self
+                .lines
+                .get(&id)
+                .is_some_and(|state| state.line.status == LineStatus::Pending && state.approve_at == Some(approve_at));
             if still_waiting {
                 self.update_line(&id, out, |state| {
                     state.line.status = LineStatus::Approved;
@@ -677,22 +610,13 @@ impl Ledger {
 }
 
 fn initial_status(pending: bool) -> LineStatus {
-    if pending {
-        LineStatus::Pending
-    } else {
-        LineStatus::Approved
-    }
+    if pending { LineStatus::Pending } else { LineStatus::Approved }
 }
 
 fn hold_until(pending: bool, hold: Option<model::Span>, earned_at: Timestamp) -> Option<Timestamp> {
-    hold.filter(|_| pending)
-        .map(|hold| earned_at.saturating_add(hold))
+    hold.filter(|_| pending).map(|hold| earned_at.saturating_add(hold))
 }
 
 fn describe_pending(pending: bool, description: String) -> String {
-    if pending {
-        format!("Pending: {description}")
-    } else {
-        description
-    }
+    if pending { format!("Pending: {description}") } else { description }
 }

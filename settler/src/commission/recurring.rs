@@ -14,18 +14,11 @@ use rust_decimal::Decimal;
 use super::ledger::{Ledger, NewLine, Outputs};
 
 impl Ledger {
-    pub(super) fn credit_subscriptions(
-        &mut self,
-        program: &Program,
-        now: Timestamp,
-        out: &mut Outputs,
-    ) {
+    pub(super) fn credit_subscriptions(&mut self, program: &Program, now: Timestamp, out: &mut Outputs) {
         let due: Vec<OrderKey> = self
             .subscriptions
             .iter()
-            .filter(|(_, account)| {
-                account.status != SubscriptionStatus::Closed && account.next_credit_at() <= now
-            })
+            .filter(|(_, account)| account.status != SubscriptionStatus::Closed && account.next_credit_at() <= now)
             .map(|(order_key, _)| order_key.clone())
             .collect();
         for order_key in due {
@@ -33,21 +26,13 @@ impl Ledger {
         }
     }
 
-    fn credit_account(
-        &mut self,
-        program: &Program,
-        order_key: &OrderKey,
-        now: Timestamp,
-        out: &mut Outputs,
-    ) {
+    fn credit_account(&mut self, program: &Program, order_key: &OrderKey, now: Timestamp, out: &mut Outputs) {
         loop {
             let Some(account) = self.subscriptions.get_mut(order_key) else {
                 return;
             };
             let due_at = account.next_credit_at();
-            let cancelled_before = account
-                .cancelled_at
-                .is_some_and(|cancelled_at| due_at > cancelled_at);
+            let cancelled_before = account.cancelled_at.is_some_and(|cancelled_at| due_at > cancelled_at);
             if account.status == SubscriptionStatus::Closed || due_at > now || cancelled_before {
                 return;
             }
@@ -58,13 +43,8 @@ impl Ledger {
             out.subscriptions.push(account.clone());
 
             // Only approved members earn; a stopped member's account keeps counting without paying.
-            let earner_approved = program
-                .member(&account.member)
-                .is_some_and(|member| member.is_approved());
-            let Some(payout) = program
-                .payout(&account.offer, &account.member)
-                .filter(|_| earner_approved)
-            else {
+            let earner_approved = program.member(&account.member).is_some_and(|member| member.is_approved());
+            let Some(payout) = program.payout(&account.offer, &account.member).filter(|_| earner_approved) else {
                 continue;
             };
             let exact = account.rate * account.recurring_amount;
@@ -75,10 +55,7 @@ impl Ledger {
                 member: account.member.clone(),
                 offer: Some(account.offer.clone()),
                 order_key: Some(order_key.clone()),
-                source: self
-                    .orders
-                    .get(order_key)
-                    .map_or(EventId::from_u128(0), |book| book.conversion),
+                source: self.orders.get(order_key).map_or(EventId::from_u128(0), |book| book.conversion),
                 kind: LineKind::Recurring,
                 rule: "recurring".to_string(),
                 keyword: account.name.clone(),
@@ -89,13 +66,7 @@ impl Ledger {
                 earned_at: due_at,
                 approve_at: None,
             };
-            self.credit(
-                program,
-                first,
-                payout.option.tier2,
-                payout.option.tier3,
-                out,
-            );
+            self.credit(program, first, payout.option.tier2, payout.option.tier3, out);
         }
     }
 
@@ -126,9 +97,7 @@ impl Ledger {
         if (account.rate, account.every) == (rate, every) {
             return;
         }
-        account.anchor_at = account
-            .anchor_at
-            .add_interval(account.every, account.credits_since_anchor);
+        account.anchor_at = account.anchor_at.add_interval(account.every, account.credits_since_anchor);
         account.credits_since_anchor = 0;
         account.rate = rate;
         account.every = every;

@@ -11,38 +11,13 @@ use rust_decimal::Decimal;
 /// while pricing.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Part<'a> {
-    Cpc {
-        instance: u64,
-        value: Decimal,
-    },
-    Cpa {
-        instance: u64,
-        value: Decimal,
-    },
-    Cps {
-        rate: Decimal,
-        amount: Decimal,
-    },
-    CpaCps {
-        flat: Decimal,
-        rate: Decimal,
-        amount: Decimal,
-    },
-    OrderBand {
-        rate: Decimal,
-        amount: Decimal,
-    },
-    Product {
-        sku: &'a Sku,
-        pays: ProductPay,
-        total: Decimal,
-        quantity: u64,
-    },
-    Accumulated {
-        rate: Decimal,
-        amount: Decimal,
-        month_sales_before: Decimal,
-    },
+    Cpc { instance: u64, value: Decimal },
+    Cpa { instance: u64, value: Decimal },
+    Cps { rate: Decimal, amount: Decimal },
+    CpaCps { flat: Decimal, rate: Decimal, amount: Decimal },
+    OrderBand { rate: Decimal, amount: Decimal },
+    Product { sku: &'a Sku, pays: ProductPay, total: Decimal, quantity: u64 },
+    Accumulated { rate: Decimal, amount: Decimal, month_sales_before: Decimal },
 }
 
 impl Part<'_> {
@@ -78,31 +53,14 @@ impl Part<'_> {
             Part::OrderBand { rate, amount } => {
                 format!("Order band: {} of {amount}", percent(rate))
             }
-            Part::Product {
-                sku,
-                pays: ProductPay::Rate(rate),
-                total,
-                ..
-            } => {
+            Part::Product { sku, pays: ProductPay::Rate(rate), total, .. } => {
                 format!("Product {sku}: {} of {total}", percent(rate))
             }
-            Part::Product {
-                sku,
-                pays: ProductPay::PerUnit(per_unit),
-                quantity,
-                ..
-            } => {
+            Part::Product { sku, pays: ProductPay::PerUnit(per_unit), quantity, .. } => {
                 format!("Product {sku}: {quantity} x {per_unit}")
             }
-            Part::Accumulated {
-                rate,
-                amount,
-                month_sales_before,
-            } => {
-                format!(
-                    "Accumulated: {} of {amount} (month sales before {month_sales_before})",
-                    percent(rate)
-                )
+            Part::Accumulated { rate, amount, month_sales_before } => {
+                format!("Accumulated: {} of {amount} (month sales before {month_sales_before})", percent(rate))
             }
         }
     }
@@ -139,10 +97,7 @@ pub fn click_amount(rule: &PayoutRule, instance: u64) -> Option<RuleAmount<'stat
         return None;
     };
     let value = per_click.value_at(instance);
-    Some(RuleAmount {
-        part: Part::Cpc { instance, value },
-        exact: value,
-    })
+    Some(RuleAmount { part: Part::Cpc { instance, value }, exact: value })
 }
 
 /// The amounts a conversion earns under `rule`; empty for a rule that pays clicks only or a
@@ -154,26 +109,15 @@ pub fn conversion_amounts<'a>(rule: &'a PayoutRule, facts: &SaleFacts<'a>) -> Ve
         PayoutRule::Cpc { .. } => Vec::new(),
         PayoutRule::Cpa { per_conversion } => {
             let value = per_conversion.value_at(facts.instance);
-            single(
-                Part::Cpa {
-                    instance: facts.instance,
-                    value,
-                },
-                value,
-            )
+            single(Part::Cpa { instance: facts.instance, value }, value)
         }
         PayoutRule::Cps { rate } => {
             let rate = rate.value_at(facts.instance);
             single(Part::Cps { rate, amount }, rate * amount)
         }
-        PayoutRule::CpaCps { amount: flat, rate } => single(
-            Part::CpaCps {
-                flat: *flat,
-                rate: *rate,
-                amount,
-            },
-            *flat + *rate * amount,
-        ),
+        PayoutRule::CpaCps { amount: flat, rate } => {
+            single(Part::CpaCps { flat: *flat, rate: *rate, amount }, *flat + *rate * amount)
+        }
         PayoutRule::OrderBands { bands } => {
             let rate = band_rate(bands, amount);
             single(Part::OrderBand { rate, amount }, rate * amount)
@@ -182,24 +126,14 @@ pub fn conversion_amounts<'a>(rule: &'a PayoutRule, facts: &SaleFacts<'a>) -> Ve
         PayoutRule::Accumulated { thresholds } => {
             let month_sales_before = facts.month_sales_before;
             let rate = monthly_rate(thresholds, month_sales_before);
-            single(
-                Part::Accumulated {
-                    rate,
-                    amount,
-                    month_sales_before,
-                },
-                rate * amount,
-            )
+            single(Part::Accumulated { rate, amount, month_sales_before }, rate * amount)
         }
     }
 }
 
 /// Bands are upper-inclusive: 100.00 is in `[0, 100]`, 100.01 in `(100, 300]`.
 fn band_rate(bands: &[OrderBand], amount: Decimal) -> Decimal {
-    bands
-        .iter()
-        .find(|band| band.up_to.is_none_or(|limit| amount <= limit))
-        .map_or(Decimal::ZERO, |band| band.rate)
+    bands.iter().find(|band| band.up_to.is_none_or(|limit| amount <= limit)).map_or(Decimal::ZERO, |band| band.rate)
 }
 
 /// The rate of the highest threshold the month's earlier sales have reached.
@@ -216,12 +150,12 @@ fn product_amounts<'a>(products: &'a [ProductRule], items: &[Item]) -> Vec<RuleA
     products
         .iter()
         .filter_map(|product| {
-            let (total, quantity) = items.iter().filter(|item| item.sku == product.sku).fold(
-                (Decimal::ZERO, 0u64),
-                |(total, quantity), item| {
+            let (total, quantity) = items
+                .iter()
+                .filter(|item| item.sku == product.sku)
+                .fold((Decimal::ZERO, 0u64), |(total, quantity), item| {
                     (total + item.total(), quantity + u64::from(item.quantity))
-                },
-            );
+                });
             if quantity == 0 {
                 return None;
             }
@@ -229,15 +163,7 @@ fn product_amounts<'a>(products: &'a [ProductRule], items: &[Item]) -> Vec<RuleA
                 ProductPay::Rate(rate) => rate * total,
                 ProductPay::PerUnit(per_unit) => per_unit * Decimal::from(quantity),
             };
-            Some(RuleAmount {
-                part: Part::Product {
-                    sku: &product.sku,
-                    pays: product.pays,
-                    total,
-                    quantity,
-                },
-                exact,
-            })
+            Some(RuleAmount { part: Part::Product { sku: &product.sku, pays: product.pays, total, quantity }, exact })
         })
         .collect()
 }
@@ -255,92 +181,40 @@ mod tests {
     use super::*;
 
     fn sale(amount: Decimal) -> SaleFacts<'static> {
-        SaleFacts {
-            amount,
-            items: &[],
-            instance: 1,
-            month_sales_before: Decimal::ZERO,
-        }
+        SaleFacts { amount, items: &[], instance: 1, month_sales_before: Decimal::ZERO }
     }
 
     #[test]
     fn tier_lines_pay_the_line_covering_the_instance() {
         let tiers = Tiered(vec![
-            TierLine {
-                from: 1,
-                value: dec!(0.10),
-            },
-            TierLine {
-                from: 1001,
-                value: dec!(0.20),
-            },
-            TierLine {
-                from: 5001,
-                value: dec!(0.25),
-            },
+            TierLine { from: 1, value: dec!(0.10) },
+            TierLine { from: 1001, value: dec!(0.20) },
+            TierLine { from: 5001, value: dec!(0.25) },
         ]);
         let rule = PayoutRule::Cpc { per_click: tiers };
         let at = |instance| click_amount(&rule, instance).unwrap().rounded();
         assert_eq!(
             [at(1), at(1000), at(1001), at(5000), at(5001), at(6000)],
-            [
-                dec!(0.10),
-                dec!(0.10),
-                dec!(0.20),
-                dec!(0.20),
-                dec!(0.25),
-                dec!(0.25)
-            ]
+            [dec!(0.10), dec!(0.10), dec!(0.20), dec!(0.20), dec!(0.25), dec!(0.25)]
         );
     }
 
     #[test]
     fn cps_cpa_and_both_combined() {
-        let cps = PayoutRule::Cps {
-            rate: Tiered::flat(dec!(0.10)),
-        };
-        let cpa = PayoutRule::Cpa {
-            per_conversion: Tiered::flat(dec!(10)),
-        };
-        let both = PayoutRule::CpaCps {
-            amount: dec!(2),
-            rate: dec!(0.05),
-        };
-        assert_eq!(
-            conversion_amounts(&cps, &sale(dec!(500)))[0].rounded(),
-            dec!(50.00)
-        );
-        assert_eq!(
-            conversion_amounts(&cpa, &sale(dec!(500)))[0].rounded(),
-            dec!(10.00)
-        );
-        assert_eq!(
-            conversion_amounts(&both, &sale(dec!(500)))[0].rounded(),
-            dec!(27.00)
-        );
-        assert_eq!(
-            conversion_amounts(&cps, &sale(dec!(500)))[0]
-                .part
-                .describe(),
-            "CPS: 10% of 500"
-        );
+        let cps = PayoutRule::Cps { rate: Tiered::flat(dec!(0.10)) };
+        let cpa = PayoutRule::Cpa { per_conversion: Tiered::flat(dec!(10)) };
+        let both = PayoutRule::CpaCps { amount: dec!(2), rate: dec!(0.05) };
+        assert_eq!(conversion_amounts(&cps, &sale(dec!(500)))[0].rounded(), dec!(50.00));
+        assert_eq!(conversion_amounts(&cpa, &sale(dec!(500)))[0].rounded(), dec!(10.00));
+        assert_eq!(conversion_amounts(&both, &sale(dec!(500)))[0].rounded(), dec!(27.00));
+        assert_eq!(conversion_amounts(&cps, &sale(dec!(500)))[0].part.describe(), "CPS: 10% of 500");
     }
 
     #[test]
     fn a_click_rule_pays_no_conversion_and_a_sale_rule_no_click() {
-        let cpc = PayoutRule::Cpc {
-            per_click: Tiered::flat(dec!(0.10)),
-        };
+        let cpc = PayoutRule::Cpc { per_click: Tiered::flat(dec!(0.10)) };
         assert!(conversion_amounts(&cpc, &sale(dec!(100))).is_empty());
-        assert!(
-            click_amount(
-                &PayoutRule::Cps {
-                    rate: Tiered::flat(dec!(0.1))
-                },
-                1
-            )
-            .is_none()
-        );
+        assert!(click_amount(&PayoutRule::Cps { rate: Tiered::flat(dec!(0.1)) }, 1).is_none());
     }
 
     #[test]

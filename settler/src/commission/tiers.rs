@@ -33,15 +33,8 @@ pub fn tier_shares<'p>(
     tier3: Option<Decimal>,
 ) -> impl Iterator<Item = TierShare<'p>> + use<'p> {
     let ancestors = program.tier_ancestors(earner);
-    ancestors
-        .into_iter()
-        .zip([(2u8, tier2), (3u8, tier3)])
-        .filter_map(|(member, (level, rate))| {
-            let rate = rate.filter(|rate| !rate.is_zero())?;
-            Some(TierShare {
-                member,
-                level,
-                rate,
-            })
-        })
+    ancestors.into_iter().zip([(2u8, tier2), (3u8, tier3)]).filter_map(|(member, (level, rate))| {
+        let rate = rate.filter(|rate| !rate.is_zero())?;
+        Some(TierShare { member, level, rate })
+    })
 }

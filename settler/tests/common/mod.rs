@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use clickledger_settler::commission::{Ledger, Outputs};
 use model::events::{
-    AttributedConversion, Bill, CommissionLine, Decision, LedgerEvent, LineStatus, Refund,
-    SubscriptionAccount, SubscriptionCancel, Verdict,
+    AttributedConversion, Bill, CommissionLine, Decision, LedgerEvent, LineStatus, Refund, SubscriptionAccount,
+    SubscriptionCancel, Verdict,
 };
 use model::ids::{DerivedId, OrderId, OrderKey};
 use model::program::Program;
@@ -43,10 +43,7 @@ impl Scenario {
 
     pub fn record(&mut self, outputs: Outputs) -> Outputs {
         for line in &outputs.lines {
-            let keep = self
-                .lines
-                .get(&line.id)
-                .is_none_or(|kept| kept.revision < line.revision);
+            let keep = self.lines.get(&line.id).is_none_or(|kept| kept.revision < line.revision);
             if keep {
                 self.lines.insert(line.id.clone(), line.clone());
             }
@@ -55,8 +52,7 @@ impl Scenario {
             self.bills.insert(bill.id.clone(), bill.clone());
         }
         for account in &outputs.subscriptions {
-            self.subscriptions
-                .insert(account.order_key.clone(), account.clone());
+            self.subscriptions.insert(account.order_key.clone(), account.clone());
         }
         outputs
     }
@@ -76,14 +72,7 @@ impl Scenario {
     }
 
     /// A sale of `amount` for `order`, attributed to `member`.
-    pub fn sale(
-        &mut self,
-        offer: &str,
-        member: &str,
-        order: &str,
-        amount: Decimal,
-        at: Timestamp,
-    ) -> Outputs {
+    pub fn sale(&mut self, offer: &str, member: &str, order: &str, amount: Decimal, at: Timestamp) -> Outputs {
         let id = self.next_id();
         self.order(attributed(sale(id, order, amount, at), offer, member))
     }
@@ -96,10 +85,7 @@ impl Scenario {
             order_id: OrderId::new(order).unwrap(),
             amount,
         };
-        self.apply(LedgerEvent::Refund {
-            order_key: order_key(order),
-            refund,
-        })
+        self.apply(LedgerEvent::Refund { order_key: order_key(order), refund })
     }
 
     pub fn decide(&mut self, order: &str, verdict: Verdict, at: Timestamp) -> Outputs {
@@ -121,10 +107,7 @@ impl Scenario {
             advertiser: advertiser_id(),
             order_id: OrderId::new(order).unwrap(),
         };
-        self.apply(LedgerEvent::Cancel {
-            order_key: order_key(order),
-            cancel,
-        })
+        self.apply(LedgerEvent::Cancel { order_key: order_key(order), cancel })
     }
 
     pub fn advance(&mut self, now: Timestamp) -> Outputs {
@@ -134,31 +117,18 @@ impl Scenario {
 
     pub fn bill_run(&mut self, period_end: Timestamp) -> Outputs {
         let id = event_id(self.next_id());
-        self.apply(LedgerEvent::BillRun {
-            id,
-            period_end,
-            at: period_end,
-            actor: "test".into(),
-        })
+        self.apply(LedgerEvent::BillRun { id, period_end, at: period_end, actor: "test".into() })
     }
 
     pub fn pay(&mut self, bill: &DerivedId, at: Timestamp) -> Outputs {
         let id = event_id(self.next_id());
-        self.apply(LedgerEvent::BillPaid {
-            id,
-            bill: bill.clone(),
-            at,
-            actor: "test".into(),
-        })
+        self.apply(LedgerEvent::BillPaid { id, bill: bill.clone(), at, actor: "test".into() })
     }
 
     /// The latest revision of every line of `member`, in id order.
     pub fn lines_of(&self, member: &str) -> Vec<&CommissionLine> {
         let member = member_id(member);
-        self.lines
-            .values()
-            .filter(|line| line.member == member)
-            .collect()
+        self.lines.values().filter(|line| line.member == member).collect()
     }
 
     /// What `member` has earned: every line that is not rejected or reversed.
@@ -173,11 +143,7 @@ impl Scenario {
     /// The sum of every line of an order, adjustments included.
     pub fn order_total(&self, order: &str) -> Decimal {
         let key = order_key(order);
-        self.lines
-            .values()
-            .filter(|line| line.order_key.as_ref() == Some(&key))
-            .map(|line| line.amount)
-            .sum()
+        self.lines.values().filter(|line| line.order_key.as_ref() == Some(&key)).map(|line| line.amount).sum()
     }
 
     pub fn tier_amounts(&self, order: &str) -> Vec<(MemberId, u8, Decimal)> {
