@@ -1,1 +1,3 @@
-//! Benchmarks live in benches/.
+//! Shared fixtures for the benchmarks in `benches/`.
+
+pub mod fixtures;

@@ -1,0 +1,20 @@
+//! A typical program for engine benchmarks: a 10% sale with a 3-tier chain
+//! (`kid` → `parent` → `grand`, Tier2 0.5, Tier3 0.25).
+
+use model::events::AttributedConversion;
+use model::program::{PayoutOption, Program};
+use model::testkit::*;
+use rust_decimal_macros::dec;
+
+pub fn three_tier_program() -> Program {
+    let sale = PayoutOption { tier2: Some(dec!(0.5)), tier3: Some(dec!(0.25)), ..option("default", "sale", cps(dec!(0.10))) };
+    ProgramBuilder::new()
+        .offer(offer_with_options("store", vec![sale]))
+        .enrolled("store", [member("grand"), child("parent", "grand"), child("kid", "parent")])
+        .build()
+}
+
+/// The sale of order `O{n}` for 129.90, attributed to `kid`.
+pub fn typical_sale(n: u128) -> AttributedConversion {
+    attributed(sale(n, &format!("O{n}"), dec!(129.90), ts("2026-03-10T12:00:00Z")), "store", "kid")
+}
