@@ -4,4 +4,5 @@
 //! - [`services`]: where the real services are, from the environment that
 //!   `deploy/test.sh` (tests) or the operator (deployments) sets.
 
+pub mod log;
 pub mod services;

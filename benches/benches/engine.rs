@@ -6,10 +6,10 @@
 //!   pays anyway, measured in the same run.
 
 use clickledger_benches::fixtures::{three_tier_program, typical_sale};
-use settler::commission::{Ledger, evaluate_conversion};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use model::events::{LedgerEvent, wire};
 use rust_decimal::Decimal;
+use settler::commission::{Ledger, evaluate_conversion};
 use std::hint::black_box;
 
 fn engine(c: &mut Criterion) {

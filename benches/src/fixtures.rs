@@ -7,7 +7,8 @@ use model::testkit::*;
 use rust_decimal_macros::dec;
 
 pub fn three_tier_program() -> Program {
-    let sale = PayoutOption { tier2: Some(dec!(0.5)), tier3: Some(dec!(0.25)), ..option("default", "sale", cps(dec!(0.10))) };
+    let sale =
+        PayoutOption { tier2: Some(dec!(0.5)), tier3: Some(dec!(0.25)), ..option("default", "sale", cps(dec!(0.10))) };
     ProgramBuilder::new()
         .offer(offer_with_options("store", vec![sale]))
         .enrolled("store", [member("grand"), child("parent", "grand"), child("kid", "parent")])

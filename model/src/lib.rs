@@ -8,9 +8,11 @@
 //! - [`events`]: clicks, conversions, refunds, decisions, attribution results, commission
 //!   lines and bills, with the versioned wire format in [`events::wire`].
 
+pub mod clickid;
 pub mod events;
 pub mod ids;
 pub mod money;
+pub mod ports;
 pub mod program;
 pub mod time;
 

@@ -1,0 +1,394 @@
+//! The Kafka event log (rdkafka).
+//!
+//! The producer is idempotent with `acks=all`, so a retried send never duplicates a record,
+//! and `append` resolves only when every record's delivery report says it is written. The
+//! producer's queue is bounded (`queue.buffering.max.messages`); a full queue is an immediate
+//! [`LogError::Overloaded`]. Broker health comes from librdkafka's statistics and its
+//! all-brokers-down error: while no broker is up, `append` fails at once with
+//! [`LogError::Unavailable`] and produces nothing, so a 503 never hides a write that lands
+//! later.
+//!
+//! `linger.ms` (default 5 ms) is how long the producer waits to fill a batch: 0 gives the
+//! lowest latency per record and the most requests; 5 ms lets a busy edge send hundreds of
+//! records per request while keeping a click's wait well under the edge's ack budget.
+//! `docs/PERFORMANCE.md` has the measurements behind the default.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use model::ports::log::{Delivered, EventLog, LogConsumer, LogError, PartitionId, Polled, Record, TopicSpec};
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::TopicPartitionListElem;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`
+    pub brokers: String,
+    /// `linger.ms`
+    pub linger: Duration,
+    /// `queue.buffering.max.messages`: records waiting in the producer at most.
+    pub queue_max_messages: usize,
+    /// `message.timeout.ms`: how long the producer keeps retrying a record.
+    pub delivery_timeout: Duration,
+    /// Replication factor of created topics.
+    pub replication: i32,
+    /// Extra librdkafka settings, applied last.
+    pub extra: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            linger: Duration::from_millis(5),
+            queue_max_messages: 100_000,
+            delivery_timeout: Duration::from_secs(30),
+            replication: 1,
+            extra: Vec::new(),
+        }
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in &self.extra {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// Whether any broker is up, as librdkafka last reported.
+#[derive(Debug)]
+struct Health {
+    brokers_up: AtomicBool,
+}
+
+#[derive(Debug)]
+struct ProducerContext {
+    health: Arc<Health>,
+}
+
+impl ClientContext for ProducerContext {
+    fn stats(&self, statistics: Statistics) {
+        let up = statistics.brokers.values().any(|broker| broker.nodeid >= 0 && broker.state == "UP");
+        self.health.brokers_up.store(up, Ordering::Relaxed);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.health.brokers_up.store(false, Ordering::Relaxed);
+        }
+        tracing::warn!(%error, reason, "kafka producer error");
+    }
+}
+
+#[derive(Clone)]
+pub struct KafkaLog {
+    config: Arc<KafkaConfig>,
+    producer: FutureProducer<ProducerContext>,
+    admin: Arc<AdminClient<DefaultClientContext>>,
+    metadata: Arc<BaseConsumer>,
+    health: Arc<Health>,
+}
+
+impl std::fmt::Debug for KafkaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaLog").field("brokers", &self.config.brokers).finish()
+    }
+}
+
+fn fatal(error: impl std::fmt::Display) -> LogError {
+    LogError::Fatal(error.to_string())
+}
+
+/// One place that decides what a Kafka error means for the caller.
+fn classify(error: &KafkaError) -> LogError {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::QueueFull) => LogError::Overloaded(error.to_string()),
+        Some(
+            RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::UnknownTopicOrPartition
+            | RDKafkaErrorCode::UnknownPartition
+            | RDKafkaErrorCode::InvalidConfig
+            | RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::TopicAuthorizationFailed,
+        ) => LogError::Fatal(error.to_string()),
+        _ => LogError::Unavailable(error.to_string()),
+    }
+}
+
+impl KafkaLog {
+    pub fn connect(config: KafkaConfig) -> Result<Self, LogError> {
+        let health = Arc::new(Health { brokers_up: AtomicBool::new(true) });
+        let producer = config
+            .client()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", config.linger.as_millis().to_string())
+            .set("queue.buffering.max.messages", config.queue_max_messages.to_string())
+            .set("message.timeout.ms", config.delivery_timeout.as_millis().to_string())
+            .set("statistics.interval.ms", "500")
+            .create_with_context(ProducerContext { health: health.clone() })
+            .map_err(fatal)?;
+        let admin = config.client().create().map_err(fatal)?;
+        let metadata = config.client().create().map_err(fatal)?;
+        Ok(Self { config: Arc::new(config), producer, admin: Arc::new(admin), metadata: Arc::new(metadata), health })
+    }
+
+    fn brokers_up(&self) -> bool {
+        self.health.brokers_up.load(Ordering::Relaxed)
+    }
+}
+
+impl EventLog for KafkaLog {
+    type Consumer = KafkaConsumer;
+
+    fn create_topics(&self, specs: &[TopicSpec]) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
+        let admin = self.admin.clone();
+        let replication = self.config.replication;
+        let specs = specs.to_vec();
+        async move {
+            let topics: Vec<NewTopic<'_>> = specs
+                .iter()
+                .map(|spec| {
+                    let topic =
+                        NewTopic::new(&spec.name, spec.partitions.max(1) as i32, TopicReplication::Fixed(replication));
+                    if spec.compacted { topic.set("cleanup.policy", "compact") } else { topic }
+                })
+                .collect();
+            let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+            let results = admin.create_topics(topics.iter(), &options).await.map_err(|error| classify(&error))?;
+            for result in results {
+                match result {
+                    Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((topic, code)) => return Err(LogError::Fatal(format!("creating topic {topic}: {code}"))),
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn append(&self, records: Vec<Record>) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
+        let mut deliveries = Vec::with_capacity(records.len());
+        let mut refused = None;
+        if !self.brokers_up() {
+            refused = Some(LogError::Unavailable("no Kafka broker is up".into()));
+        } else {
+            for record in &records {
+                let future_record = FutureRecord::to(&record.topic).key(&record.key).payload(&record.payload);
+                match self.producer.send_result(future_record) {
+                    Ok(delivery) => deliveries.push(delivery),
+                    Err((error, _)) => {
+                        refused = Some(classify(&error));
+                        break;
+                    }
+                }
+            }
+        }
+        async move {
+            let mut result = refused.map_or(Ok(()), Err);
+            for delivery in deliveries {
+                let outcome = match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((error, _))) => Err(classify(&error)),
+                    Err(_) => Err(LogError::Unavailable("the producer was dropped".into())),
+                };
+                if result.is_ok() {
+                    result = outcome;
+                }
+            }
+            result
+        }
+    }
+
+    fn queue_depth(&self) -> usize {
+        usize::try_from(self.producer.in_flight_count()).unwrap_or(0)
+    }
+
+    fn check(&self) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
+        let up = self.brokers_up();
+        let metadata = self.metadata.clone();
+        async move {
+            if !up {
+                return Err(LogError::Unavailable("no Kafka broker is up".into()));
+            }
+            tokio::task::spawn_blocking(move || {
+                metadata.fetch_metadata(None, Duration::from_secs(2)).map(|_| ()).map_err(|error| classify(&error))
+            })
+            .await
+            .map_err(fatal)?
+        }
+    }
+
+    fn end_offset(&self, partition: &PartitionId) -> impl Future<Output = Result<u64, LogError>> + Send + 'static {
+        let metadata = self.metadata.clone();
+        let partition = partition.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                metadata
+                    .fetch_watermarks(&partition.topic, partition.partition as i32, Duration::from_secs(10))
+                    .map(|(_, high)| u64::try_from(high).unwrap_or(0))
+                    .map_err(|error| classify(&error))
+            })
+            .await
+            .map_err(fatal)?
+        }
+    }
+
+    fn flush(&self, timeout: Duration) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
+        let producer = self.producer.clone();
+        async move {
+            tokio::task::spawn_blocking(move || producer.flush(timeout).map_err(|error| classify(&error)))
+                .await
+                .map_err(fatal)?
+        }
+    }
+
+    fn consumer(&self, group: &str, topics: &[Arc<str>]) -> Result<KafkaConsumer, LogError> {
+        let context = ConsumerEvents::default();
+        let consumer: StreamConsumer<ConsumerEvents> = self
+            .config
+            .client()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "50")
+            .create_with_context(context)
+            .map_err(fatal)?;
+        let names: Vec<&str> = topics.iter().map(|topic| topic.as_ref()).collect();
+        consumer.subscribe(&names).map_err(|error| classify(&error))?;
+        Ok(KafkaConsumer { consumer, topics: topics.to_vec() })
+    }
+}
+
+/// Rebalances as librdkafka reports them, for the next poll to hand out.
+#[derive(Default)]
+struct ConsumerEvents {
+    changes: Mutex<Vec<(bool, Vec<(String, u32)>)>>,
+}
+
+impl ClientContext for ConsumerEvents {}
+
+impl ConsumerContext for ConsumerEvents {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = |list: &TopicPartitionList| {
+            list.elements()
+                .iter()
+                .map(|element: &TopicPartitionListElem<'_>| (element.topic().to_string(), element.partition() as u32))
+                .collect::<Vec<_>>()
+        };
+        let change = match rebalance {
+            Rebalance::Assign(list) => (true, partitions(list)),
+            Rebalance::Revoke(list) => (false, partitions(list)),
+            Rebalance::Error(error) => {
+                tracing::warn!(%error, "kafka rebalance error");
+                return;
+            }
+        };
+        if let Ok(mut changes) = self.changes.lock() {
+            changes.push(change);
+        }
+    }
+}
+
+pub struct KafkaConsumer {
+    consumer: StreamConsumer<ConsumerEvents>,
+    topics: Vec<Arc<str>>,
+}
+
+impl std::fmt::Debug for KafkaConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConsumer").field("topics", &self.topics).finish()
+    }
+}
+
+impl KafkaConsumer {
+    fn topic(&self, name: &str) -> Arc<str> {
+        self.topics.iter().find(|topic| topic.as_ref() == name).cloned().unwrap_or_else(|| Arc::from(name))
+    }
+
+    fn take_rebalances(&self, polled: &mut Polled) {
+        let changes = self.consumer.context().changes.lock().map(|mut changes| std::mem::take(&mut *changes));
+        for (assigned, partitions) in changes.unwrap_or_default() {
+            for (topic, partition) in partitions {
+                let id = PartitionId { topic: self.topic(&topic), partition };
+                if assigned {
+                    polled.revoked.retain(|revoked| revoked != &id);
+                    polled.assigned.push(id);
+                } else {
+                    polled.assigned.retain(|was_assigned| was_assigned != &id);
+                    polled.revoked.push(id);
+                }
+            }
+        }
+    }
+
+    fn delivered(&self, message: &rdkafka::message::BorrowedMessage<'_>) -> Delivered {
+        Delivered {
+            topic: self.topic(message.topic()),
+            partition: message.partition() as u32,
+            offset: u64::try_from(message.offset()).unwrap_or(0),
+            key: message.key().map(|key| String::from_utf8_lossy(key).into_owned()).unwrap_or_default(),
+            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        }
+    }
+}
+
+impl LogConsumer for KafkaConsumer {
+    async fn poll(&mut self, max_records: usize, wait: Duration) -> Result<Polled, LogError> {
+        let mut polled = Polled::default();
+        self.take_rebalances(&mut polled);
+        let deadline = tokio::time::Instant::now() + wait;
+        while polled.records.len() < max_records.max(1) {
+            let next = if polled.records.is_empty() {
+                match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                }
+            } else {
+                match self.consumer.recv().now_or_never() {
+                    Some(next) => next,
+                    None => break,
+                }
+            };
+            match next {
+                Ok(message) => polled.records.push(self.delivered(&message)),
+                Err(error) if polled.records.is_empty() => return Err(classify(&error)),
+                Err(_) => break,
+            }
+            // A rebalance seen while fetching must reach the stage before these records.
+            if !self.consumer.context().changes.lock().map(|changes| changes.is_empty()).unwrap_or(true) {
+                break;
+            }
+        }
+        self.take_rebalances(&mut polled);
+        Ok(polled)
+    }
+
+    async fn commit(&mut self, offsets: &[(PartitionId, u64)]) -> Result<(), LogError> {
+        let mut list = TopicPartitionList::new();
+        for (partition, next) in offsets {
+            list.add_partition_offset(&partition.topic, partition.partition as i32, Offset::Offset(*next as i64))
+                .map_err(|error| classify(&error))?;
+        }
+        self.consumer.commit(&list, CommitMode::Async).map_err(|error| classify(&error))
+    }
+}

@@ -1,0 +1,234 @@
+//! One behaviour behind one trait: the same checks run against the embedded SQLite log and
+//! against Kafka (Tansu, started by deploy/test.sh).
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clickledger_adapters::log::kafka::{KafkaConfig, KafkaLog};
+use clickledger_adapters::log::sqlite::{SqliteLog, SqliteLogConfig};
+use clickledger_adapters::services;
+use model::ports::log::{EventLog, LogConsumer, LogError, PartitionId, Record, TopicSpec, partition_for};
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+fn sqlite() -> (SqliteLog, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (SqliteLog::open(SqliteLogConfig::new(dir.path().join("log.db"))).unwrap(), dir)
+}
+
+fn kafka() -> KafkaLog {
+    KafkaLog::connect(KafkaConfig::new(services::kafka_brokers().expect("Kafka is required"))).unwrap()
+}
+
+fn records(topic: &Arc<str>, count: usize) -> Vec<Record> {
+    (0..count)
+        .map(|n| Record {
+            topic: topic.clone(),
+            key: format!("visitor-{}", n % 7),
+            payload: format!("event-{n}").into_bytes(),
+        })
+        .collect()
+}
+
+/// Read until `count` records arrived (or a minute passed), committing as it goes.
+async fn drain<C: LogConsumer>(consumer: &mut C, count: usize) -> Vec<(PartitionId, u64, String, String)> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < count && tokio::time::Instant::now() < deadline {
+        let polled = consumer.poll(500, Duration::from_millis(200)).await.unwrap();
+        let mut commits: BTreeMap<PartitionId, u64> = BTreeMap::new();
+        for record in polled.records {
+            commits.insert(record.partition_id(), record.offset + 1);
+            seen.push((record.partition_id(), record.offset, record.key, String::from_utf8(record.payload).unwrap()));
+        }
+        if !commits.is_empty() {
+            consumer.commit(&commits.into_iter().collect::<Vec<_>>()).await.unwrap();
+        }
+    }
+    seen
+}
+
+async fn appended_records_reach_a_group_once_in_key_order<L: EventLog>(log: L) {
+    let topic: Arc<str> = Arc::from(unique("contract"));
+    log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 3, compacted: false }]).await.unwrap();
+    let sent = records(&topic, 60);
+    // Appends of one request are acknowledged together; requests in parallel share commits.
+    let appends: Vec<_> = sent.chunks(6).map(|chunk| log.append(chunk.to_vec())).collect();
+    for append in appends {
+        append.await.unwrap();
+    }
+
+    let mut consumer = log.consumer(&unique("group"), &[topic.clone()]).unwrap();
+    let seen = drain(&mut consumer, sent.len()).await;
+    assert_eq!(seen.len(), 60, "every record once");
+    let payloads: BTreeSet<&str> = seen.iter().map(|(_, _, _, payload)| payload.as_str()).collect();
+    assert_eq!(payloads.len(), 60);
+    for (partition, _, key, _) in &seen {
+        assert_eq!(partition.partition, partition_for(key, 3), "{key} is in its hash partition");
+    }
+    // Within a key, records keep their append order; offsets are consecutive per partition.
+    let mut by_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for (partition, offset, key, payload) in &seen {
+        by_partition.entry(partition.partition).or_default().push(*offset);
+        let n: usize = payload.trim_start_matches("event-").parse().unwrap();
+        assert_eq!(key, &format!("visitor-{}", n % 7));
+    }
+    for (partition, offsets) in &by_partition {
+        let expected: Vec<u64> = (offsets[0]..offsets[0] + offsets.len() as u64).collect();
+        assert_eq!(offsets, &expected, "partition {partition}");
+        let end = log.end_offset(&PartitionId { topic: topic.clone(), partition: *partition }).await.unwrap();
+        assert_eq!(end, offsets[0] + offsets.len() as u64);
+    }
+    for key in 0..7 {
+        let order: Vec<usize> = seen
+            .iter()
+            .filter(|(_, _, seen_key, _)| seen_key == &format!("visitor-{key}"))
+            .map(|(_, _, _, payload)| payload.trim_start_matches("event-").parse().unwrap())
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "visitor-{key} keeps its order");
+    }
+}
+
+async fn a_group_resumes_after_its_committed_offsets<L: EventLog>(log: L) {
+    let topic: Arc<str> = Arc::from(unique("resume"));
+    log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 2, compacted: false }]).await.unwrap();
+    log.append(records(&topic, 10)).await.unwrap();
+    let group = unique("group");
+    {
+        let mut consumer = log.consumer(&group, &[topic.clone()]).unwrap();
+        assert_eq!(drain(&mut consumer, 10).await.len(), 10);
+    }
+    let more: Vec<Record> = (10..14)
+        .map(|n| Record {
+            topic: topic.clone(),
+            key: format!("visitor-{n}"),
+            payload: format!("event-{n}").into_bytes(),
+        })
+        .collect();
+    log.append(more).await.unwrap();
+    let mut consumer = log.consumer(&group, &[topic.clone()]).unwrap();
+    let seen = drain(&mut consumer, 4).await;
+    let payloads: BTreeSet<String> = seen.into_iter().map(|(_, _, _, payload)| payload).collect();
+    let expected: BTreeSet<String> = (10..14).map(|n| format!("event-{n}")).collect();
+    assert_eq!(payloads, expected, "only what was not committed");
+}
+
+async fn appending_to_an_unknown_topic_is_fatal<L: EventLog>(log: L) {
+    let error = log
+        .append(vec![Record { topic: Arc::from(unique("missing")), key: "k".into(), payload: b"x".to_vec() }])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, LogError::Fatal(_) | LogError::Unavailable(_)), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_records_reach_a_group_once_in_key_order() {
+    let (log, _dir) = sqlite();
+    appended_records_reach_a_group_once_in_key_order(log).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_records_reach_a_group_once_in_key_order() {
+    appended_records_reach_a_group_once_in_key_order(kafka()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_group_resumes_after_committed_offsets() {
+    let (log, _dir) = sqlite();
+    a_group_resumes_after_its_committed_offsets(log).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_group_resumes_after_committed_offsets() {
+    a_group_resumes_after_its_committed_offsets(kafka()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_unknown_topic_is_refused() {
+    let (log, _dir) = sqlite();
+    appending_to_an_unknown_topic_is_fatal(log).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_members_of_a_group_share_partitions_and_take_over_when_one_leaves() {
+    let (log, _dir) = sqlite();
+    let topic: Arc<str> = Arc::from("shared");
+    log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 4, compacted: false }]).await.unwrap();
+    let mut first = log.consumer("workers", &[topic.clone()]).unwrap();
+    let mut second = log.consumer("workers", &[topic.clone()]).unwrap();
+    let first_share = first.poll(10, Duration::from_millis(50)).await.unwrap().assigned;
+    let second_share = second.poll(10, Duration::from_millis(50)).await.unwrap().assigned;
+    assert_eq!((first_share.len(), second_share.len()), (2, 2));
+    assert!(first_share.iter().all(|partition| !second_share.contains(partition)));
+    drop(second);
+    let taken_over = first.poll(10, Duration::from_millis(50)).await.unwrap();
+    assert_eq!(taken_over.assigned.len(), 2, "the partitions of the member that left");
+    assert!(taken_over.revoked.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_acknowledged_records_survive_a_reopen_and_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let topic: Arc<str> = Arc::from("durable");
+    {
+        let log = SqliteLog::open(SqliteLogConfig::new(&path)).unwrap();
+        log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 2, compacted: false }]).await.unwrap();
+        let before = log.transactions();
+        let appends: Vec<_> = (0..200)
+            .map(|n| {
+                let log = log.clone();
+                let record = Record { topic: topic.clone(), key: format!("k{n}"), payload: vec![1; 100] };
+                tokio::spawn(async move { log.append(vec![record]).await })
+            })
+            .collect();
+        for append in appends {
+            append.await.unwrap().unwrap();
+        }
+        let commits = log.transactions() - before;
+        assert!(commits < 200, "200 concurrent appends shared {commits} commits");
+    }
+    let reopened = SqliteLog::open(SqliteLogConfig::new(&path)).unwrap();
+    let mut consumer = reopened.consumer("after-restart", &[topic.clone()]).unwrap();
+    assert_eq!(drain(&mut consumer, 200).await.len(), 200);
+    // Offsets continue after a reopen.
+    reopened.append(vec![Record { topic: topic.clone(), key: "k1".into(), payload: vec![2] }]).await.unwrap();
+    let partition = PartitionId { topic: topic.clone(), partition: partition_for("k1", 2) };
+    let seen = drain(&mut consumer, 1).await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].1 + 1, reopened.end_offset(&partition).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_full_queue_is_an_explicit_overload() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SqliteLogConfig::new(dir.path().join("log.db"));
+    config.queue_capacity = 2;
+    let log = SqliteLog::open(config).unwrap();
+    let topic: Arc<str> = Arc::from("tiny");
+    log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 1, compacted: false }]).await.unwrap();
+    let payload = vec![7u8; 64 * 1024];
+    let appends: Vec<_> = (0..500)
+        .map(|n| log.append(vec![Record { topic: topic.clone(), key: format!("k{n}"), payload: payload.clone() }]))
+        .collect();
+    let mut overloaded = 0;
+    let mut written = 0;
+    for append in appends {
+        match append.await {
+            Ok(()) => written += 1,
+            Err(LogError::Overloaded(_)) => overloaded += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert!(overloaded > 0, "a queue of 2 cannot take 500 appends at once");
+    assert_eq!(written + overloaded, 500);
+    assert_eq!(log.queue_depth(), 0);
+    let end = log.end_offset(&PartitionId { topic, partition: 0 }).await.unwrap();
+    assert_eq!(end, written as u64, "exactly the acknowledged appends are in the log");
+}
