@@ -1,1 +1,29 @@
-//! clickledger ingest.
+//! The tracking edge: a lean hyper server for the public tracking contract (DESIGN, "Public
+//! tracking contract"). Nothing it acknowledges is anywhere but in the event log first.
+//!
+//! - [`server`]: accept loop, graceful shutdown (`run` is what `main` and the tests call).
+//! - [`edge`]: shared state, configuration, routing, and how events are recorded (bounded
+//!   wait for browser traffic, acknowledged-only for postbacks).
+//! - [`click`]: `/c` and `/c/{link_code}`: redirect, visitor cookie, click id.
+//! - [`conversion`]: `/px`, `/pb`, `/pb/refund`, `/pb/cancel`.
+//! - [`params`], [`fields`]: strict parameter decoding and typed fields with reason codes.
+//! - [`deep_link`]: which deep links are allowed (no open redirects).
+//! - [`auth`]: postback tokens and `X-Signature` HMACs.
+//! - [`bots`]: known bot user agents.
+//! - [`rejection`]: the one mapping from errors to HTTP answers.
+//! - [`metrics`]: Prometheus metric names and the recorder.
+
+pub mod auth;
+pub mod bots;
+pub mod click;
+pub mod conversion;
+pub mod deep_link;
+pub mod edge;
+pub mod fields;
+pub mod metrics;
+pub mod params;
+pub mod rejection;
+pub mod server;
+
+pub use edge::{Edge, EdgeConfig};
+pub use server::{run, shutdown_signal};

@@ -153,6 +153,13 @@ string_id!(
     Sku, kind = "sku", max = 64, alphabet = "visible ASCII except ':' and ','", allowed = is_sku_byte
 );
 
+impl VisitorId {
+    /// A new random visitor: a ULID, 26 characters of Crockford base32.
+    pub fn generate() -> Self {
+        Self(ulid::Ulid::new().to_string())
+    }
+}
+
 fn is_promo_byte(byte: u8) -> bool {
     byte.is_ascii_uppercase() || byte.is_ascii_digit() || matches!(byte, b'-' | b'_')
 }

@@ -10,6 +10,7 @@
 
 pub mod clickid;
 pub mod events;
+pub mod follow;
 pub mod ids;
 pub mod money;
 pub mod ports;

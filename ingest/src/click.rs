@@ -1,0 +1,212 @@
+//! Clicks: `GET /c?offer=&member=` and `GET /c/{link_code}` answer 302 to the offer (or an
+//! allowed deep link) with the signed click id appended, set the visitor cookie, and record
+//! the click. An inactive link, an unapproved member, a paused or expired offer still
+//! redirect — to the offer URL — and record a rejected click. An unknown offer is 404.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header, request};
+use http_body_util::Full;
+use model::clickid::ClickClaims;
+use model::events::{Click, LedgerEvent, Reason, Subs, TrackingEvent, wire};
+use model::ids::{EventId, LinkCode, MemberId, OfferId, VisitorId};
+use model::ports::log::{EventLog, Record};
+use model::program::{Offer, Program, TrackingLink};
+use model::time::Timestamp;
+use url::Url;
+
+use crate::deep_link::{allowed_deep_link, with_click_id};
+use crate::edge::{Edge, HttpResponse};
+use crate::fields;
+use crate::params::{Params, parse_urlencoded};
+use crate::rejection::Rejection;
+
+/// The visitor cookie.
+pub const VISITOR_COOKIE: &str = "clk_v";
+/// `sub1`..`sub5` values are at most this long.
+pub const MAX_SUB_LEN: usize = 256;
+
+/// Where a click goes and what it records, decided under the program's read lock.
+struct ClickTarget {
+    offer: OfferId,
+    member: MemberId,
+    link: Option<LinkCode>,
+    landing: Url,
+    click_id_param: String,
+    rejected: Option<Reason>,
+    family: MemberId,
+}
+
+pub(crate) async fn click<L: EventLog>(
+    edge: &Edge<L>,
+    parts: &request::Parts,
+    link_code: Option<&str>,
+) -> Result<HttpResponse, Rejection> {
+    let params = parse_urlencoded(parts.uri.query().unwrap_or_default().as_bytes())
+        .map_err(|error| Rejection::bad_request(error.reason(), error.to_string()))?;
+    let subs = subs(&params)?;
+    let now = Timestamp::now();
+    let target = edge.program.read(|program| resolve(program, &params, link_code, now))?;
+    let (visitor, _returning) = match visitor_cookie(&parts.headers) {
+        Some(visitor) => (visitor, true),
+        None => (VisitorId::generate(), false),
+    };
+    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|agent| agent.to_str().ok());
+    let bot = edge.bots.is_bot(user_agent);
+
+    let id = EventId::new();
+    let claims =
+        ClickClaims { click: id, offer: target.offer.clone(), member: target.member.clone(), visitor: visitor.clone() };
+    let click_id = edge.config.click_keys.sign(&claims);
+    let destination = with_click_id(target.landing, &target.click_id_param, &click_id);
+    let click = Click {
+        id,
+        received_at: now,
+        offer: target.offer,
+        member: target.member,
+        link: target.link,
+        visitor: visitor.clone(),
+        click_id,
+        destination: destination.clone(),
+        subs,
+        bot,
+        rejected: target.rejected,
+    };
+    if let Some(reason) = target.rejected {
+        metrics::counter!(crate::metrics::REJECTED, "reason" => reason.as_str()).increment(1);
+    }
+    let topics = &edge.config.topics;
+    let records = vec![
+        Record {
+            topic: topics.events.clone(),
+            key: visitor.to_string(),
+            payload: wire::encode(&TrackingEvent::Click(click.clone())),
+        },
+        Record {
+            topic: topics.ledger.clone(),
+            key: target.family.to_string(),
+            payload: wire::encode(&LedgerEvent::Click(click)),
+        },
+    ];
+    edge.record_browser("click", records).await;
+    Ok(redirect(&destination, &visitor, edge))
+}
+
+fn resolve(
+    program: &Program,
+    params: &Params,
+    link_code: Option<&str>,
+    now: Timestamp,
+) -> Result<ClickTarget, Rejection> {
+    let (offer_id, member_id, link): (OfferId, MemberId, Option<&TrackingLink>) = match link_code {
+        Some(code) => {
+            let code = fields::link_code(code)?;
+            let link =
+                program.link(&code).ok_or_else(|| Rejection::not_found("unknown_link", format!("no link {code}")))?;
+            (link.offer.clone(), link.member.clone(), Some(link))
+        }
+        None => {
+            let offer =
+                fields::offer(params)?.ok_or_else(|| Rejection::bad_request("missing_offer", "offer is required"))?;
+            let member = fields::member(params)?
+                .ok_or_else(|| Rejection::bad_request("missing_member", "member is required"))?;
+            (offer, member, None)
+        }
+    };
+    let offer = program
+        .offer(&offer_id)
+        .ok_or_else(|| Rejection::not_found("unknown_offer", format!("no offer {offer_id}")))?;
+    let offer_url = Url::parse(&offer.url)
+        .map_err(|error| Rejection::Internal { message: format!("offer {offer_id} has an invalid url: {error}") })?;
+    let rejected = rejection(program, offer, &member_id, link, now);
+    let landing = if rejected.is_some() {
+        offer_url
+    } else {
+        let requested = params.non_empty("url").and_then(|url| allowed_deep_link(url, &offer.deep_link_hosts));
+        let issued = link
+            .and_then(|link| link.deep_url.as_deref())
+            .and_then(|url| allowed_deep_link(url, &offer.deep_link_hosts));
+        requested.or(issued).unwrap_or(offer_url)
+    };
+    Ok(ClickTarget {
+        family: program.family_of(&member_id).clone(),
+        offer: offer_id,
+        member: member_id,
+        link: link.map(|link| link.code.clone()),
+        landing,
+        click_id_param: offer.click_id_param.clone(),
+        rejected,
+    })
+}
+
+/// Why a click to a known offer earns nothing, if it does not.
+fn rejection(
+    program: &Program,
+    offer: &Offer,
+    member_id: &MemberId,
+    link: Option<&TrackingLink>,
+    now: Timestamp,
+) -> Option<Reason> {
+    if offer.paused {
+        return Some(Reason::OfferPaused);
+    }
+    if offer.is_expired_at(now) {
+        return Some(Reason::OfferExpired);
+    }
+    let Some(member) = program.member(member_id) else {
+        return Some(Reason::UnknownMember);
+    };
+    if !member.is_approved() {
+        return Some(Reason::MemberNotApproved);
+    }
+    match program.enrolment(&offer.id, member_id) {
+        None => return Some(Reason::NotEnrolled),
+        Some(enrolment) if !enrolment.active => return Some(Reason::EnrolmentInactive),
+        Some(_) => {}
+    }
+    if link.is_some_and(|link| !link.active) {
+        return Some(Reason::LinkInactive);
+    }
+    None
+}
+
+fn subs(params: &Params) -> Result<Subs, Rejection> {
+    let sub = |name: &'static str| -> Result<Option<String>, Rejection> {
+        match params.non_empty(name) {
+            Some(value) if value.len() > MAX_SUB_LEN => {
+                Err(Rejection::bad_request("sub_too_long", format!("{name} is longer than {MAX_SUB_LEN} bytes")))
+            }
+            value => Ok(value.map(str::to_string)),
+        }
+    };
+    Ok(Subs { sub1: sub("sub1")?, sub2: sub("sub2")?, sub3: sub("sub3")?, sub4: sub("sub4")?, sub5: sub("sub5")? })
+}
+
+/// The visitor of a valid `clk_v` cookie; a tampered or malformed one counts as none.
+pub fn visitor_cookie(headers: &HeaderMap) -> Option<VisitorId> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == VISITOR_COOKIE)
+        .and_then(|(_, value)| VisitorId::new(value).ok())
+}
+
+fn redirect<L: EventLog>(destination: &str, visitor: &VisitorId, edge: &Edge<L>) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::FOUND;
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(destination) {
+        headers.insert(header::LOCATION, location);
+    }
+    let secure = if edge.config.secure_cookie { "; Secure" } else { "" };
+    let max_age = edge.config.visitor_cookie_max_age.millis() / 1000;
+    let cookie = format!("{VISITOR_COOKIE}={visitor}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer-when-downgrade"));
+    response
+}

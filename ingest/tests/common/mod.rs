@@ -1,0 +1,235 @@
+//! Start the edge on port 0 through the same `run` as `main`, with an embedded log in a
+//! temporary directory, and talk to it with raw HTTP/1.1 so malformed requests can be sent
+//! exactly as written.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::log::sqlite::{SqliteLog, SqliteLogConfig};
+use clickledger_ingest::{Edge, EdgeConfig, run};
+use model::clickid::ClickKeyRing;
+use model::follow::SharedProgram;
+use model::ports::log::{Delivered, EventLog, LogConsumer, PartitionId, Topics};
+use model::program::{Program, ProgramChange, PromoCodeGrant, TrackingLink};
+use model::testkit::*;
+use rust_decimal_macros::dec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const CLICK_KEYS: &str = "1:test-click-key-test-click-key-0001";
+pub const PARTITIONS: u32 = 3;
+
+/// The program the edge tests run against:
+/// - `summer` (acme, deep links to shop.example.com): jane approved and enrolled, with links
+///   `jane-summer` (active) and `jane-old` (inactive) and code JANE20; tom pending and
+///   enrolled; ann approved but not enrolled; kid, jane's recruit, enrolled.
+/// - `expired` (expired 2020), `paused`.
+pub fn program() -> Program {
+    let mut expired = offer("expired", cps(dec!(0.1)));
+    expired.expires_at = Some(ts("2020-01-01T00:00:00Z"));
+    let mut paused = offer("paused", cps(dec!(0.1)));
+    paused.paused = true;
+    let mut tom = member("tom");
+    tom.status = model::program::MemberStatus::Pending;
+    ProgramBuilder::new()
+        .offer(offer("summer", cps(dec!(0.1))))
+        .offer(expired)
+        .offer(paused)
+        .enrolled("summer", [member("jane"), tom, child("kid", "jane")])
+        .member(member("ann"))
+        .change(ProgramChange::Enrolment(enrol("expired", "jane")))
+        .change(ProgramChange::Enrolment(enrol("paused", "jane")))
+        .change(ProgramChange::Link(TrackingLink {
+            code: model::LinkCode::new("jane-summer").unwrap(),
+            offer: offer_id("summer"),
+            member: member_id("jane"),
+            deep_url: Some("https://shop.example.com/sale".into()),
+            active: true,
+        }))
+        .change(ProgramChange::Link(TrackingLink {
+            code: model::LinkCode::new("jane-old").unwrap(),
+            offer: offer_id("summer"),
+            member: member_id("jane"),
+            deep_url: None,
+            active: false,
+        }))
+        .change(ProgramChange::Code(PromoCodeGrant {
+            code: model::PromoCode::new("JANE20").unwrap(),
+            offer: offer_id("summer"),
+            member: member_id("jane"),
+            active: true,
+            starts_at: None,
+            ends_at: None,
+        }))
+        .build()
+}
+
+pub struct TestEdge {
+    pub address: SocketAddr,
+    pub log: SqliteLog,
+    pub topics: Topics,
+    pub keys: ClickKeyRing,
+    pub edge: Arc<Edge<SqliteLog>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestEdge {
+    pub async fn start() -> Self {
+        Self::start_with(program(), |_| {}).await
+    }
+
+    pub async fn start_with(program: Program, configure: impl FnOnce(&mut EdgeConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SqliteLog::open(SqliteLogConfig::new(dir.path().join("log.db"))).unwrap();
+        let topics = Topics::with_prefix("test.");
+        log.create_topics(&topics.specs(PARTITIONS)).await.unwrap();
+        let keys = ClickKeyRing::parse(CLICK_KEYS).unwrap();
+        let mut config = EdgeConfig::new(topics.clone(), keys.clone());
+        configure(&mut config);
+        let edge = Edge::new(config, log.clone(), SharedProgram::loaded(program));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(run(listener, edge.clone(), async move {
+            let _ = stop.await;
+        }));
+        Self { address, log, topics, keys, edge, shutdown: Some(shutdown), server: Some(server), _dir: dir }
+    }
+
+    /// Send the shutdown signal (what SIGTERM does) and hand back the running server.
+    pub fn signal_shutdown(&mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.server.take().expect("the server is running")
+    }
+
+    /// Stop the server the way a SIGTERM does and wait for `run` to return.
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    pub async fn send(&self, raw: &[u8]) -> TestResponse {
+        let mut stream = TcpStream::connect(self.address).await.unwrap();
+        stream.write_all(raw).await.unwrap();
+        let mut bytes = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut bytes)).await.unwrap().unwrap();
+        TestResponse::parse(&bytes)
+    }
+
+    pub async fn get(&self, target: &str, headers: &[(&str, &str)]) -> TestResponse {
+        let mut raw = format!("GET {target} HTTP/1.1\r\nHost: track.test\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str("\r\n");
+        self.send(raw.as_bytes()).await
+    }
+
+    pub async fn post(&self, target: &str, content_type: &str, body: &[u8], headers: &[(&str, &str)]) -> TestResponse {
+        let mut raw = format!(
+            "POST {target} HTTP/1.1\r\nHost: track.test\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        for (name, value) in headers {
+            raw.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"\r\n");
+        raw.extend_from_slice(body);
+        self.send(&raw).await
+    }
+
+    /// Every record of `topic`, read by a fresh consumer group.
+    pub async fn records(&self, topic: &Arc<str>) -> Vec<Delivered> {
+        let group = format!("reader-{}", model::EventId::new());
+        let mut consumer = self.log.consumer(&group, &[topic.clone()]).unwrap();
+        let mut records = Vec::new();
+        loop {
+            let polled = consumer.poll(1000, Duration::from_millis(50)).await.unwrap();
+            if polled.records.is_empty() && polled.assigned.is_empty() {
+                break;
+            }
+            records.extend(polled.records);
+        }
+        records
+    }
+
+    /// How many records every topic holds, to prove a request wrote nothing.
+    pub async fn log_size(&self) -> BTreeMap<String, u64> {
+        let mut sizes = BTreeMap::new();
+        for topic in [&self.topics.events, &self.topics.orders, &self.topics.ledger, &self.topics.program] {
+            let mut total = 0;
+            for partition in 0..PARTITIONS {
+                total += self.log.end_offset(&PartitionId { topic: topic.clone(), partition }).await.unwrap_or(0);
+            }
+            sizes.insert(topic.to_string(), total);
+        }
+        sizes
+    }
+}
+
+impl Drop for TestEdge {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    fn parse(bytes: &[u8]) -> Self {
+        let split = bytes.windows(4).position(|window| window == b"\r\n\r\n").expect("a complete response");
+        let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+            .collect();
+        Self { status, headers, body: bytes[split + 4..].to_vec() }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The `error` of a rejection body.
+    pub fn reason(&self) -> String {
+        self.json()["error"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// The `clk_v` value of a response's `Set-Cookie`.
+pub fn visitor_of(response: &TestResponse) -> String {
+    let cookie = response.header("set-cookie").expect("a visitor cookie");
+    cookie.split(';').next().unwrap().trim_start_matches("clk_v=").to_string()
+}
+
+/// The query parameter `name` of a `Location` header.
+pub fn location_param(response: &TestResponse, name: &str) -> Option<String> {
+    let location = url::Url::parse(response.header("location")?).ok()?;
+    location.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+}
