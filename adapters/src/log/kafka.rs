@@ -70,10 +70,11 @@ impl KafkaConfig {
     }
 }
 
-/// Whether any broker is up, as librdkafka last reported.
+/// Whether any broker is up, as librdkafka last reported or a probe found.
 #[derive(Debug)]
 struct Health {
     brokers_up: AtomicBool,
+    probing: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -82,9 +83,15 @@ struct ProducerContext {
 }
 
 impl ClientContext for ProducerContext {
+    /// Up when any broker is up; down only when every known broker is down. Brokers an idle
+    /// producer never connected to (INIT) decide nothing.
     fn stats(&self, statistics: Statistics) {
-        let up = statistics.brokers.values().any(|broker| broker.nodeid >= 0 && broker.state == "UP");
-        self.health.brokers_up.store(up, Ordering::Relaxed);
+        let brokers: Vec<_> = statistics.brokers.values().filter(|broker| broker.nodeid >= 0).collect();
+        if brokers.iter().any(|broker| broker.state == "UP") {
+            self.health.brokers_up.store(true, Ordering::Relaxed);
+        } else if !brokers.is_empty() && brokers.iter().all(|broker| broker.state == "DOWN") {
+            self.health.brokers_up.store(false, Ordering::Relaxed);
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -133,7 +140,7 @@ fn classify(error: &KafkaError) -> LogError {
 
 impl KafkaLog {
     pub fn connect(config: KafkaConfig) -> Result<Self, LogError> {
-        let health = Arc::new(Health { brokers_up: AtomicBool::new(true) });
+        let health = Arc::new(Health { brokers_up: AtomicBool::new(true), probing: AtomicBool::new(false) });
         let producer = config
             .client()
             .set("acks", "all")
@@ -150,8 +157,26 @@ impl KafkaLog {
         Ok(Self { config: Arc::new(config), producer, admin: Arc::new(admin), metadata: Arc::new(metadata), health })
     }
 
+    /// Whether a broker is up. While none is, one probe at a time asks for metadata every
+    /// 250 ms: an idle producer does not reconnect by itself, and appends are refused (not
+    /// queued) while brokers are down, so without the probe it would never notice they are
+    /// back.
     fn brokers_up(&self) -> bool {
-        self.health.brokers_up.load(Ordering::Relaxed)
+        let up = self.health.brokers_up.load(Ordering::Relaxed);
+        if !up && !self.health.probing.swap(true, Ordering::AcqRel) {
+            let producer = self.producer.clone();
+            let health = self.health.clone();
+            tokio::task::spawn_blocking(move || {
+                let reachable = producer.client().fetch_metadata(None, Duration::from_millis(1000)).is_ok();
+                if reachable {
+                    health.brokers_up.store(true, Ordering::Relaxed);
+                } else {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                health.probing.store(false, Ordering::Release);
+            });
+        }
+        up
     }
 }
 

@@ -67,18 +67,18 @@ pub fn program() -> Program {
         .build()
 }
 
-pub struct TestEdge {
+pub struct TestEdge<L: EventLog = SqliteLog> {
     pub address: SocketAddr,
-    pub log: SqliteLog,
+    pub log: L,
     pub topics: Topics,
     pub keys: ClickKeyRing,
-    pub edge: Arc<Edge<SqliteLog>>,
+    pub edge: Arc<Edge<L>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
-impl TestEdge {
+impl TestEdge<SqliteLog> {
     pub async fn start() -> Self {
         Self::start_with(program(), |_| {}).await
     }
@@ -88,6 +88,15 @@ impl TestEdge {
         let log = SqliteLog::open(SqliteLogConfig::new(dir.path().join("log.db"))).unwrap();
         let topics = Topics::with_prefix("test.");
         log.create_topics(&topics.specs(PARTITIONS)).await.unwrap();
+        let mut edge = TestEdge::start_on(log, topics, program, configure).await;
+        edge._dir = Some(dir);
+        edge
+    }
+}
+
+impl<L: EventLog> TestEdge<L> {
+    /// The edge on any log whose topics exist.
+    pub async fn start_on(log: L, topics: Topics, program: Program, configure: impl FnOnce(&mut EdgeConfig)) -> Self {
         let keys = ClickKeyRing::parse(CLICK_KEYS).unwrap();
         let mut config = EdgeConfig::new(topics.clone(), keys.clone());
         configure(&mut config);
@@ -98,7 +107,7 @@ impl TestEdge {
         let server = tokio::spawn(run(listener, edge.clone(), async move {
             let _ = stop.await;
         }));
-        Self { address, log, topics, keys, edge, shutdown: Some(shutdown), server: Some(server), _dir: dir }
+        Self { address, log, topics, keys, edge, shutdown: Some(shutdown), server: Some(server), _dir: None }
     }
 
     /// Send the shutdown signal (what SIGTERM does) and hand back the running server.
@@ -155,31 +164,36 @@ impl TestEdge {
         let group = format!("reader-{}", model::EventId::new());
         let mut consumer = self.log.consumer(&group, &[topic.clone()]).unwrap();
         let mut records = Vec::new();
-        loop {
-            let polled = consumer.poll(1000, Duration::from_millis(50)).await.unwrap();
-            if polled.records.is_empty() && polled.assigned.is_empty() {
-                break;
-            }
+        let expected = self.topic_size(topic).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while (records.len() as u64) < expected && tokio::time::Instant::now() < deadline {
+            let polled = consumer.poll(1000, Duration::from_millis(100)).await.unwrap();
             records.extend(polled.records);
         }
         records
+    }
+
+    /// How many records a topic holds.
+    pub async fn topic_size(&self, topic: &Arc<str>) -> u64 {
+        let partitions = if topic == &self.topics.program { 1 } else { PARTITIONS };
+        let mut total = 0;
+        for partition in 0..partitions {
+            total += self.log.end_offset(&PartitionId { topic: topic.clone(), partition }).await.unwrap_or(0);
+        }
+        total
     }
 
     /// How many records every topic holds, to prove a request wrote nothing.
     pub async fn log_size(&self) -> BTreeMap<String, u64> {
         let mut sizes = BTreeMap::new();
         for topic in [&self.topics.events, &self.topics.orders, &self.topics.ledger, &self.topics.program] {
-            let mut total = 0;
-            for partition in 0..PARTITIONS {
-                total += self.log.end_offset(&PartitionId { topic: topic.clone(), partition }).await.unwrap_or(0);
-            }
-            sizes.insert(topic.to_string(), total);
+            sizes.insert(topic.to_string(), self.topic_size(topic).await);
         }
         sizes
     }
 }
 
-impl Drop for TestEdge {
+impl<L: EventLog> Drop for TestEdge<L> {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
