@@ -19,3 +19,20 @@ pub fn three_tier_program() -> Program {
 pub fn typical_sale(n: u128) -> AttributedConversion {
     attributed(sale(n, &format!("O{n}"), dec!(129.90), ts("2026-03-10T12:00:00Z")), "store", "kid")
 }
+
+/// The edge benchmark's program: offer `summer` with member `jane` and code `JANE20`.
+pub fn edge_program() -> Program {
+    use model::program::{ProgramChange, PromoCodeGrant};
+    ProgramBuilder::new()
+        .offer(offer("summer", cps(dec!(0.10))))
+        .enrolled("summer", [member("jane")])
+        .change(ProgramChange::Code(PromoCodeGrant {
+            code: model::PromoCode::new("JANE20").unwrap_or_else(|_| unreachable!()),
+            offer: offer_id("summer"),
+            member: member_id("jane"),
+            active: true,
+            starts_at: None,
+            ends_at: None,
+        }))
+        .build()
+}
