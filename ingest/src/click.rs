@@ -1,13 +1,13 @@
 //! Clicks: `GET /c?offer=&member=` and `GET /c/{link_code}` answer 302 to the offer (or an
 //! allowed deep link) with the signed click id appended, set the visitor cookie, and record
-//! the click. An inactive link, an unapproved member, a paused or expired offer still
+//! the click once, on `events` under the visitor (the attributor passes it on to the ledger). An inactive link, an unapproved member, a paused or expired offer still
 //! redirect — to the offer URL — and record a rejected click. An unknown offer is 404.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header, request};
 use http_body_util::Full;
 use model::clickid::ClickClaims;
-use model::events::{Click, LedgerEvent, Reason, Subs, TrackingEvent, wire};
+use model::events::{Click, Reason, Subs, TrackingEvent, wire};
 use model::ids::{EventId, LinkCode, MemberId, OfferId, VisitorId};
 use model::ports::log::{EventLog, Record};
 use model::program::{Offer, Program, TrackingLink};
@@ -33,7 +33,6 @@ struct ClickTarget {
     landing: Url,
     click_id_param: String,
     rejected: Option<Reason>,
-    family: MemberId,
 }
 
 pub(crate) async fn click<L: EventLog>(
@@ -74,20 +73,12 @@ pub(crate) async fn click<L: EventLog>(
     if let Some(reason) = target.rejected {
         metrics::counter!(crate::metrics::REJECTED, "reason" => reason.as_str()).increment(1);
     }
-    let topics = &edge.config.topics;
-    let records = vec![
-        Record {
-            topic: topics.events.clone(),
-            key: visitor.to_string(),
-            payload: wire::encode(&TrackingEvent::Click(click.clone())),
-        },
-        Record {
-            topic: topics.ledger.clone(),
-            key: target.family.to_string(),
-            payload: wire::encode(&LedgerEvent::Click(click)),
-        },
-    ];
-    edge.record_browser("click", records).await;
+    let record = Record {
+        topic: edge.config.topics.events.clone(),
+        key: visitor.to_string(),
+        payload: wire::encode(&TrackingEvent::Click(click)),
+    };
+    edge.record_browser("click", vec![record]).await;
     Ok(redirect(&destination, &visitor, edge))
 }
 
@@ -128,7 +119,6 @@ fn resolve(
         requested.or(issued).unwrap_or(offer_url)
     };
     Ok(ClickTarget {
-        family: program.family_of(&member_id).clone(),
         offer: offer_id,
         member: member_id,
         link: link.map(|link| link.code.clone()),

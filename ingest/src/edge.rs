@@ -35,7 +35,8 @@ pub struct EdgeConfig {
     pub secure_cookie: bool,
     /// Lifetime of the visitor cookie, default 365d.
     pub visitor_cookie_max_age: Span,
-    /// How long a click or pixel waits for the log before answering anyway, default 50 ms.
+    /// How long a click or pixel waits for the log before answering anyway, default 5 ms: a
+    /// shopper's redirect never waits out a slow fsync or broker (docs/PERFORMANCE.md).
     /// `CLICKLEDGER_CLICK_ACK_WAIT_MS`.
     pub click_ack_wait: Duration,
     /// How long a postback, refund or cancel waits for the log before 503, default 5 s.
@@ -72,7 +73,7 @@ impl EdgeConfig {
             click_keys,
             secure_cookie: false,
             visitor_cookie_max_age: Span::days(365),
-            click_ack_wait: Duration::from_millis(50),
+            click_ack_wait: Duration::from_millis(5),
             postback_ack_timeout: Duration::from_secs(5),
             body_limit: 16 * 1024,
             header_timeout: Duration::from_secs(5),

@@ -27,6 +27,9 @@ struct Args {
     /// Prefix of the topic names.
     #[arg(long, env = "CLICKLEDGER_TOPIC_PREFIX", default_value = "clickledger.")]
     topic_prefix: String,
+    /// `linger.ms` of the Kafka producer.
+    #[arg(long, env = "CLICKLEDGER_KAFKA_LINGER_MS", default_value_t = 1)]
+    kafka_linger_ms: u64,
     /// Partitions of the pipeline topics, when this process creates them.
     #[arg(long, env = "CLICKLEDGER_PARTITIONS", default_value_t = 4)]
     partitions: u32,
@@ -40,7 +43,11 @@ async fn main() -> anyhow::Result<()> {
     let topics = Topics::with_prefix(&args.topic_prefix);
     let config = EdgeConfig::from_env(&vars, topics.clone())?;
     match &args.kafka_brokers {
-        Some(brokers) => serve(KafkaLog::connect(KafkaConfig::new(brokers))?, config, &args).await,
+        Some(brokers) => {
+            let mut kafka = KafkaConfig::new(brokers);
+            kafka.linger = std::time::Duration::from_millis(args.kafka_linger_ms);
+            serve(KafkaLog::connect(kafka)?, config, &args).await
+        }
         None => {
             if let Some(parent) = args.log_file.parent() {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;

@@ -3,14 +3,21 @@
 //! Every write — appends, topic creation, offset commits — goes through one writer thread fed
 //! by a bounded queue. The thread takes everything waiting (up to `max_batch` records) and
 //! writes it in one transaction: many concurrent requests share one commit (group commit), and
-//! each request is acknowledged only after that commit returned. With `synchronous = FULL`
-//! the commit is on disk when it returns. A full queue is an explicit
-//! [`LogError::Overloaded`], never unbounded memory.
+//! each request is answered only after that commit returned. With `synchronous = FULL` the
+//! commit is on disk when it returns. A full queue is an explicit [`LogError::Overloaded`],
+//! never unbounded memory, and a write that fails is never acknowledged.
 //!
-//! Records land in the partition their key hashes to (`partition_for`, as Kafka's default
-//! partitioner) and get consecutive offsets per partition. Consumer groups are coordinated in
-//! process: the members of a group share its partitions round-robin, and a change of members
-//! shows up at their next poll as assigned / revoked partitions. One process owns the file.
+//! Storage: one append-only table per topic whose rowid is the record's offset, with the
+//! partition (chosen by key hash, as Kafka's default partitioner) in a column. Every commit
+//! appends at one place per topic, so the WAL carries little more than the records themselves
+//! (a table per partition range rewrote the tail page of every partition at every commit:
+//! 13× write amplification, measured in docs/PERFORMANCE.md). Offsets increase within a
+//! partition but are numbered per topic, so they may skip numbers — as Kafka's may after
+//! compaction or transactions; consumers commit "the next offset", never a count.
+//!
+//! Consumer groups are coordinated in process: the members of a group share its partitions
+//! round-robin, and a change of members shows up at their next poll as assigned / revoked
+//! partitions. One process owns the file.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -51,17 +58,23 @@ impl SqliteLogConfig {
     }
 }
 
-enum Job {
-    Append { records: Vec<Record>, done: oneshot::Sender<Result<(), LogError>> },
-    CreateTopics { specs: Vec<TopicSpec>, done: oneshot::Sender<Result<(), LogError>> },
-    Commit { group: Arc<str>, offsets: Vec<(PartitionId, u64)>, done: oneshot::Sender<Result<(), LogError>> },
-    Flush { done: oneshot::Sender<Result<(), LogError>> },
+/// One request to the writer thread and where its answer goes.
+struct Job {
+    work: Work,
+    done: oneshot::Sender<Result<(), LogError>>,
+}
+
+enum Work {
+    Append(Vec<Record>),
+    CreateTopics(Vec<TopicSpec>),
+    Commit { group: Arc<str>, offsets: Vec<(PartitionId, u64)> },
+    Flush,
 }
 
 impl Job {
     fn record_count(&self) -> usize {
-        match self {
-            Job::Append { records, .. } => records.len(),
+        match &self.work {
+            Work::Append(records) => records.len(),
             _ => 1,
         }
     }
@@ -79,10 +92,9 @@ struct Inner {
     jobs: SyncSender<Job>,
     queued_records: AtomicUsize,
     writer_alive: AtomicBool,
-    /// Partitions per topic, as created.
     topics: Mutex<HashMap<Arc<str>, TopicInfo>>,
-    /// The next offset of every written partition.
-    high_watermarks: Mutex<HashMap<(Arc<str>, u32), u64>>,
+    /// The offset after the last record of every partition written.
+    partition_ends: Mutex<HashMap<(Arc<str>, u32), u64>>,
     /// Bumped after every commit, so waiting consumers wake up.
     appended: watch::Sender<u64>,
     groups: Mutex<HashMap<Arc<str>, GroupState>>,
@@ -94,6 +106,12 @@ struct Inner {
 struct TopicInfo {
     id: i64,
     partitions: u32,
+}
+
+impl TopicInfo {
+    fn table(&self) -> String {
+        format!("records_{}", self.id)
+    }
 }
 
 /// A handle to the embedded log; clones share the writer.
@@ -112,26 +130,6 @@ fn fatal(error: impl std::fmt::Display) -> LogError {
     LogError::Fatal(error.to_string())
 }
 
-/// Records are stored under one integer, `topic << 52 | partition << 40 | offset`: the rowid
-/// of a plain table, so each partition is a contiguous range that grows at its end. Rows are
-/// a few hundred bytes, which SQLite stores better in a rowid table than in a WITHOUT ROWID
-/// one (measured in docs/PERFORMANCE.md). Limits: 2,048 topics, 4,096 partitions, 2^40
-/// records per partition.
-const OFFSET_BITS: u32 = 40;
-const PARTITION_BITS: u32 = 12;
-
-fn position(topic: i64, partition: u32, offset: u64) -> i64 {
-    (topic << (OFFSET_BITS + PARTITION_BITS)) | (i64::from(partition) << OFFSET_BITS) | (offset as i64)
-}
-
-fn partition_start(topic: i64, partition: u32) -> i64 {
-    position(topic, partition, 0)
-}
-
-fn partition_end(topic: i64, partition: u32) -> i64 {
-    position(topic, partition, 0) + (1i64 << OFFSET_BITS)
-}
-
 fn open(path: &Path, durability: Durability) -> Result<Connection, LogError> {
     let connection = Connection::open(path).map_err(fatal)?;
     let synchronous = match durability {
@@ -140,20 +138,21 @@ fn open(path: &Path, durability: Durability) -> Result<Connection, LogError> {
     };
     connection
         .execute_batch(&format!(
-            "PRAGMA page_size = 16384;
+            "PRAGMA page_size = 8192;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {synchronous};
+             PRAGMA wal_autocheckpoint = 0;
              PRAGMA busy_timeout = 10000;
              CREATE TABLE IF NOT EXISTS topics (
                  id INTEGER PRIMARY KEY,
                  name TEXT NOT NULL UNIQUE,
                  partitions INTEGER NOT NULL,
                  compacted INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS records (
-                 position INTEGER PRIMARY KEY,
-                 key TEXT NOT NULL,
-                 payload BLOB NOT NULL,
-                 appended_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS partition_ends (
+                 topic INTEGER NOT NULL,
+                 partition INTEGER NOT NULL,
+                 next_offset INTEGER NOT NULL,
+                 PRIMARY KEY (topic, partition)) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS group_offsets (
                  grp TEXT NOT NULL,
                  topic INTEGER NOT NULL,
@@ -184,6 +183,7 @@ impl SqliteLog {
     pub fn open(config: SqliteLogConfig) -> Result<Self, LogError> {
         let connection = open(&config.path, config.durability)?;
         let topics = load_topics(&connection)?;
+        let partition_ends = load_partition_ends(&connection, &topics)?;
         let (jobs, receiver) = std::sync::mpsc::sync_channel(config.queue_capacity);
         let (appended, _) = watch::channel(0);
         let inner = Arc::new(Inner {
@@ -192,7 +192,7 @@ impl SqliteLog {
             queued_records: AtomicUsize::new(0),
             writer_alive: AtomicBool::new(true),
             topics: Mutex::new(topics),
-            high_watermarks: Mutex::new(HashMap::new()),
+            partition_ends: Mutex::new(partition_ends),
             appended,
             groups: Mutex::new(HashMap::new()),
             next_member: AtomicU64::new(1),
@@ -204,7 +204,18 @@ impl SqliteLog {
             .name("sqlite-log-writer".into())
             .spawn(move || Writer { connection, max_batch, inner: writer_inner }.run(receiver))
             .map_err(fatal)?;
+        let checkpointer = Connection::open(&config.path).map_err(fatal)?;
+        let alive = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("sqlite-log-checkpoint".into())
+            .spawn(move || checkpoint_now_and_then(checkpointer, alive))
+            .map_err(fatal)?;
         Ok(Self { inner })
+    }
+
+    /// Transactions committed so far: with group commit, far fewer than appends under load.
+    pub fn transactions(&self) -> u64 {
+        self.inner.transactions.load(Ordering::Relaxed)
     }
 
     fn submit(&self, job: Job) -> Result<(), LogError> {
@@ -223,11 +234,6 @@ impl SqliteLog {
         }
     }
 
-    /// Transactions committed so far: with group commit, far fewer than appends under load.
-    pub fn transactions(&self) -> u64 {
-        self.inner.transactions.load(Ordering::Relaxed)
-    }
-
     fn topic(&self, name: &str) -> Option<TopicInfo> {
         self.inner.topics.lock().ok()?.get(name).copied()
     }
@@ -244,7 +250,49 @@ fn load_topics(connection: &Connection) -> Result<HashMap<Arc<str>, TopicInfo>, 
     rows.collect::<Result<HashMap<_, _>, _>>().map_err(fatal)
 }
 
+fn load_partition_ends(
+    connection: &Connection,
+    topics: &HashMap<Arc<str>, TopicInfo>,
+) -> Result<HashMap<(Arc<str>, u32), u64>, LogError> {
+    let by_id: HashMap<i64, Arc<str>> = topics.iter().map(|(name, info)| (info.id, name.clone())).collect();
+    let mut statement =
+        connection.prepare("SELECT topic, partition, next_offset FROM partition_ends").map_err(fatal)?;
+    let rows = statement
+        .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, u32>(1)?, row.get::<_, i64>(2)?)))
+        .map_err(fatal)?;
+    let mut ends = HashMap::new();
+    for row in rows {
+        let (topic, partition, next) = row.map_err(fatal)?;
+        if let Some(name) = by_id.get(&topic) {
+            ends.insert((name.clone(), partition), u64::try_from(next).unwrap_or(0));
+        }
+    }
+    // The snapshot is written now and then with the records; records after it are read here.
+    for (name, info) in topics {
+        let snapshot = ends.iter().filter(|((topic, _), _)| topic == name).map(|(_, next)| *next).max().unwrap_or(0);
+        let mut tail = connection
+            .prepare(&format!(
+                "SELECT partition, MAX(offset) FROM {} WHERE offset >= ?1 GROUP BY partition",
+                info.table()
+            ))
+            .map_err(fatal)?;
+        let rows = tail
+            .query_map(params![snapshot as i64], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, i64>(1)?)))
+            .map_err(fatal)?;
+        for row in rows {
+            let (partition, last) = row.map_err(fatal)?;
+            ends.insert((name.clone(), partition), u64::try_from(last + 1).unwrap_or(0));
+        }
+    }
+    Ok(ends)
+}
+
+/// How often the writer saves partition ends with a commit; between saves they are kept in
+/// memory and recovered at open from the records after the last save.
+const SAVE_ENDS_EVERY: Duration = Duration::from_secs(1);
+
 async fn wait(done: oneshot::Receiver<Result<(), LogError>>) -> Result<(), LogError> {
+    // A reply channel dropped without an answer is never an acknowledgement.
     done.await.unwrap_or_else(|_| Err(LogError::Unavailable("the embedded log's writer has stopped".into())))
 }
 
@@ -253,7 +301,7 @@ impl EventLog for SqliteLog {
 
     fn create_topics(&self, specs: &[TopicSpec]) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
         let (done, receiver) = oneshot::channel();
-        let submitted = self.submit(Job::CreateTopics { specs: specs.to_vec(), done });
+        let submitted = self.submit(Job { work: Work::CreateTopics(specs.to_vec()), done });
         async move {
             submitted?;
             wait(receiver).await
@@ -261,15 +309,15 @@ impl EventLog for SqliteLog {
     }
 
     fn append(&self, records: Vec<Record>) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
+        let empty = records.is_empty();
         let (done, receiver) = oneshot::channel();
-        let submitted = if records.is_empty() { Ok(()) } else { self.submit(Job::Append { records, done }) };
+        let submitted = if empty { Ok(()) } else { self.submit(Job { work: Work::Append(records), done }) };
         async move {
             submitted?;
-            match receiver.await {
-                Ok(result) => result,
-                // Nothing was submitted for an empty append.
-                Err(_) => Ok(()),
+            if empty {
+                return Ok(());
             }
+            wait(receiver).await
         }
     }
 
@@ -285,34 +333,25 @@ impl EventLog for SqliteLog {
     }
 
     fn end_offset(&self, partition: &PartitionId) -> impl Future<Output = Result<u64, LogError>> + Send + 'static {
-        let inner = self.inner.clone();
-        let topic = self.topic(&partition.topic);
-        let partition = partition.clone();
+        let known = self.topic(&partition.topic).is_some();
+        let end = self
+            .inner
+            .partition_ends
+            .lock()
+            .map(|ends| ends.get(&(partition.topic.clone(), partition.partition)).copied().unwrap_or(0))
+            .map_err(fatal);
+        let topic = partition.topic.clone();
         async move {
-            let Some(topic) = topic else {
-                return Err(LogError::Fatal(format!("unknown topic {}", partition.topic)));
-            };
-            let known = inner
-                .high_watermarks
-                .lock()
-                .ok()
-                .and_then(|marks| marks.get(&(partition.topic.clone(), partition.partition)).copied());
-            if let Some(next) = known {
-                return Ok(next);
+            if !known {
+                return Err(LogError::Fatal(format!("unknown topic {topic}")));
             }
-            let path = inner.path.clone();
-            tokio::task::spawn_blocking(move || {
-                let connection = open_reader(&path)?;
-                next_offset(&connection, topic.id, partition.partition)
-            })
-            .await
-            .map_err(fatal)?
+            end
         }
     }
 
     fn flush(&self, timeout: Duration) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
         let (done, receiver) = oneshot::channel();
-        let submitted = self.submit(Job::Flush { done });
+        let submitted = self.submit(Job { work: Work::Flush, done });
         async move {
             submitted?;
             tokio::time::timeout(timeout, wait(receiver))
@@ -348,15 +387,24 @@ impl EventLog for SqliteLog {
     }
 }
 
-fn next_offset(connection: &Connection, topic: i64, partition: u32) -> Result<u64, LogError> {
-    let max: Option<i64> = connection
-        .query_row(
-            "SELECT MAX(offset) FROM records WHERE topic = ?1 AND partition = ?2",
-            params![topic, partition],
-            |row| row.get(0),
-        )
-        .map_err(fatal)?;
-    Ok(max.map_or(0, |max| u64::try_from(max + 1).unwrap_or(0)))
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Checkpoints run here, on their own connection, instead of inside a commit (SQLite's
+/// automatic checkpoint is off on the writer's connection). A PASSIVE checkpoint copies most
+/// of the WAL without blocking the writer; the RESTART right after only has the frames written
+/// meanwhile left to copy, so the writer waits briefly, and the WAL starts over instead of
+/// growing. Stops when the log is dropped.
+fn checkpoint_now_and_then(connection: Connection, alive: std::sync::Weak<Inner>) {
+    let _ = connection.busy_timeout(Duration::from_secs(10));
+    while alive.strong_count() > 0 {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        for mode in ["PASSIVE", "RESTART"] {
+            if let Err(error) = connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+                tracing::warn!(%error, mode, "embedded log checkpoint failed");
+            }
+        }
+    }
 }
 
 struct Writer {
@@ -365,9 +413,17 @@ struct Writer {
     inner: std::sync::Weak<Inner>,
 }
 
+/// Partition ends not yet saved, and when they were last saved.
+struct UnsavedEnds {
+    ends: HashMap<(i64, u32), u64>,
+    saved_at: std::time::Instant,
+}
+
 impl Writer {
     fn run(mut self, receiver: Receiver<Job>) {
-        let mut offsets: HashMap<(i64, u32), u64> = HashMap::new();
+        // The next offset of each topic: its rowid sequence.
+        let mut next_offsets: HashMap<i64, u64> = HashMap::new();
+        let mut unsaved = UnsavedEnds { ends: HashMap::new(), saved_at: std::time::Instant::now() };
         while let Ok(first) = receiver.recv() {
             let mut jobs = vec![first];
             let mut records = jobs[0].record_count();
@@ -383,8 +439,7 @@ impl Writer {
             let Some(inner) = self.inner.upgrade() else {
                 break;
             };
-            self.write(&inner, jobs, &mut offsets);
-            inner.queued_records.fetch_sub(records, Ordering::Relaxed);
+            self.write(&inner, jobs, records, &mut next_offsets, &mut unsaved);
             inner.appended.send_modify(|generation| *generation += 1);
         }
         if let Some(inner) = self.inner.upgrade() {
@@ -392,110 +447,154 @@ impl Writer {
         }
     }
 
-    /// Write every job in one transaction and answer each. A job that cannot be written
-    /// (unknown topic) fails alone; a failed commit fails them all and forgets the offsets it
-    /// would have used.
-    fn write(&mut self, inner: &Inner, jobs: Vec<Job>, offsets: &mut HashMap<(i64, u32), u64>) {
+    /// Write every job in one transaction, then answer each. A job that cannot be written
+    /// (unknown topic) fails alone; a failed transaction fails every job in it and forgets the
+    /// offsets it would have used. Every job gets an answer.
+    fn write(
+        &mut self,
+        inner: &Inner,
+        jobs: Vec<Job>,
+        records: usize,
+        next_offsets: &mut HashMap<i64, u64>,
+        unsaved: &mut UnsavedEnds,
+    ) {
         let topics = inner.topics.lock().map(|topics| topics.clone()).unwrap_or_default();
-        let mut answers: Vec<(oneshot::Sender<Result<(), LogError>>, Result<(), LogError>)> =
-            Vec::with_capacity(jobs.len());
-        let mut written: Vec<(Arc<str>, u32, u64)> = Vec::new();
+        let (works, replies): (Vec<Work>, Vec<oneshot::Sender<Result<(), LogError>>>) =
+            jobs.into_iter().map(|job| (job.work, job.done)).unzip();
+        let mut answers: Vec<Result<(), LogError>> = vec![Ok(()); works.len()];
+        let mut ends: HashMap<(Arc<str>, u32), (i64, u64)> = HashMap::new();
         let mut created: Vec<(Arc<str>, TopicInfo)> = Vec::new();
         let result = (|| -> Result<(), LogError> {
             let transaction = self.connection.transaction().map_err(fatal)?;
-            {
-                let mut insert = transaction
-                    .prepare_cached(
-                        "INSERT INTO records (position, key, payload, appended_at) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .map_err(fatal)?;
-                let now = now_millis();
-                for job in jobs {
-                    match job {
-                        Job::Append { records, done } => {
-                            let unknown = records.iter().find(|record| !topics.contains_key(&record.topic));
-                            if let Some(record) = unknown {
-                                let error = LogError::Fatal(format!("unknown topic {}", record.topic));
-                                answers.push((done, Err(error)));
+            let now = now_millis();
+            for (work, answer) in works.iter().zip(answers.iter_mut()) {
+                match work {
+                    Work::Append(records) => {
+                        if let Some(record) = records.iter().find(|record| !topics.contains_key(&record.topic)) {
+                            *answer = Err(LogError::Fatal(format!("unknown topic {}", record.topic)));
+                            continue;
+                        }
+                        for record in records {
+                            let topic = topics[&record.topic];
+                            let partition = partition_for(&record.key, topic.partitions);
+                            let offset = match next_offsets.get(&topic.id) {
+                                Some(next) => *next,
+                                None => next_offset(&transaction, &topic)?,
+                            };
+                            let mut insert = transaction
+                                .prepare_cached(&format!(
+                                    "INSERT INTO {} (offset, partition, key, payload, appended_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                                    topic.table()
+                                ))
+                                .map_err(fatal)?;
+                            insert
+                                .execute(params![offset as i64, partition, record.key, record.payload, now])
+                                .map_err(fatal)?;
+                            next_offsets.insert(topic.id, offset + 1);
+                            ends.insert((record.topic.clone(), partition), (topic.id, offset + 1));
+                        }
+                    }
+                    Work::CreateTopics(specs) => {
+                        for spec in specs {
+                            if topics.contains_key(&spec.name) || created.iter().any(|(name, _)| name == &spec.name) {
                                 continue;
                             }
-                            for record in &records {
-                                let topic = topics[&record.topic];
-                                let partition = partition_for(&record.key, topic.partitions);
-                                let next = match offsets.get(&(topic.id, partition)) {
-                                    Some(next) => *next,
-                                    None => next_offset(&transaction, topic.id, partition)?,
-                                };
-                                insert
-                                    .execute(params![position(topic.id, partition, next), record.key, record.payload, now])
-                                    .map_err(fatal)?;
-                                offsets.insert((topic.id, partition), next + 1);
-                                written.push((record.topic.clone(), partition, next + 1));
-                            }
-                            answers.push((done, Ok(())));
+                            transaction
+                                .execute(
+                                    "INSERT INTO topics (name, partitions, compacted) VALUES (?1, ?2, ?3)",
+                                    params![spec.name.as_ref(), spec.partitions.max(1), spec.compacted],
+                                )
+                                .map_err(fatal)?;
+                            let info =
+                                TopicInfo { id: transaction.last_insert_rowid(), partitions: spec.partitions.max(1) };
+                            transaction
+                                .execute_batch(&format!(
+                                    "CREATE TABLE {} (
+                                         offset INTEGER PRIMARY KEY,
+                                         partition INTEGER NOT NULL,
+                                         key TEXT NOT NULL,
+                                         payload BLOB NOT NULL,
+                                         appended_at INTEGER NOT NULL)",
+                                    info.table()
+                                ))
+                                .map_err(fatal)?;
+                            created.push((spec.name.clone(), info));
                         }
-                        Job::CreateTopics { specs, done } => {
-                            for spec in specs {
-                                if topics.contains_key(&spec.name) || created.iter().any(|(name, _)| name == &spec.name)
-                                {
-                                    continue;
-                                }
-                                transaction
-                                    .execute(
-                                        "INSERT INTO topics (name, partitions, compacted) VALUES (?1, ?2, ?3)",
-                                        params![spec.name.as_ref(), spec.partitions.max(1), spec.compacted],
-                                    )
-                                    .map_err(fatal)?;
-                                let id = transaction.last_insert_rowid();
-                                created.push((spec.name.clone(), TopicInfo { id, partitions: spec.partitions.max(1) }));
-                            }
-                            answers.push((done, Ok(())));
-                        }
-                        Job::Commit { group, offsets: commits, done } => {
-                            for (partition, next) in commits {
-                                let Some(topic) = topics.get(&partition.topic) else {
-                                    continue;
-                                };
-                                transaction
-                                    .execute(
-                                        "INSERT INTO group_offsets (grp, topic, partition, next_offset) VALUES (?1, ?2, ?3, ?4)
-                                         ON CONFLICT (grp, topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
-                                        params![group.as_ref(), topic.id, partition.partition, next as i64],
-                                    )
-                                    .map_err(fatal)?;
-                            }
-                            answers.push((done, Ok(())));
-                        }
-                        Job::Flush { done } => answers.push((done, Ok(()))),
                     }
+                    Work::Commit { group, offsets: commits } => {
+                        for (partition, next) in commits {
+                            let Some(topic) = topics.get(&partition.topic) else {
+                                continue;
+                            };
+                            transaction
+                                .prepare_cached(
+                                    "INSERT INTO group_offsets (grp, topic, partition, next_offset) VALUES (?1, ?2, ?3, ?4)
+                                     ON CONFLICT (grp, topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+                                )
+                                .and_then(|mut upsert| {
+                                    upsert.execute(params![group.as_ref(), topic.id, partition.partition, *next as i64])
+                                })
+                                .map_err(fatal)?;
+                        }
+                    }
+                    Work::Flush => {}
                 }
             }
-            transaction.commit().map_err(fatal)
+            for ((_, partition), (topic_id, next)) in &ends {
+                unsaved.ends.insert((*topic_id, *partition), *next);
+            }
+            let save =
+                unsaved.saved_at.elapsed() >= SAVE_ENDS_EVERY || works.iter().any(|work| matches!(work, Work::Flush));
+            if save {
+                for ((topic_id, partition), next) in &unsaved.ends {
+                    transaction
+                        .prepare_cached(
+                            "INSERT INTO partition_ends (topic, partition, next_offset) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+                        )
+                        .and_then(|mut upsert| upsert.execute(params![topic_id, partition, *next as i64]))
+                        .map_err(fatal)?;
+                }
+            }
+            transaction.commit().map_err(fatal)?;
+            if save {
+                unsaved.ends.clear();
+                unsaved.saved_at = std::time::Instant::now();
+            }
+            Ok(())
         })();
+        inner.queued_records.fetch_sub(records, Ordering::Relaxed);
         match result {
             Ok(()) => {
                 inner.transactions.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut known) = inner.topics.lock() {
                     known.extend(created);
                 }
-                if let Ok(mut marks) = inner.high_watermarks.lock() {
-                    for (topic, partition, next) in written {
-                        marks.insert((topic, partition), next);
+                if let Ok(mut partition_ends) = inner.partition_ends.lock() {
+                    for (key, (_, next)) in ends {
+                        partition_ends.insert(key, next);
                     }
                 }
-                for (done, answer) in answers {
-                    let _ = done.send(answer);
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
                 }
             }
             Err(error) => {
                 tracing::error!(%error, "embedded log commit failed");
-                offsets.clear();
-                for (done, _) in answers {
-                    let _ = done.send(Err(LogError::Unavailable(error.to_string())));
+                next_offsets.clear();
+                for reply in replies {
+                    let _ = reply.send(Err(LogError::Unavailable(error.to_string())));
                 }
             }
         }
     }
+}
+
+fn next_offset(connection: &Connection, topic: &TopicInfo) -> Result<u64, LogError> {
+    let max: Option<i64> = connection
+        .query_row(&format!("SELECT MAX(offset) FROM {}", topic.table()), [], |row| row.get(0))
+        .map_err(fatal)?;
+    Ok(max.map_or(0, |max| u64::try_from(max + 1).unwrap_or(0)))
 }
 
 /// A member of a consumer group of the embedded log.
@@ -508,7 +607,7 @@ pub struct SqliteConsumer {
     positions: BTreeMap<PartitionId, u64>,
     generation: u64,
     appended: watch::Receiver<u64>,
-    /// Which partition a poll starts reading at, so every partition gets its turn.
+    /// Which topic a poll starts reading at, so every topic gets its turn.
     cursor: usize,
 }
 
@@ -573,8 +672,7 @@ impl SqliteConsumer {
             self.positions.remove(partition);
         }
         let assigned = polled.assigned.clone();
-        let committed =
-            self.read(move |connection, log, group| polled_committed(connection, log, group, &assigned)).await?;
+        let committed = self.read(move |connection, log, group| committed(connection, log, group, &assigned)).await?;
         for (partition, next) in committed {
             self.positions.insert(partition, next);
         }
@@ -602,61 +700,79 @@ impl SqliteConsumer {
         result
     }
 
+    /// Read each topic from the lowest position among this member's partitions of it,
+    /// keeping the records of those partitions at or after their positions. Everything read
+    /// up to the last record examined has been seen, so every assigned partition's position
+    /// moves past it.
     async fn fetch(&mut self, max_records: usize) -> Result<Vec<Delivered>, LogError> {
-        if self.positions.is_empty() {
+        let mut by_topic: BTreeMap<Arc<str>, BTreeMap<u32, u64>> = BTreeMap::new();
+        for (partition, next) in &self.positions {
+            by_topic.entry(partition.topic.clone()).or_default().insert(partition.partition, *next);
+        }
+        if by_topic.is_empty() {
             return Ok(Vec::new());
         }
-        let mut order: Vec<(PartitionId, u64)> = self.positions.iter().map(|(id, next)| (id.clone(), *next)).collect();
+        let mut order: Vec<(Arc<str>, BTreeMap<u32, u64>)> = by_topic.into_iter().collect();
         let start = self.cursor % order.len();
         order.rotate_left(start);
         self.cursor = self.cursor.wrapping_add(1);
-        let records = self
+        let (records, advanced) = self
             .read(move |connection, log, _| {
                 let mut records = Vec::new();
-                let mut statement = connection
-                    .prepare_cached(
-                        "SELECT position, key, payload FROM records
-                         WHERE position >= ?1 AND position < ?2 ORDER BY position LIMIT ?3",
-                    )
-                    .map_err(fatal)?;
-                for (partition, next) in order {
+                let mut advanced: Vec<(Arc<str>, u32, u64)> = Vec::new();
+                for (topic_name, positions) in order {
                     let remaining = max_records - records.len();
                     if remaining == 0 {
                         break;
                     }
-                    let Some(topic) = log.topic(&partition.topic) else {
+                    let Some(topic) = log.topic(&topic_name) else {
                         continue;
                     };
-                    let start = partition_start(topic.id, partition.partition);
-                    let from = position(topic.id, partition.partition, next);
-                    let end = partition_end(topic.id, partition.partition);
-                    let rows = statement
-                        .query_map(params![from, end, remaining as i64], |row| {
-                            let position: i64 = row.get(0)?;
-                            Ok(Delivered {
-                                topic: partition.topic.clone(),
-                                partition: partition.partition,
-                                offset: u64::try_from(position - start).unwrap_or(0),
-                                key: row.get(1)?,
-                                payload: row.get(2)?,
-                            })
-                        })
+                    let from = positions.values().copied().min().unwrap_or(0);
+                    // Other members' records are skipped here; bound how many are examined.
+                    let examine = remaining.saturating_mul(4).max(256);
+                    let mut statement = connection
+                        .prepare_cached(&format!(
+                            "SELECT offset, partition, key, payload FROM {} WHERE offset >= ?1 ORDER BY offset LIMIT ?2",
+                            topic.table()
+                        ))
                         .map_err(fatal)?;
-                    for row in rows {
-                        records.push(row.map_err(fatal)?);
+                    let mut rows = statement.query(params![from as i64, examine as i64]).map_err(fatal)?;
+                    let mut last_examined = None;
+                    while let Some(row) = rows.next().map_err(fatal)? {
+                        let offset = u64::try_from(row.get::<_, i64>(0).map_err(fatal)?).unwrap_or(0);
+                        let partition: u32 = row.get(1).map_err(fatal)?;
+                        last_examined = Some(offset);
+                        if positions.get(&partition).is_some_and(|next| offset >= *next) {
+                            records.push(Delivered {
+                                topic: topic_name.clone(),
+                                partition,
+                                offset,
+                                key: row.get(2).map_err(fatal)?,
+                                payload: row.get(3).map_err(fatal)?,
+                            });
+                            if records.len() == max_records {
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(last) = last_examined {
+                        for (partition, next) in &positions {
+                            advanced.push((topic_name.clone(), *partition, (*next).max(last + 1)));
+                        }
                     }
                 }
-                Ok(records)
+                Ok((records, advanced))
             })
             .await?;
-        for record in &records {
-            self.positions.insert(record.partition_id(), record.offset + 1);
+        for (topic, partition, next) in advanced {
+            self.positions.insert(PartitionId { topic, partition }, next);
         }
         Ok(records)
     }
 }
 
-fn polled_committed(
+fn committed(
     connection: &Connection,
     log: &SqliteLog,
     group: &str,
@@ -701,7 +817,7 @@ impl LogConsumer for SqliteConsumer {
 
     async fn commit(&mut self, offsets: &[(PartitionId, u64)]) -> Result<(), LogError> {
         let (done, receiver) = oneshot::channel();
-        self.log.submit(Job::Commit { group: self.group.clone(), offsets: offsets.to_vec(), done })?;
+        self.log.submit(Job { work: Work::Commit { group: self.group.clone(), offsets: offsets.to_vec() }, done })?;
         wait(receiver).await
     }
 }

@@ -44,10 +44,8 @@ async fn main() -> anyhow::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let connection = builder.serve_connection(
-            TokioIo::new(stream),
-            service_fn(|_request| async { Ok::<_, Infallible>(redirect()) }),
-        );
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service_fn(|_request| async { Ok::<_, Infallible>(redirect()) }));
         tokio::spawn(connection);
     }
 }

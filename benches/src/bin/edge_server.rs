@@ -32,7 +32,7 @@ struct Args {
     #[arg(long, default_value = "full")]
     durability: String,
     /// `linger.ms` of the Kafka producer.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 1)]
     linger_ms: u64,
 }
 
@@ -78,7 +78,11 @@ struct NullLog;
 struct NullConsumer;
 
 impl model::ports::log::LogConsumer for NullConsumer {
-    async fn poll(&mut self, _: usize, _: std::time::Duration) -> Result<model::ports::log::Polled, model::ports::log::LogError> {
+    async fn poll(
+        &mut self,
+        _: usize,
+        _: std::time::Duration,
+    ) -> Result<model::ports::log::Polled, model::ports::log::LogError> {
         Ok(Default::default())
     }
     async fn commit(&mut self, _: &[(model::ports::log::PartitionId, u64)]) -> Result<(), model::ports::log::LogError> {
@@ -88,10 +92,16 @@ impl model::ports::log::LogConsumer for NullConsumer {
 
 impl EventLog for NullLog {
     type Consumer = NullConsumer;
-    fn create_topics(&self, _: &[model::ports::log::TopicSpec]) -> impl Future<Output = Result<(), model::ports::log::LogError>> + Send + 'static {
+    fn create_topics(
+        &self,
+        _: &[model::ports::log::TopicSpec],
+    ) -> impl Future<Output = Result<(), model::ports::log::LogError>> + Send + 'static {
         async { Ok(()) }
     }
-    fn append(&self, _: Vec<model::ports::log::Record>) -> impl Future<Output = Result<(), model::ports::log::LogError>> + Send + 'static {
+    fn append(
+        &self,
+        _: Vec<model::ports::log::Record>,
+    ) -> impl Future<Output = Result<(), model::ports::log::LogError>> + Send + 'static {
         async { Ok(()) }
     }
     fn queue_depth(&self) -> usize {
@@ -100,10 +110,16 @@ impl EventLog for NullLog {
     fn check(&self) -> impl Future<Output = Result<(), model::ports::log::LogError>> + Send + 'static {
         async { Ok(()) }
     }
-    fn end_offset(&self, _: &model::ports::log::PartitionId) -> impl Future<Output = Result<u64, model::ports::log::LogError>> + Send + 'static {
+    fn end_offset(
+        &self,
+        _: &model::ports::log::PartitionId,
+    ) -> impl Future<Output = Result<u64, model::ports::log::LogError>> + Send + 'static {
         async { Ok(0) }
     }
-    fn flush(&self, _: std::time::Duration) -> impl Future<Output = Result<(), model::ports::log::LogError>> + Send + 'static {
+    fn flush(
+        &self,
+        _: std::time::Duration,
+    ) -> impl Future<Output = Result<(), model::ports::log::LogError>> + Send + 'static {
         async { Ok(()) }
     }
     fn consumer(&self, _: &str, _: &[std::sync::Arc<str>]) -> Result<NullConsumer, model::ports::log::LogError> {

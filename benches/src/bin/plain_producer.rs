@@ -24,14 +24,15 @@ struct Args {
     in_flight: usize,
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 1)]
     linger_ms: u64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &args.brokers).create()?;
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &args.brokers).create()?;
     let topic = NewTopic::new(&args.topic, args.partitions, TopicReplication::Fixed(1));
     let _ = admin.create_topics([&topic], &AdminOptions::new()).await?;
     let producer: FutureProducer = ClientConfig::new()

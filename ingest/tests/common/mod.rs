@@ -99,6 +99,8 @@ impl<L: EventLog> TestEdge<L> {
     pub async fn start_on(log: L, topics: Topics, program: Program, configure: impl FnOnce(&mut EdgeConfig)) -> Self {
         let keys = ClickKeyRing::parse(CLICK_KEYS).unwrap();
         let mut config = EdgeConfig::new(topics.clone(), keys.clone());
+        // Tests read the log right after a response: let browser events wait for their ack.
+        config.click_ack_wait = Duration::from_secs(10);
         configure(&mut config);
         let edge = Edge::new(config, log.clone(), SharedProgram::loaded(program));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -159,21 +161,33 @@ impl<L: EventLog> TestEdge<L> {
         self.send(&raw).await
     }
 
-    /// Every record of `topic`, read by a fresh consumer group.
+    /// Every record of `topic`, read by a fresh consumer group up to each partition's end.
     pub async fn records(&self, topic: &Arc<str>) -> Vec<Delivered> {
         let group = format!("reader-{}", model::EventId::new());
         let mut consumer = self.log.consumer(&group, &[topic.clone()]).unwrap();
+        let partitions = if topic == &self.topics.program { 1 } else { PARTITIONS };
+        let mut remaining: BTreeMap<u32, u64> = BTreeMap::new();
+        for partition in 0..partitions {
+            let end = self.log.end_offset(&PartitionId { topic: topic.clone(), partition }).await.unwrap();
+            if end > 0 {
+                remaining.insert(partition, end);
+            }
+        }
         let mut records = Vec::new();
-        let expected = self.topic_size(topic).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while (records.len() as u64) < expected && tokio::time::Instant::now() < deadline {
-            let polled = consumer.poll(1000, Duration::from_millis(100)).await.unwrap();
-            records.extend(polled.records);
+        while !remaining.is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "could not read {topic} to its end");
+            for record in consumer.poll(1000, Duration::from_millis(100)).await.unwrap().records {
+                if remaining.get(&record.partition).is_some_and(|end| record.offset + 1 >= *end) {
+                    remaining.remove(&record.partition);
+                }
+                records.push(record);
+            }
         }
         records
     }
 
-    /// How many records a topic holds.
+    /// The sum of a topic's end offsets: it grows whenever anything is written.
     pub async fn topic_size(&self, topic: &Arc<str>) -> u64 {
         let partitions = if topic == &self.topics.program { 1 } else { PARTITIONS };
         let mut total = 0;
