@@ -12,6 +12,7 @@ cd "$(dirname "$0")/../.."
 source deploy/services.sh
 DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-64}
+REPEAT=${REPEAT:-3}
 ensure_tansu
 cargo build --release -q -p clickledger-benches --bins
 bin=target/release
@@ -43,14 +44,21 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 echo "## Edge load test ($(date -u +%Y-%m-%dT%H:%MZ), ${DURATION}s per run, ${CONNECTIONS} connections, wrk -t1)"
 echo
 
-$bin/bare_redirect --listen 127.0.0.1:18090 & server_pid=$!
-wait_up 18090
-read -r bare_rps bare_p50 bare_p99 <<<"$(wrk_run 18090 "$CLICK")"
-stop_server
-
+# Ceiling and edge side by side; the click comparison alternates between them $REPEAT times
+# and keeps the medians, because one run on this machine can swing by 10%.
+$bin/bare_redirect --listen 127.0.0.1:18090 & bare_pid=$!
 $bin/edge_server --listen 127.0.0.1:18080 --log-file "$work/embedded/log.db" & server_pid=$!
+wait_up 18090
 wait_up 18080
-read -r emb_click_rps emb_click_p50 emb_click_p99 <<<"$(wrk_run 18080 "$CLICK")"
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+bare_runs=""; edge_runs=""
+for _ in $(seq 1 "$REPEAT"); do
+  read -r rps p50 p99 <<<"$(wrk_run 18090 "$CLICK")"; bare_runs="$bare_runs $rps"; bare_p50=$p50; bare_p99=$p99
+  read -r rps p50 p99 <<<"$(wrk_run 18080 "$CLICK")"; edge_runs="$edge_runs $rps"; emb_click_p50=$p50; emb_click_p99=$p99
+done
+kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
+bare_rps=$(tr ' ' '\n' <<<"$bare_runs" | grep . | median)
+emb_click_rps=$(tr ' ' '\n' <<<"$edge_runs" | grep . | median)
 read -r emb_pb_rps emb_pb_p50 emb_pb_p99 <<<"$(wrk_run 18080 / benches/load/postback.lua)"
 half=$((emb_click_rps / 2))
 read -r emb_half_rps emb_half_p50 emb_half_p99 <<<"$(oha_rate 18080 "$CLICK" "$half" "$DURATION" 32)"
@@ -72,9 +80,15 @@ unacked=$(curl -s http://127.0.0.1:18080/metrics | awk '/^clickledger_ingest_una
 lost=$(curl -s http://127.0.0.1:18080/metrics | awk '/^clickledger_ingest_lost_total/ {sum += $2} END {print sum + 0}')
 stop_server
 
+# The same half-rate latency with synchronous = NORMAL (durable across a process crash only).
+$bin/edge_server --listen 127.0.0.1:18080 --log-file "$work/normal/log.db" --durability normal & server_pid=$!
+wait_up 18080
+read -r normal_half_rps normal_half_p50 normal_half_p99 <<<"$(oha_rate 18080 "$CLICK" "$half" "$DURATION" 32)"
+stop_server
+
 start_tansu "$work/tansu" 2>/dev/null
 brokers=$CLICKLEDGER_KAFKA_BROKERS
-plain=$($bin/plain_producer --brokers "$brokers" --seconds "$DURATION" --in-flight "$CONNECTIONS" --record-bytes 480 --topic bench.plain | awk '{printf "%d", $(NF-1)}')
+plain=$($bin/plain_producer --brokers "$brokers" --seconds "$DURATION" --in-flight "$CONNECTIONS" --record-bytes 480 --linger-ms 1 --topic bench.plain | awk '{printf "%d", $(NF-1)}')
 $bin/edge_server --listen 127.0.0.1:18080 --kafka-brokers "$brokers" --topic-prefix load. & server_pid=$!
 wait_up 18080
 read -r k_click_rps k_click_p50 k_click_p99 <<<"$(wrk_run 18080 "$CLICK")"
@@ -86,8 +100,8 @@ stop_server
 pct() { python3 -c "print(round(100 * $1 / $2))"; }
 echo "| run | requests/s | p50 | p99 | ratio |"
 echo "|---|---|---|---|---|"
-echo "| bare hyper 302 (ceiling) | $bare_rps | $bare_p50 | $bare_p99 | 100% |"
-echo "| edge, embedded log, clicks | $emb_click_rps | $emb_click_p50 | $emb_click_p99 | $(pct "$emb_click_rps" "$bare_rps")% of bare |"
+echo "| bare hyper 302 (ceiling), median of$bare_runs | $bare_rps | $bare_p50 | $bare_p99 | 100% |"
+echo "| edge, embedded log, clicks, median of$edge_runs | $emb_click_rps | $emb_click_p50 | $emb_click_p99 | $(pct "$emb_click_rps" "$bare_rps")% of bare |"
 echo "| edge, embedded log, postbacks | $emb_pb_rps | $emb_pb_p50 | $emb_pb_p99 | $(pct "$emb_pb_rps" "$bare_rps")% of bare |"
 echo "| plain rdkafka producer → Tansu (records/s, baseline) | $plain | | | 100% |"
 echo "| edge, Kafka (Tansu), clicks | $k_click_rps | $k_click_p50 | $k_click_p99 | $(pct "$k_click_rps" "$plain")% of plain producer |"
@@ -96,6 +110,7 @@ echo
 echo "| at half the maximum rate (oha -q, latency-corrected) | target rate | achieved/s | p50 ms | p99 ms |"
 echo "|---|---|---|---|---|"
 echo "| embedded, clicks | $half | $emb_half_rps | $emb_half_p50 | $emb_half_p99 |"
+echo "| embedded with synchronous = NORMAL, clicks | $half | $normal_half_rps | $normal_half_p50 | $normal_half_p99 |"
 echo "| embedded, postbacks | $pb_half | $emb_pbhalf_rps | $emb_pbhalf_p50 | $emb_pbhalf_p99 |"
 echo "| Kafka (Tansu), clicks | $k_half | $k_half_rps | $k_half_p50 | $k_half_p99 |"
 echo

@@ -30,7 +30,9 @@ struct ClickTarget {
     offer: OfferId,
     member: MemberId,
     link: Option<LinkCode>,
-    landing: Url,
+    /// The offer URL as written, or the allowed deep link normalised.
+    landing: String,
+    deep_link: bool,
     click_id_param: String,
     rejected: Option<Reason>,
 }
@@ -56,7 +58,7 @@ pub(crate) async fn click<L: EventLog>(
     let claims =
         ClickClaims { click: id, offer: target.offer.clone(), member: target.member.clone(), visitor: visitor.clone() };
     let click_id = edge.config.click_keys.sign(&claims);
-    let destination = with_click_id(target.landing, &target.click_id_param, &click_id);
+    let destination = with_click_id(&target.landing, &target.click_id_param, &click_id);
     let click = Click {
         id,
         received_at: now,
@@ -65,7 +67,7 @@ pub(crate) async fn click<L: EventLog>(
         link: target.link,
         visitor: visitor.clone(),
         click_id,
-        destination: destination.clone(),
+        deep_link: target.deep_link.then(|| target.landing.clone()),
         subs,
         bot,
         rejected: target.rejected,
@@ -106,23 +108,23 @@ fn resolve(
     let offer = program
         .offer(&offer_id)
         .ok_or_else(|| Rejection::not_found("unknown_offer", format!("no offer {offer_id}")))?;
-    let offer_url = Url::parse(&offer.url)
-        .map_err(|error| Rejection::Internal { message: format!("offer {offer_id} has an invalid url: {error}") })?;
     let rejected = rejection(program, offer, &member_id, link, now);
-    let landing = if rejected.is_some() {
-        offer_url
+    // An earning click may go to an allowed deep link; any other goes to the offer URL.
+    let deep_link: Option<Url> = if rejected.is_some() {
+        None
     } else {
         let requested = params.non_empty("url").and_then(|url| allowed_deep_link(url, &offer.deep_link_hosts));
-        let issued = link
-            .and_then(|link| link.deep_url.as_deref())
-            .and_then(|url| allowed_deep_link(url, &offer.deep_link_hosts));
-        requested.or(issued).unwrap_or(offer_url)
+        requested.or_else(|| {
+            link.and_then(|link| link.deep_url.as_deref())
+                .and_then(|url| allowed_deep_link(url, &offer.deep_link_hosts))
+        })
     };
     Ok(ClickTarget {
         offer: offer_id,
         member: member_id,
         link: link.map(|link| link.code.clone()),
-        landing,
+        deep_link: deep_link.is_some(),
+        landing: deep_link.map_or_else(|| offer.url.clone(), String::from),
         click_id_param: offer.click_id_param.clone(),
         rejected,
     })

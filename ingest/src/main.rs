@@ -27,6 +27,10 @@ struct Args {
     /// Prefix of the topic names.
     #[arg(long, env = "CLICKLEDGER_TOPIC_PREFIX", default_value = "clickledger.")]
     topic_prefix: String,
+    /// Embedded log durability: `full` (fsync before every acknowledgement) or `normal`
+    /// (survives a crash of the process, not of the machine).
+    #[arg(long, env = "CLICKLEDGER_LOG_DURABILITY", default_value = "full", value_parser = ["full", "normal"])]
+    log_durability: String,
     /// `linger.ms` of the Kafka producer.
     #[arg(long, env = "CLICKLEDGER_KAFKA_LINGER_MS", default_value_t = 1)]
     kafka_linger_ms: u64,
@@ -52,7 +56,11 @@ async fn main() -> anyhow::Result<()> {
             if let Some(parent) = args.log_file.parent() {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
             }
-            serve(SqliteLog::open(SqliteLogConfig::new(&args.log_file))?, config, &args).await
+            let mut log = SqliteLogConfig::new(&args.log_file);
+            if args.log_durability == "normal" {
+                log.durability = adapters::log::sqlite::Durability::Normal;
+            }
+            serve(SqliteLog::open(log)?, config, &args).await
         }
     }
 }

@@ -55,7 +55,7 @@ async fn a_click_redirects_with_a_verifiable_click_id_and_sets_the_visitor_cooki
     let click = click_event(&events[0].payload);
     assert_eq!(click.id, claims.click);
     assert_eq!(click.click_id, click_id);
-    assert_eq!(click.destination, location);
+    assert_eq!(click.deep_link, None, "the offer URL is no deep link");
     assert_eq!((click.subs.sub1.as_deref(), click.subs.sub2.as_deref()), (Some("story"), Some("a b")));
     assert_eq!((click.bot, click.rejected), (false, None));
 
@@ -147,6 +147,11 @@ async fn deep_links_go_only_to_allowed_hosts() {
         let location = response.header("location").unwrap();
         assert!(location.starts_with(expected), "{requested} → {location}");
     }
+    let deep_links: Vec<Option<String>> =
+        edge.records(&edge.topics.events).await.iter().map(|record| click_event(&record.payload).deep_link).collect();
+    assert_eq!(deep_links[0].as_deref(), Some("https://shop.example.com/p/1?color=red"));
+    assert_eq!(deep_links[1].as_deref(), Some("https://shop.example.com/p/2"));
+    assert!(deep_links[2..].iter().all(Option::is_none), "refused deep links are not recorded as used");
 }
 
 #[tokio::test]

@@ -188,7 +188,7 @@ pub fn click(id: u128, offer: &str, member: &str, visitor_id: &str, at: Timestam
         link: None,
         visitor: visitor(visitor_id),
         click_id: format!("click-{id}"),
-        destination: "https://shop.example.com/landing".into(),
+        deep_link: None,
         subs: Subs::default(),
         bot: false,
         rejected: None,

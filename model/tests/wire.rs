@@ -22,7 +22,7 @@ fn click() -> Click {
         link: Some(LinkCode::new("jane-summer").unwrap()),
         visitor: VisitorId::new("v_8Jk2s9dkQpZ").unwrap(),
         click_id: "c1.abc".into(),
-        destination: "https://shop.example.com/landing?click_id=c1.abc".into(),
+        deep_link: Some("https://shop.example.com/p/1?color=red".into()),
         subs: Subs { sub1: Some("story".into()), sub5: Some("x".into()), ..Subs::default() },
         bot: false,
         rejected: None,

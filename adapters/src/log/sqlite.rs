@@ -50,11 +50,19 @@ pub struct SqliteLogConfig {
     /// Records written in one transaction at most.
     pub max_batch: usize,
     pub durability: Durability,
+    /// How often the WAL is copied back into the database file.
+    pub checkpoint_interval: Duration,
 }
 
 impl SqliteLogConfig {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), queue_capacity: 16_384, max_batch: 8_192, durability: Durability::Full }
+        Self {
+            path: path.into(),
+            queue_capacity: 16_384,
+            max_batch: 8_192,
+            durability: Durability::Full,
+            checkpoint_interval: Duration::from_millis(250),
+        }
     }
 }
 
@@ -208,7 +216,7 @@ impl SqliteLog {
         let alive = Arc::downgrade(&inner);
         std::thread::Builder::new()
             .name("sqlite-log-checkpoint".into())
-            .spawn(move || checkpoint_now_and_then(checkpointer, alive))
+            .spawn(move || checkpoint_now_and_then(checkpointer, config.checkpoint_interval, alive))
             .map_err(fatal)?;
         Ok(Self { inner })
     }
@@ -387,18 +395,15 @@ impl EventLog for SqliteLog {
     }
 }
 
-/// How often the WAL is copied back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
 /// Checkpoints run here, on their own connection, instead of inside a commit (SQLite's
 /// automatic checkpoint is off on the writer's connection). A PASSIVE checkpoint copies most
 /// of the WAL without blocking the writer; the RESTART right after only has the frames written
 /// meanwhile left to copy, so the writer waits briefly, and the WAL starts over instead of
 /// growing. Stops when the log is dropped.
-fn checkpoint_now_and_then(connection: Connection, alive: std::sync::Weak<Inner>) {
+fn checkpoint_now_and_then(connection: Connection, every: Duration, alive: std::sync::Weak<Inner>) {
     let _ = connection.busy_timeout(Duration::from_secs(10));
     while alive.strong_count() > 0 {
-        std::thread::sleep(CHECKPOINT_EVERY);
+        std::thread::sleep(every);
         for mode in ["PASSIVE", "RESTART"] {
             if let Err(error) = connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
                 tracing::warn!(%error, mode, "embedded log checkpoint failed");

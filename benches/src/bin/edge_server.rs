@@ -31,6 +31,9 @@ struct Args {
     /// `full` (fsync before every acknowledgement) or `normal` for the embedded log.
     #[arg(long, default_value = "full")]
     durability: String,
+    /// How often the embedded log checkpoints its WAL, in milliseconds.
+    #[arg(long)]
+    checkpoint_ms: Option<u64>,
     /// `linger.ms` of the Kafka producer.
     #[arg(long, default_value_t = 1)]
     linger_ms: u64,
@@ -53,6 +56,9 @@ async fn main() -> anyhow::Result<()> {
                 std::fs::create_dir_all(parent)?;
             }
             let mut config = SqliteLogConfig::new(&args.log_file);
+            if let Some(millis) = args.checkpoint_ms {
+                config.checkpoint_interval = std::time::Duration::from_millis(millis);
+            }
             if args.durability == "normal" {
                 config.durability = adapters::log::sqlite::Durability::Normal;
             }

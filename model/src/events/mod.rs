@@ -99,8 +99,9 @@ pub struct Click {
     pub visitor: VisitorId,
     /// The signed click id appended to the redirect.
     pub click_id: String,
-    /// Where the shopper was sent.
-    pub destination: String,
+    /// The deep link the shopper was sent to, when not the offer URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deep_link: Option<String>,
     #[serde(default)]
     pub subs: Subs,
     /// A known bot user agent: recorded, never counted.
