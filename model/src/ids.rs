@@ -187,6 +187,11 @@ impl OrderKey {
         Self(format!("{advertiser}:event:{event}"))
     }
 
+    /// An order key as written by [`OrderKey::new`] (read back from state or the store).
+    pub fn from_string(key: String) -> Self {
+        Self(key)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -149,6 +149,14 @@ impl ProgramBuilder {
         self
     }
 
+    /// Enrols members added earlier in `offer`.
+    pub fn enrolled_existing(mut self, offer: &str, members: &[&str]) -> Self {
+        for member in members {
+            self.changes.push(ProgramChange::Enrolment(enrol(offer, member)));
+        }
+        self
+    }
+
     pub fn change(mut self, change: ProgramChange) -> Self {
         self.changes.push(change);
         self

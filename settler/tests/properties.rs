@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use clickledger_settler::commission::{Ledger, Outputs};
 use model::events::{BillStatus, CommissionLine, Decision, LedgerEvent, LineKind, Refund, SubscriptionCancel, Verdict};
 use model::ids::{DerivedId, EventId, OrderId};
-use model::program::{PayoutOption, PayoutRule, Program, RecurringTerms, TierLine, Tiered};
+use model::program::{MonthlyThreshold, PayoutOption, PayoutRule, Program, RecurringTerms, TierLine, Tiered};
 use model::testkit::*;
 use model::{Interval, Timestamp};
 use proptest::prelude::*;
@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
 const MEMBERS: [&str; 4] = ["grand", "parent", "kid", "solo"];
-const OFFERS: [&str; 4] = ["store", "pend", "clicks", "hosting"];
+const OFFERS: [&str; 6] = ["store", "pend", "clicks", "hosting", "accu", "volume"];
 
 fn program() -> Program {
     let tiers = |option: PayoutOption| PayoutOption { tier2: Some(dec!(0.5)), tier3: Some(dec!(0.25)), ..option };
@@ -35,6 +35,26 @@ fn program() -> Program {
         }),
         ..tiers(option("default", "sale", cps(dec!(0.30))))
     };
+    let accumulated = tiers(option(
+        "default",
+        "accu_sale",
+        PayoutRule::Accumulated {
+            thresholds: vec![
+                MonthlyThreshold { from: dec!(0), rate: dec!(0.10) },
+                MonthlyThreshold { from: dec!(50), rate: dec!(0.20) },
+            ],
+        },
+    ));
+    let volume = tiers(option(
+        "default",
+        "sale",
+        PayoutRule::Cpa {
+            per_conversion: Tiered(vec![
+                TierLine { from: 1, value: dec!(1.00) },
+                TierLine { from: 3, value: dec!(2.00) },
+            ]),
+        },
+    ));
     let mut kid = child("kid", "parent");
     kid.minimum_payout = dec!(20);
     let members = || [member("grand"), child("parent", "grand"), kid.clone(), member("solo")];
@@ -43,6 +63,8 @@ fn program() -> Program {
         .offer(offer_with_options("pend", vec![pend]))
         .offer(offer_with_options("clicks", vec![clicks]))
         .offer(offer_with_options("hosting", vec![hosting]))
+        .offer(offer_with_options("accu", vec![accumulated]))
+        .offer(offer_with_options("volume", vec![volume]))
         .enrolled("store", members())
         .enrolled("pend", members().into_iter().skip(4))
         .change(model::program::ProgramChange::Enrolment(enrol("pend", "grand")))
@@ -53,6 +75,8 @@ fn program() -> Program {
         .change(model::program::ProgramChange::Enrolment(enrol("clicks", "solo")))
         .change(model::program::ProgramChange::Enrolment(enrol("hosting", "kid")))
         .change(model::program::ProgramChange::Enrolment(enrol("hosting", "solo")))
+        .enrolled_existing("accu", &["grand", "parent", "kid", "solo"])
+        .enrolled_existing("volume", &["grand", "parent", "kid", "solo"])
         .build()
 }
 
@@ -71,7 +95,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0..4usize, 0..6u8).prop_map(|(member, visitor)| Op::Click { member, visitor }),
-        4 => (0..4usize, 0..4usize, 0..12u8, 0..20_000u32, any::<bool>())
+        4 => (0..4usize, 0..6usize, 0..12u8, 0..20_000u32, any::<bool>())
             .prop_map(|(member, offer, order, cents, recurring)| Op::Sale { member, offer, order, cents, recurring }),
         3 => (0..12u8, proptest::option::of(0..60_000u32)).prop_map(|(order, cents)| Op::Refund { order, cents }),
         2 => (0..12u8, any::<bool>()).prop_map(|(order, approve)| Op::Decide { order, approve }),
@@ -249,5 +273,160 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+/// Ops for the arrival-order property: every sale has its own order; refunds, decisions and
+/// cancels name an order made earlier. No time-driven work (credits, bills).
+fn chained_events(ops: &[(Op, u32)]) -> Vec<(String, LedgerEvent)> {
+    let mut now = ts("2026-01-01T00:00:00Z").millis();
+    let mut orders: Vec<String> = Vec::new();
+    let mut events = Vec::new();
+    for (index, (op, step_minutes)) in ops.iter().enumerate() {
+        now += i64::from(*step_minutes) * 60_000;
+        let at = Timestamp::from_millis(now);
+        let id = EventId::from_u128(index as u128 + 1);
+        let existing = |order: u8| (!orders.is_empty()).then(|| orders[usize::from(order) % orders.len()].clone());
+        match op {
+            Op::Click { member, visitor } => {
+                let mut click = click(index as u128 + 1, "clicks", MEMBERS[*member], &format!("v{visitor}"), at);
+                click.id = id;
+                events.push((format!("visitor:v{visitor}"), LedgerEvent::Click(click)));
+            }
+            Op::Sale { member, offer, cents, recurring, .. } => {
+                let order = format!("S{index}");
+                let mut conversion = sale(index as u128 + 1, &order, Decimal::new(i64::from(*cents), 2), at);
+                if *recurring {
+                    conversion.recurring_amount = Some(dec!(29.95));
+                }
+                orders.push(order.clone());
+                events.push((
+                    format!("order:{order}"),
+                    LedgerEvent::Order(attributed(conversion, OFFERS[*offer], MEMBERS[*member])),
+                ));
+            }
+            Op::Refund { order, cents } => {
+                if let Some(order) = existing(*order) {
+                    let refund = Refund {
+                        id,
+                        received_at: at,
+                        advertiser: advertiser_id(),
+                        order_id: OrderId::new(order.clone()).unwrap(),
+                        amount: cents.map(|cents| Decimal::new(i64::from(cents), 2)),
+                    };
+                    events
+                        .push((format!("order:{order}"), LedgerEvent::Refund { order_key: order_key(&order), refund }));
+                }
+            }
+            Op::Decide { order, approve } => {
+                if let Some(order) = existing(*order) {
+                    let decision = Decision {
+                        id,
+                        received_at: at,
+                        order_key: order_key(&order),
+                        verdict: if *approve { Verdict::Approve } else { Verdict::Reject },
+                        actor: "test".into(),
+                        note: None,
+                    };
+                    events.push((format!("order:{order}"), LedgerEvent::Decision(decision)));
+                }
+            }
+            Op::Cancel { order } | Op::Pay { bill: order } => {
+                if let Some(order) = existing(*order) {
+                    let cancel = SubscriptionCancel {
+                        id,
+                        received_at: at,
+                        advertiser: advertiser_id(),
+                        order_id: OrderId::new(order.clone()).unwrap(),
+                    };
+                    events
+                        .push((format!("order:{order}"), LedgerEvent::Cancel { order_key: order_key(&order), cancel }));
+                }
+            }
+            Op::Advance | Op::BillRun => {}
+        }
+    }
+    events
+}
+
+fn event_time(event: &LedgerEvent) -> Timestamp {
+    match event {
+        LedgerEvent::Click(click) => click.received_at,
+        LedgerEvent::Order(order) => order.conversion.event_time(),
+        LedgerEvent::Refund { refund, .. } => refund.received_at,
+        LedgerEvent::Cancel { cancel, .. } => cancel.received_at,
+        LedgerEvent::Decision(decision) => decision.received_at,
+        _ => Timestamp::from_millis(0),
+    }
+}
+
+/// Another arrival order the pipeline can produce: the chains (a visitor's clicks, an order's
+/// events) keep their own order and are interleaved at random, no event arriving more than the
+/// settle horizon of event time behind one that arrived before it (upstream partitions lag
+/// each other by seconds, not days).
+fn interleave(events: &[(String, LedgerEvent)], picks: &[u32]) -> Vec<LedgerEvent> {
+    let horizon = clickledger_settler::commission::sequence::SETTLED_AFTER;
+    let mut chains: BTreeMap<String, std::collections::VecDeque<LedgerEvent>> = BTreeMap::new();
+    for (chain, event) in events {
+        chains.entry(chain.clone()).or_default().push_back(event.clone());
+    }
+    let mut arrival = Vec::with_capacity(events.len());
+    let mut pick = picks.iter().cycle();
+    while !chains.is_empty() {
+        let oldest_head = chains
+            .values()
+            .filter_map(|chain| chain.front())
+            .map(event_time)
+            .min()
+            .unwrap_or(Timestamp::from_millis(0));
+        let names: Vec<String> = chains
+            .iter()
+            .filter(|(_, chain)| {
+                chain.front().is_some_and(|head| event_time(head) < oldest_head.saturating_add(horizon))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        let chosen = names[*pick.next().unwrap_or(&0) as usize % names.len()].clone();
+        let chain = chains.get_mut(&chosen).unwrap();
+        arrival.extend(chain.pop_front());
+        if chain.is_empty() {
+            chains.remove(&chosen);
+        }
+    }
+    arrival
+}
+
+/// What each line finally pays, whatever revision that took.
+fn settled_lines(outputs: &[Outputs]) -> BTreeMap<DerivedId, (String, u8, Decimal, &'static str)> {
+    latest(outputs)
+        .into_iter()
+        .map(|(id, line)| (id, (line.member.to_string(), line.tier, line.amount, line.status.as_str())))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_lines_depend_on_the_events_not_on_their_arrival_order(
+        ops in proptest::collection::vec((op(), 0..90u32), 1..120),
+        picks in proptest::collection::vec(any::<u32>(), 1..64),
+    ) {
+        let program = program();
+        let events = chained_events(&ops);
+        let mut ledger = Ledger::new();
+        let in_order: Vec<Outputs> = events.iter().map(|(_, event)| ledger.apply(&program, event)).collect();
+        let mut ledger = Ledger::new();
+        let shuffled: Vec<Outputs> = interleave(&events, &picks).iter().map(|event| ledger.apply(&program, event)).collect();
+        let (expected, actual) = (settled_lines(&in_order), settled_lines(&shuffled));
+        let differences: Vec<_> = expected
+            .keys()
+            .chain(actual.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|id| expected.get(*id) != actual.get(*id))
+            .map(|id| (id.clone(), expected.get(id).cloned(), actual.get(id).cloned()))
+            .collect();
+        prop_assert!(differences.is_empty(), "lines that differ (in order, shuffled): {:?}", differences);
     }
 }

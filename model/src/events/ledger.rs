@@ -15,8 +15,14 @@ use crate::time::{Interval, Timestamp};
 pub enum LedgerEvent {
     /// A click, for unique-click counting, CPC and the click report.
     Click(Click),
-    /// The first attributed conversion of an order.
+    /// The conversion that wins its order (the earliest by event time, then event id).
     Order(AttributedConversion),
+    /// An earlier conversion of the same order arrived: this one no longer wins, and its lines
+    /// are withdrawn.
+    Withdraw {
+        order_key: OrderKey,
+        conversion: EventId,
+    },
     Refund {
         order_key: OrderKey,
         refund: Refund,
@@ -79,7 +85,8 @@ impl LineKind {
     }
 }
 
-/// pending → approved → billed → paid; pending → rejected; refunded in full → reversed.
+/// pending → approved → billed → paid; pending → rejected; refunded in full → reversed;
+/// replaced by an earlier conversion of the same order → withdrawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LineStatus {
@@ -89,6 +96,7 @@ pub enum LineStatus {
     Paid,
     Rejected,
     Reversed,
+    Withdrawn,
 }
 
 impl LineStatus {
@@ -100,12 +108,18 @@ impl LineStatus {
             LineStatus::Paid => "paid",
             LineStatus::Rejected => "rejected",
             LineStatus::Reversed => "reversed",
+            LineStatus::Withdrawn => "withdrawn",
         }
     }
 
     /// Billed or paid: the amount is frozen, corrections become adjustment lines.
     pub fn is_billed(self) -> bool {
         matches!(self, LineStatus::Billed | LineStatus::Paid)
+    }
+
+    /// Rejected, reversed or withdrawn: pays nothing and changes no more.
+    pub fn is_void(self) -> bool {
+        matches!(self, LineStatus::Rejected | LineStatus::Reversed | LineStatus::Withdrawn)
     }
 }
 
@@ -200,6 +214,8 @@ impl SubscriptionStatus {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SubscriptionAccount {
     pub order_key: OrderKey,
+    /// The conversion that opened it.
+    pub conversion: EventId,
     pub member: MemberId,
     pub offer: OfferId,
     /// The subscription keyword (`subscriptionsales`).

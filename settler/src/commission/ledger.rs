@@ -3,56 +3,96 @@
 //! [`Ledger::apply`] takes one [`LedgerEvent`] and returns every line, bill and subscription
 //! account it created or changed, as snapshots. It does no I/O and reads no clock: time comes
 //! from the events and from the `now` given to [`Ledger::advance`]. Line ids are derived from
-//! the inputs, so applying the same events to a fresh ledger gives the same lines, and a
-//! repeated event changes nothing.
+//! the inputs, so a repeated event changes nothing.
+//!
+//! Rules that count what came before (volume tiers by instance, accumulated monthly tiers) use
+//! the canonical order of [`super::sequence`], and an event that arrives out of that order
+//! re-prices the ones after it; so the lines depend on which events arrived, not on the order
+//! they arrived in.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use model::events::{
-    AttributedConversion, Bill, Click, CommissionLine, Decision, LedgerEvent, LineKind, LineStatus, Refund,
-    SubscriptionAccount, SubscriptionCancel, Verdict,
+    AttributedConversion, Bill, Click, CommissionLine, Decision, Item, LedgerEvent, LineKind, LineStatus, Refund,
+    SubscriptionAccount, SubscriptionCancel, SubscriptionStatus, Verdict,
 };
 use model::ids::{DerivedId, EventId, MemberId, OfferId, OrderKey, VisitorId};
-use model::program::Program;
+use model::program::{PayoutRule, Program, RecurringTerms};
 use model::time::YearMonth;
-use model::{Currency, Timestamp, round_commission};
+use model::{Currency, Span, Timestamp, round_commission};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::rules::{self, SaleFacts};
+use super::sequence::{MonthSales, SeqKey, Sequence};
 use super::tiers::tier_shares;
 
-/// Per member and offer: instance counters for volume tiers, and the month's sales for
-/// accumulated tiers.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Counts of a member in an offer, for reports and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counter {
     pub unique_clicks: u64,
     pub conversions: u64,
-    pub month: Option<YearMonth>,
-    pub month_sales: Decimal,
 }
 
-/// What the ledger remembers of an order: its lines, and the refunds and decisions applied.
+/// How an order is priced, fixed when it is accepted, so later re-pricing uses the same terms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pricing {
+    pub rule: PayoutRule,
+    pub keyword: String,
+    pub pending: bool,
+    pub hold: Option<Span>,
+    pub tier2: Option<Decimal>,
+    pub tier3: Option<Decimal>,
+}
+
+/// What the ledger remembers of an order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OrderBook {
     pub conversion: EventId,
+    pub key: SeqKey,
     pub member: MemberId,
     pub offer: OfferId,
+    pub currency: Currency,
     pub sale_amount: Decimal,
-    pub refunded: Decimal,
+    pub items: Vec<Item>,
     pub month: YearMonth,
+    /// `None` when the member's option pays nothing for this conversion.
+    pub pricing: Option<Pricing>,
+    pub refunded: Decimal,
+    pub fully_refunded: bool,
+    pub rejected: bool,
     pub lines: Vec<DerivedId>,
     pub applied: Vec<EventId>,
+}
+
+impl OrderBook {
+    /// The share of the order not refunded.
+    fn remaining_fraction(&self) -> Decimal {
+        if self.fully_refunded {
+            Decimal::ZERO
+        } else if self.sale_amount.is_zero() || self.refunded.is_zero() {
+            Decimal::ONE
+        } else {
+            (self.sale_amount - self.refunded) / self.sale_amount
+        }
+    }
+
+    fn counts(&self) -> bool {
+        self.pricing.is_some() && !self.rejected
+    }
 }
 
 /// A line and the bookkeeping its later changes need.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LineState {
     pub line: CommissionLine,
-    /// 1st-tier lines: the exact amount before rounding, which refunds scale.
+    /// 1st-tier lines: the exact amount before rounding and refunds.
     pub exact: Decimal,
     /// Tier lines: the 1st-tier line they follow and their tier value.
     pub follows: Option<(DerivedId, Decimal)>,
+    /// 1st-tier lines: the tier lines that follow them.
+    #[serde(default)]
+    pub followers: Vec<(DerivedId, Decimal)>,
     /// What the member has been credited for this line once billed: the billed amount plus
     /// adjustments since.
     pub accounted: Decimal,
@@ -66,6 +106,8 @@ pub struct Outputs {
     pub lines: Vec<CommissionLine>,
     pub bills: Vec<Bill>,
     pub subscriptions: Vec<SubscriptionAccount>,
+    /// Clicks with whether they counted as unique (the click report's `unique` column).
+    pub clicks: Vec<(EventId, bool)>,
 }
 
 impl Outputs {
@@ -77,15 +119,21 @@ impl Outputs {
         self.lines.extend(other.lines);
         self.bills.extend(other.bills);
         self.subscriptions.extend(other.subscriptions);
+        self.clicks.extend(other.clicks);
     }
 }
 
 /// The money state of a set of members (the settler keeps one per family).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ledger {
-    pub(super) counters: BTreeMap<(MemberId, OfferId), Counter>,
     /// When each visitor's last counted unique click for (offer, member) happened.
     pub(super) unique_clicks: BTreeMap<(OfferId, MemberId, VisitorId), Timestamp>,
+    /// Unique clicks of each member and offer, in canonical order (CPC instances).
+    pub(super) click_sequences: BTreeMap<(MemberId, OfferId), Sequence>,
+    /// Accepted, priced orders of each member and offer, in canonical order (CPA/CPS instances).
+    pub(super) order_sequences: BTreeMap<(MemberId, OfferId), Sequence>,
+    /// Sales of each member and offer per calendar month, in canonical order.
+    pub(super) month_sales: BTreeMap<(MemberId, OfferId, YearMonth), MonthSales>,
     pub(super) orders: BTreeMap<OrderKey, OrderBook>,
     pub(super) lines: BTreeMap<DerivedId, LineState>,
     /// Pending lines waiting for their hold period, by approval time.
@@ -112,6 +160,14 @@ pub(super) struct NewLine {
     pub approve_at: Option<Timestamp>,
 }
 
+pub(super) fn click_line_id(click: &str) -> DerivedId {
+    DerivedId::derive(&["click", click])
+}
+
+fn order_line_id(conversion: EventId, part: &str) -> DerivedId {
+    DerivedId::derive(&["order", &conversion.to_string(), part])
+}
+
 impl Ledger {
     pub fn new() -> Self {
         Self::default()
@@ -123,9 +179,12 @@ impl Ledger {
         match event {
             LedgerEvent::Click(click) => self.on_click(program, click, &mut out),
             LedgerEvent::Order(order) => self.on_order(program, order, &mut out),
+            LedgerEvent::Withdraw { order_key, conversion } => {
+                self.on_withdraw(program, order_key, *conversion, &mut out)
+            }
             LedgerEvent::Refund { order_key, refund } => self.on_refund(order_key, refund, &mut out),
             LedgerEvent::Cancel { order_key, cancel } => self.on_cancel(order_key, cancel, &mut out),
-            LedgerEvent::Decision(decision) => self.on_decision(decision, &mut out),
+            LedgerEvent::Decision(decision) => self.on_decision(program, decision, &mut out),
             LedgerEvent::MemberApproved { id, member, at } => {
                 self.on_member_approved(program, *id, member, *at, &mut out)
             }
@@ -144,6 +203,12 @@ impl Ledger {
         self.credit_subscriptions(program, now, &mut out);
         self.approve_held(now, &mut out);
         out
+    }
+
+    /// Whether [`Ledger::advance`] may have work at some point: subscriptions or holds exist.
+    pub fn has_timed_work(&self) -> bool {
+        !self.holds.is_empty()
+            || self.subscriptions.values().any(|account| account.status != SubscriptionStatus::Closed)
     }
 
     /// Forget unique-click windows that ended before `horizon`; they can no longer block a click.
@@ -176,33 +241,48 @@ impl Ledger {
         self.subscriptions.values()
     }
 
-    pub fn counter(&self, member: &MemberId, offer: &OfferId) -> Option<&Counter> {
-        self.counters.get(&(member.clone(), offer.clone()))
+    pub fn counter(&self, member: &MemberId, offer: &OfferId) -> Counter {
+        let key = (member.clone(), offer.clone());
+        Counter {
+            unique_clicks: self.click_sequences.get(&key).map_or(0, Sequence::len),
+            conversions: self.order_sequences.get(&key).map_or(0, Sequence::len),
+        }
     }
 
     fn on_click(&mut self, program: &Program, click: &Click, out: &mut Outputs) {
+        let unique = self.count_click(program, click, out);
+        out.clicks.push((click.id, unique));
+    }
+
+    /// Count a click if it is unique and its member's option pays clicks; true if unique.
+    fn count_click(&mut self, program: &Program, click: &Click, out: &mut Outputs) -> bool {
         if !click.is_countable() {
-            return;
+            return false;
         }
-        let (Some(offer), Some(payout)) = (program.offer(&click.offer), program.payout(&click.offer, &click.member))
-        else {
-            return;
+        let Some(offer) = program.offer(&click.offer) else {
+            return false;
         };
         let visitor_key = (click.offer.clone(), click.member.clone(), click.visitor.clone());
         if let Some(counted_at) = self.unique_clicks.get(&visitor_key) {
             if click.received_at < counted_at.saturating_add(offer.unique_click_window) {
-                return;
+                return false;
             }
         }
         self.unique_clicks.insert(visitor_key, click.received_at);
-        let counter = self.counters.entry((click.member.clone(), click.offer.clone())).or_default();
-        counter.unique_clicks += 1;
-        let Some(amount) = rules::click_amount(payout.rule, counter.unique_clicks) else {
-            return;
+        let Some(payout) = program.payout(&click.offer, &click.member).filter(|payout| payout.rule.pays_clicks())
+        else {
+            return true;
+        };
+        let key = SeqKey { at: click.received_at, id: click.id };
+        let click_id = click.id.to_string();
+        let sequence = self.click_sequences.entry((click.member.clone(), click.offer.clone())).or_default();
+        let (instance, later) = sequence.insert(key, click_id.clone());
+        let Some(amount) = rules::click_amount(payout.rule, instance) else {
+            return true;
         };
         let option = payout.option;
         let first = NewLine {
-            id: DerivedId::derive(&["click", &click.id.to_string()]),
+            id: click_line_id(&click_id),
             member: click.member.clone(),
             offer: Some(click.offer.clone()),
             order_key: None,
@@ -218,96 +298,146 @@ impl Ledger {
             approve_at: hold_until(option.pending, option.hold, click.received_at),
         };
         self.credit(program, first, option.tier2, option.tier3, out);
+        // A click that arrived late moved every later click one instance up.
+        for (later_instance, later_click) in later {
+            if let Some(repriced) = rules::click_amount(payout.rule, later_instance) {
+                self.reprice(&click_line_id(&later_click), repriced.exact, Decimal::ONE, false, click.id, out);
+            }
+        }
+        true
     }
 
     fn on_order(&mut self, program: &Program, order: &AttributedConversion, out: &mut Outputs) {
         if self.orders.contains_key(&order.order_key) {
-            // The same order again: a replay of this event, or a duplicate the order stage
-            // should have stopped. Either way the first one stands.
+            // The order's winner is already here (a repeat of this event); a new winner comes
+            // only after a Withdraw of the old one.
             return;
         }
         let conversion = &order.conversion;
         let earned_at = conversion.event_time();
-        let sale_amount = conversion.sale_amount();
-        let month = earned_at.month_in(program.time_zone());
-        let mut book = OrderBook {
+        let payout = program
+            .payout(&order.offer, &order.member)
+            .filter(|payout| payout.option.pays_for_event(&conversion.event));
+        let offer_currency = program.offer(&order.offer).map(|offer| offer.currency);
+        let book = OrderBook {
             conversion: conversion.id,
+            key: SeqKey { at: earned_at, id: conversion.id },
             member: order.member.clone(),
             offer: order.offer.clone(),
-            sale_amount,
+            currency: offer_currency.or(conversion.currency).unwrap_or(Currency::USD),
+            sale_amount: conversion.sale_amount(),
+            items: conversion.items.clone(),
+            month: earned_at.month_in(program.time_zone()),
+            pricing: payout.map(|payout| Pricing {
+                rule: payout.rule.clone(),
+                keyword: payout.option.name.clone(),
+                pending: payout.option.pending,
+                hold: payout.option.hold,
+                tier2: payout.option.tier2,
+                tier3: payout.option.tier3,
+            }),
             refunded: Decimal::ZERO,
-            month,
+            fully_refunded: false,
+            rejected: false,
             lines: Vec::new(),
             applied: Vec::new(),
         };
-        let (Some(offer), Some(payout)) = (program.offer(&order.offer), program.payout(&order.offer, &order.member))
-        else {
-            self.orders.insert(order.order_key.clone(), book);
+        let order_key = order.order_key.clone();
+        let counts = book.counts();
+        let (member, offer, key, month, sale_amount) =
+            (book.member.clone(), book.offer.clone(), book.key, book.month, book.sale_amount);
+        self.orders.insert(order_key.clone(), book);
+        if counts {
+            let mut affected = BTreeSet::new();
+            let (instance, later) = self
+                .order_sequences
+                .entry((member.clone(), offer.clone()))
+                .or_default()
+                .insert(key, order_key.to_string());
+            affected.extend(later.into_iter().map(|(_, later_order)| later_order));
+            let later_in_month = self.month_sales.entry((member.clone(), offer.clone(), month)).or_default().insert(
+                key,
+                order_key.to_string(),
+                sale_amount,
+            );
+            affected.extend(later_in_month);
+            self.price_order(program, &order_key, Some(instance), conversion.id, out);
+            for later_order in affected {
+                self.price_order(program, &OrderKey::from_string(later_order), None, conversion.id, out);
+            }
+        }
+        if let (Some(terms), Some(recurring_amount)) =
+            (payout.and_then(|payout| payout.recurring()), conversion.recurring_amount)
+        {
+            self.open_subscription(order, terms, recurring_amount, earned_at, out);
+        }
+    }
+
+    /// (Re)compute the lines of an order from its place in the canonical order: `instance` when
+    /// the caller just inserted it, else its place now. `cause` is the event that made the price
+    /// change (for adjustment ids after billing).
+    fn price_order(
+        &mut self,
+        program: &Program,
+        order_key: &OrderKey,
+        instance: Option<u64>,
+        cause: EventId,
+        out: &mut Outputs,
+    ) {
+        let Some(book) = self.orders.get(order_key) else {
             return;
         };
-        let option = payout.option;
-        if !option.pays_for_event(&conversion.event) {
-            self.orders.insert(order.order_key.clone(), book);
+        let Some(pricing) = book.pricing.clone().filter(|_| !book.rejected) else {
             return;
-        }
-
-        let counter = self.counters.entry((order.member.clone(), order.offer.clone())).or_default();
-        if counter.month != Some(month) {
-            counter.month = Some(month);
-            counter.month_sales = Decimal::ZERO;
-        }
-        counter.conversions += 1;
-        let facts = SaleFacts {
-            amount: sale_amount,
-            items: &conversion.items,
-            instance: counter.conversions,
-            month_sales_before: counter.month_sales,
         };
-        counter.month_sales += sale_amount;
-
-        let order_key = order.order_key.as_str();
-        for amount in rules::conversion_amounts(payout.rule, &facts) {
+        let sequence_key = (book.member.clone(), book.offer.clone());
+        let instance = instance
+            .or_else(|| self.order_sequences.get(&sequence_key).and_then(|sequence| sequence.instance_of(&book.key)));
+        let Some(instance) = instance else {
+            // Settled long ago: its price no longer moves.
+            return;
+        };
+        let month_before = self
+            .month_sales
+            .get(&(book.member.clone(), book.offer.clone(), book.month))
+            .map_or(Decimal::ZERO, |month| month.before(&book.key));
+        let facts =
+            SaleFacts { amount: book.sale_amount, items: &book.items, instance, month_sales_before: month_before };
+        let amounts: Vec<(String, Decimal, String, &'static str)> = rules::conversion_amounts(&pricing.rule, &facts)
+            .into_iter()
+            .map(|amount| (amount.part.key(), amount.exact, amount.part.describe(), amount.part.rule()))
+            .collect();
+        let (conversion, fraction, fully_refunded) = (book.conversion, book.remaining_fraction(), book.fully_refunded);
+        for (part, exact, description, rule) in amounts {
+            let id = order_line_id(conversion, &part);
+            if self.lines.contains_key(&id) {
+                self.reprice(&id, exact, fraction, fully_refunded, cause, out);
+                continue;
+            }
+            let Some(book) = self.orders.get(order_key) else {
+                return;
+            };
             let first = NewLine {
-                id: DerivedId::derive(&["order", order_key, &amount.part.key()]),
-                member: order.member.clone(),
-                offer: Some(order.offer.clone()),
-                order_key: Some(order.order_key.clone()),
-                source: conversion.id,
+                id,
+                member: book.member.clone(),
+                offer: Some(book.offer.clone()),
+                order_key: Some(order_key.clone()),
+                source: book.conversion,
                 kind: LineKind::Conversion,
-                rule: amount.part.rule().to_string(),
-                keyword: option.name.clone(),
-                exact: amount.exact,
-                currency: offer.currency,
-                status: initial_status(option.pending),
-                description: describe_pending(option.pending, amount.part.describe()),
-                earned_at,
-                approve_at: hold_until(option.pending, option.hold, earned_at),
+                rule: rule.to_string(),
+                keyword: pricing.keyword.clone(),
+                exact,
+                currency: book.currency,
+                status: initial_status(pricing.pending),
+                description: describe_pending(pricing.pending, description),
+                earned_at: book.key.at,
+                approve_at: hold_until(pricing.pending, pricing.hold, book.key.at),
             };
-            book.lines.extend(self.credit(program, first, option.tier2, option.tier3, out));
+            let created = self.credit(program, first, pricing.tier2, pricing.tier3, out);
+            if let Some(book) = self.orders.get_mut(order_key) {
+                book.lines.extend(created);
+            }
         }
-
-        if let (Some(terms), Some(recurring_amount)) = (payout.recurring(), conversion.recurring_amount) {
-            let account = SubscriptionAccount {
-                order_key: order.order_key.clone(),
-                member: order.member.clone(),
-                offer: order.offer.clone(),
-                name: terms.name,
-                recurring_amount,
-                currency: offer.currency,
-                rate: terms.rate,
-                every: terms.every,
-                started_at: earned_at,
-                anchor_at: earned_at,
-                credits_since_anchor: 0,
-                credits: 0,
-                cancelled_at: None,
-                status: model::events::SubscriptionStatus::Active,
-                revision: 0,
-            };
-            out.subscriptions.push(account.clone());
-            self.subscriptions.insert(order.order_key.clone(), account);
-        }
-        self.orders.insert(order.order_key.clone(), book);
     }
 
     /// Create a 1st-tier line and its tier lines; returns their ids. An id that exists
@@ -349,13 +479,19 @@ impl Ledger {
         let earner = first.member.clone();
         let first_id = self.insert_line(first, 1, &earner, None, out);
         let mut created = vec![first_id.clone()];
+        let mut followers = Vec::with_capacity(tier_lines.len());
         for (line, level, rate) in tier_lines {
-            created.push(self.insert_line(line, level, &earner, Some((first_id.clone(), rate)), out));
+            let tier_id = self.insert_line(line, level, &earner, Some((first_id.clone(), rate)), out);
+            followers.push((tier_id.clone(), rate));
+            created.push(tier_id);
+        }
+        if let Some(state) = self.lines.get_mut(&first_id) {
+            state.followers = followers;
         }
         created
     }
 
-    fn insert_line(
+    pub(super) fn insert_line(
         &mut self,
         new: NewLine,
         tier: u8,
@@ -386,7 +522,14 @@ impl Ledger {
             self.holds.insert((approve_at, new.id.clone()));
         }
         out.lines.push(line.clone());
-        let state = LineState { line, exact: new.exact, follows, accounted: Decimal::ZERO, approve_at: new.approve_at };
+        let state = LineState {
+            line,
+            exact: new.exact,
+            follows,
+            followers: Vec::new(),
+            accounted: Decimal::ZERO,
+            approve_at: new.approve_at,
+        };
         self.lines.insert(new.id.clone(), state);
         new.id
     }
@@ -397,6 +540,130 @@ impl Ledger {
             change(state);
             state.line.revision += 1;
             out.lines.push(state.line.clone());
+        }
+    }
+
+    /// Give a 1st-tier line a new exact amount and bring it, and the tier lines that follow it,
+    /// to what it now pays: `exact × remaining` rounded (0 and `reversed` when `fully_refunded`).
+    fn reprice(
+        &mut self,
+        first_id: &DerivedId,
+        exact: Decimal,
+        remaining: Decimal,
+        fully_refunded: bool,
+        cause: EventId,
+        out: &mut Outputs,
+    ) {
+        let Some(state) = self.lines.get_mut(first_id) else {
+            return;
+        };
+        state.exact = exact;
+        let target = if fully_refunded { Decimal::ZERO } else { round_commission(exact * remaining) };
+        let reversed = fully_refunded.then_some(LineStatus::Reversed);
+        self.settle_line(first_id, target, reversed, cause, out);
+        let followers = self.lines.get(first_id).map(|state| state.followers.clone()).unwrap_or_default();
+        for (tier_id, rate) in followers {
+            self.settle_line(&tier_id, round_commission(rate * target), reversed, cause, out);
+        }
+    }
+
+    /// Bring a line to `target`: in place before billing (with `status` if given), as an
+    /// adjustment line after. Void lines stay as they are.
+    fn settle_line(
+        &mut self,
+        id: &DerivedId,
+        target: Decimal,
+        status: Option<LineStatus>,
+        cause: EventId,
+        out: &mut Outputs,
+    ) {
+        let Some(state) = self.lines.get(id) else {
+            return;
+        };
+        let line = &state.line;
+        if line.status.is_void() {
+            return;
+        }
+        if line.status.is_billed() {
+            let adjustment = target - state.accounted;
+            if adjustment.is_zero() {
+                return;
+            }
+            let new = NewLine {
+                id: DerivedId::derive(&["adjust", id.as_str(), &cause.to_string(), &line.revision.to_string()]),
+                member: line.member.clone(),
+                offer: line.offer.clone(),
+                order_key: line.order_key.clone(),
+                source: cause,
+                kind: LineKind::Adjustment,
+                rule: "adjustment".to_string(),
+                keyword: line.keyword.clone(),
+                exact: adjustment,
+                currency: line.currency,
+                status: LineStatus::Approved,
+                description: format!(
+                    "Correction after billing of line {}: {adjustment}",
+                    line.order_key.as_ref().map_or_else(|| id.to_string(), OrderKey::to_string)
+                ),
+                earned_at: line.earned_at,
+                approve_at: None,
+            };
+            let (tier, earned_by) = (line.tier, line.earned_by.clone());
+            self.insert_line(new, tier, &earned_by, None, out);
+            // The billed line's revision moves too, so the next correction has its own id.
+            self.update_line(id, out, |state| state.accounted = target);
+            return;
+        }
+        if line.amount == target && status.is_none_or(|status| status == line.status) {
+            return;
+        }
+        self.update_line(id, out, |state| {
+            state.line.amount = target;
+            if let Some(status) = status {
+                state.line.status = status;
+                state.approve_at = None;
+            }
+        });
+    }
+
+    /// Take an order out of the canonical sequences and re-price the orders after it.
+    fn uncount_order(&mut self, program: &Program, order_key: &OrderKey, cause: EventId, out: &mut Outputs) {
+        let Some(book) = self.orders.get(order_key) else {
+            return;
+        };
+        let (member, offer, key, month) = (book.member.clone(), book.offer.clone(), book.key, book.month);
+        let mut affected = BTreeSet::new();
+        if let Some(sequence) = self.order_sequences.get_mut(&(member.clone(), offer.clone())) {
+            affected.extend(sequence.remove(&key).into_iter().map(|(_, later)| later));
+        }
+        if let Some(sales) = self.month_sales.get_mut(&(member, offer, month)) {
+            affected.extend(sales.remove(&key));
+        }
+        for later in affected {
+            self.price_order(program, &OrderKey::from_string(later), None, cause, out);
+        }
+    }
+
+    fn on_withdraw(&mut self, program: &Program, order_key: &OrderKey, conversion: EventId, out: &mut Outputs) {
+        if self.orders.get(order_key).is_none_or(|book| book.conversion != conversion) {
+            return;
+        }
+        self.uncount_order(program, order_key, conversion, out);
+        let Some(book) = self.orders.remove(order_key) else {
+            return;
+        };
+        let credits: Vec<DerivedId> = self
+            .lines
+            .iter()
+            .filter(|(_, state)| state.line.kind == LineKind::Recurring && state.line.source == conversion)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in book.lines.iter().chain(&credits) {
+            self.settle_line(id, Decimal::ZERO, Some(LineStatus::Withdrawn), conversion, out);
+        }
+        if self.subscriptions.get(order_key).is_some_and(|account| account.conversion == conversion) {
+            self.close_subscription(order_key, out);
+            self.subscriptions.remove(order_key);
         }
     }
 
@@ -414,96 +681,25 @@ impl Ledger {
             None => remaining_sale,
         };
         book.refunded += refunded_now;
-        let full = refund.amount.is_none() || book.refunded >= book.sale_amount;
-        let remaining_fraction = if full || book.sale_amount.is_zero() {
-            Decimal::ZERO
-        } else {
-            (book.sale_amount - book.refunded) / book.sale_amount
-        };
-        let lines = book.lines.clone();
-        let (member, offer, month) = (book.member.clone(), book.offer.clone(), book.month);
-
-        if let Some(counter) = self.counters.get_mut(&(member, offer)) {
-            if counter.month == Some(month) {
-                counter.month_sales = (counter.month_sales - refunded_now).max(Decimal::ZERO);
-            }
-        }
-        // Each 1st-tier line with the tier lines that follow it.
-        let plan: Vec<(DerivedId, Decimal, Vec<(DerivedId, Decimal)>)> = lines
+        book.fully_refunded |= refund.amount.is_none() || book.refunded >= book.sale_amount;
+        let (fraction, fully_refunded) = (book.remaining_fraction(), book.fully_refunded);
+        let firsts: Vec<(DerivedId, Decimal)> = book
+            .lines
             .iter()
-            .filter_map(|first_id| {
-                let first = self.lines.get(first_id).filter(|state| state.follows.is_none())?;
-                let followers = lines
-                    .iter()
-                    .filter_map(|id| {
-                        let (leader, rate) = self.lines.get(id)?.follows.clone()?;
-                        (&leader == first_id).then(|| (id.clone(), rate))
-                    })
-                    .collect();
-                Some((first_id.clone(), first.exact, followers))
+            .filter_map(|id| {
+                let state = self.lines.get(id)?;
+                state.follows.is_none().then(|| (id.clone(), state.exact))
             })
             .collect();
-        for (first_id, exact, followers) in plan {
-            let first_target = round_commission(exact * remaining_fraction);
-            self.refund_line(&first_id, first_target, full, refund, out);
-            for (tier_id, rate) in followers {
-                self.refund_line(&tier_id, round_commission(rate * first_target), full, refund, out);
-            }
+        for (id, exact) in firsts {
+            self.reprice(&id, exact, fraction, fully_refunded, refund.id, out);
         }
-        if full {
+        if fully_refunded {
             self.close_subscription(order_key, out);
         }
     }
 
-    /// Bring a line to `target` after a refund: in place before billing, as an adjustment
-    /// line after.
-    fn refund_line(&mut self, id: &DerivedId, target: Decimal, full: bool, refund: &Refund, out: &mut Outputs) {
-        let Some(state) = self.lines.get(id) else {
-            return;
-        };
-        match state.line.status {
-            LineStatus::Rejected | LineStatus::Reversed => {}
-            status if status.is_billed() => {
-                let adjustment = target - state.accounted;
-                if adjustment.is_zero() {
-                    return;
-                }
-                let line = &state.line;
-                let new = NewLine {
-                    id: DerivedId::derive(&["adjust", id.as_str(), &refund.id.to_string()]),
-                    member: line.member.clone(),
-                    offer: line.offer.clone(),
-                    order_key: line.order_key.clone(),
-                    source: refund.id,
-                    kind: LineKind::Adjustment,
-                    rule: "refund".to_string(),
-                    keyword: line.keyword.clone(),
-                    exact: adjustment,
-                    currency: line.currency,
-                    status: LineStatus::Approved,
-                    description: format!(
-                        "Refund after billing of {}: {adjustment}",
-                        line.order_key.as_ref().map_or("", |key| key.as_str())
-                    ),
-                    earned_at: refund.received_at,
-                    approve_at: None,
-                };
-                let (tier, earned_by) = (line.tier, line.earned_by.clone());
-                self.insert_line(new, tier, &earned_by, None, out);
-                if let Some(state) = self.lines.get_mut(id) {
-                    state.accounted = target;
-                }
-            }
-            _ => self.update_line(id, out, |state| {
-                state.line.amount = target;
-                if full {
-                    state.line.status = LineStatus::Reversed;
-                }
-            }),
-        }
-    }
-
-    fn on_decision(&mut self, decision: &Decision, out: &mut Outputs) {
+    fn on_decision(&mut self, program: &Program, decision: &Decision, out: &mut Outputs) {
         let Some(book) = self.orders.get_mut(&decision.order_key) else {
             return;
         };
@@ -512,29 +708,41 @@ impl Ledger {
         }
         book.applied.push(decision.id);
         let lines = book.lines.clone();
-        for id in &lines {
-            let Some(status) = self.lines.get(id).map(|state| state.line.status) else {
-                continue;
-            };
-            match (decision.verdict, status) {
-                (Verdict::Approve, LineStatus::Pending) => {
-                    self.update_line(id, out, |state| {
-                        state.line.status = LineStatus::Approved;
-                        state.approve_at = None;
-                    });
+        match decision.verdict {
+            Verdict::Approve => {
+                for id in &lines {
+                    if self.lines.get(id).is_some_and(|state| state.line.status == LineStatus::Pending) {
+                        self.update_line(id, out, |state| {
+                            state.line.status = LineStatus::Approved;
+                            state.approve_at = None;
+                        });
+                    }
                 }
-                (Verdict::Reject, LineStatus::Pending | LineStatus::Approved) => {
-                    self.update_line(id, out, |state| {
-                        state.line.status = LineStatus::Rejected;
-                        state.line.amount = Decimal::ZERO;
-                        state.approve_at = None;
-                    });
-                }
-                _ => {}
             }
-        }
-        if decision.verdict == Verdict::Reject {
-            self.close_subscription(&decision.order_key, out);
+            Verdict::Reject => {
+                if book.rejected {
+                    return;
+                }
+                // A rejected order never happened for the counts: the ones after it move down.
+                self.uncount_order(program, &decision.order_key, decision.id, out);
+                if let Some(book) = self.orders.get_mut(&decision.order_key) {
+                    book.rejected = true;
+                }
+                for id in &lines {
+                    let rejectable = self
+                        .lines
+                        .get(id)
+                        .is_some_and(|state| matches!(state.line.status, LineStatus::Pending | LineStatus::Approved));
+                    if rejectable {
+                        self.update_line(id, out, |state| {
+                            state.line.status = LineStatus::Rejected;
+                            state.line.amount = Decimal::ZERO;
+                            state.approve_at = None;
+                        });
+                    }
+                }
+                self.close_subscription(&decision.order_key, out);
+            }
         }
     }
 
@@ -542,13 +750,44 @@ impl Ledger {
         let Some(account) = self.subscriptions.get_mut(order_key) else {
             return;
         };
-        if account.status != model::events::SubscriptionStatus::Active {
+        if account.status != SubscriptionStatus::Active {
             return;
         }
-        account.status = model::events::SubscriptionStatus::Cancelled;
+        account.status = SubscriptionStatus::Cancelled;
         account.cancelled_at = Some(cancel.received_at);
         account.revision += 1;
         out.subscriptions.push(account.clone());
+    }
+
+    fn open_subscription(
+        &mut self,
+        order: &AttributedConversion,
+        terms: RecurringTerms,
+        recurring_amount: Decimal,
+        started_at: Timestamp,
+        out: &mut Outputs,
+    ) {
+        let currency = self.orders.get(&order.order_key).map_or(Currency::USD, |book| book.currency);
+        let account = SubscriptionAccount {
+            order_key: order.order_key.clone(),
+            conversion: order.conversion.id,
+            member: order.member.clone(),
+            offer: order.offer.clone(),
+            name: terms.name,
+            recurring_amount,
+            currency,
+            rate: terms.rate,
+            every: terms.every,
+            started_at,
+            anchor_at: started_at,
+            credits_since_anchor: 0,
+            credits: 0,
+            cancelled_at: None,
+            status: SubscriptionStatus::Active,
+            revision: 0,
+        };
+        out.subscriptions.push(account.clone());
+        self.subscriptions.insert(order.order_key.clone(), account);
     }
 
     fn on_member_approved(
@@ -613,7 +852,7 @@ fn initial_status(pending: bool) -> LineStatus {
     if pending { LineStatus::Pending } else { LineStatus::Approved }
 }
 
-fn hold_until(pending: bool, hold: Option<model::Span>, earned_at: Timestamp) -> Option<Timestamp> {
+fn hold_until(pending: bool, hold: Option<Span>, earned_at: Timestamp) -> Option<Timestamp> {
     hold.filter(|_| pending).map(|hold| earned_at.saturating_add(hold))
 }
 

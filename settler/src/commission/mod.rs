@@ -15,7 +15,8 @@ pub mod evaluate;
 pub mod ledger;
 mod recurring;
 pub mod rules;
+pub mod sequence;
 pub mod tiers;
 
 pub use evaluate::{PricedLine, evaluate_conversion};
-pub use ledger::{Counter, Ledger, LineState, OrderBook, Outputs};
+pub use ledger::{Counter, Ledger, LineState, OrderBook, Outputs, Pricing};

@@ -6,7 +6,7 @@
 //! derived from the order and the credit number so that crediting twice is harmless.
 
 use model::events::{LineKind, LineStatus, SubscriptionStatus};
-use model::ids::{DerivedId, EventId, OrderKey};
+use model::ids::{DerivedId, OrderKey};
 use model::program::Program;
 use model::{Interval, Timestamp, round_commission};
 use rust_decimal::Decimal;
@@ -51,11 +51,11 @@ impl Ledger {
             let amount = round_commission(exact);
             let credit_number = account.credits.to_string();
             let first = NewLine {
-                id: DerivedId::derive(&["recurring", order_key.as_str(), &credit_number]),
+                id: DerivedId::derive(&["recurring", &account.conversion.to_string(), &credit_number]),
                 member: account.member.clone(),
                 offer: Some(account.offer.clone()),
                 order_key: Some(order_key.clone()),
-                source: self.orders.get(order_key).map_or(EventId::from_u128(0), |book| book.conversion),
+                source: account.conversion,
                 kind: LineKind::Recurring,
                 rule: "recurring".to_string(),
                 keyword: account.name.clone(),
