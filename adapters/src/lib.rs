@@ -6,3 +6,4 @@
 
 pub mod log;
 pub mod services;
+pub mod store;

@@ -3,7 +3,12 @@
 //! ClickHouse and SQLite stores.
 
 pub mod log;
+pub mod store;
 
 pub use log::{
     Delivered, EventLog, LogConsumer, LogError, PartitionId, Polled, Record, TopicSpec, Topics, partition_for,
+};
+pub use store::{
+    ClickRow, ConversionReportRow, ConversionRow, ConversionStatus, HistoryRow, RejectionRow, ReportQuery, StateRow,
+    Store, StoreBatch, StoreError, SummaryBy, SummaryRow,
 };

@@ -1,0 +1,551 @@
+//! The embedded store: one SQLite file (WAL), schema from `deploy/sqlite/` migrations.
+//!
+//! Writes go through one connection under a lock, each batch in one transaction — outputs,
+//! history and stage state together, so state never runs ahead of what is stored. Every upsert
+//! keeps the highest revision of its row. Reports read through their own connection.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use model::EventId;
+use model::events::{Bill, CommissionLine, SubscriptionAccount};
+use model::ids::{MemberId, OfferId};
+use model::ports::store::{
+    ConversionReportRow, ConversionRow, HistoryRow, RejectionRow, ReportQuery, StateRow, Store, StoreBatch, StoreError,
+    SummaryBy, SummaryRow,
+};
+use model::program::ProgramRecord;
+use model::time::Timestamp;
+use rusqlite::{Connection, OpenFlags, ToSql, params};
+
+use super::{from_units, limit_of, summary_row, to_units};
+
+/// Ordered migrations; each runs once, recorded in `schema_migrations`.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../../deploy/sqlite/001_store.sql"))];
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.inner.path).finish()
+    }
+}
+
+/// The one place that decides whether a SQLite error is worth retrying.
+fn classify(error: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match &error {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::DiskFull) =>
+        {
+            StoreError::Retriable(error.to_string())
+        }
+        _ => StoreError::Fatal(error.to_string()),
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|error| StoreError::Fatal(format!("unreadable stored row: {error}")))
+}
+
+impl SqliteStore {
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let path = path.into();
+        let writer = Connection::open(&path).map_err(classify)?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA busy_timeout = 10000;",
+            )
+            .map_err(classify)?;
+        Ok(Self { inner: Arc::new(Inner { path, writer: Mutex::new(writer) }) })
+    }
+
+    async fn with_writer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = inner.writer.lock().map_err(|_| StoreError::Fatal("store writer poisoned".into()))?;
+            work(&mut connection)
+        })
+        .await
+        .map_err(|error| StoreError::Fatal(error.to_string()))?
+    }
+
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let path = self.inner.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = open_reader(&path)?;
+            work(&connection)
+        })
+        .await
+        .map_err(|error| StoreError::Fatal(error.to_string()))?
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(classify)?;
+    connection.busy_timeout(std::time::Duration::from_secs(10)).map_err(classify)?;
+    Ok(connection)
+}
+
+fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Result<(), StoreError> {
+    let transaction = connection.transaction().map_err(classify)?;
+    {
+        let mut clicks = transaction
+            .prepare_cached(
+                "INSERT INTO clicks (id, received_ms, offer, member, link, visitor, bot, rejected, unique_click, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (id) DO UPDATE SET unique_click = excluded.unique_click, payload = excluded.payload",
+            )
+            .map_err(classify)?;
+        for row in &batch.clicks {
+            let click = &row.click;
+            clicks
+                .execute(params![
+                    click.id.to_string(),
+                    click.received_at.millis(),
+                    click.offer.as_str(),
+                    click.member.as_str(),
+                    click.link.as_ref().map_or("", |link| link.as_str()),
+                    click.visitor.as_str(),
+                    click.bot,
+                    click.rejected.map_or("", |reason| reason.as_str()),
+                    row.unique,
+                    json(row),
+                ])
+                .map_err(classify)?;
+        }
+        let mut conversions = transaction
+            .prepare_cached(
+                "INSERT INTO conversions (id, revision, event_ms, advertiser, offer, member, order_id, order_key, event,
+                     amount, currency, status, reason, via, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, advertiser = excluded.advertiser,
+                     offer = excluded.offer, member = excluded.member, order_key = excluded.order_key,
+                     status = excluded.status, reason = excluded.reason, via = excluded.via, payload = excluded.payload
+                 WHERE excluded.revision >= conversions.revision",
+            )
+            .map_err(classify)?;
+        for row in &batch.conversions {
+            let conversion = &row.conversion;
+            conversions
+                .execute(params![
+                    conversion.id.to_string(),
+                    row.revision as i64,
+                    conversion.event_time().millis(),
+                    row.advertiser.as_ref().map_or("", |id| id.as_str()),
+                    row.offer.as_ref().or(conversion.offer.as_ref()).map_or("", |id| id.as_str()),
+                    row.member.as_ref().map_or("", |id| id.as_str()),
+                    conversion.order_id.as_ref().map_or("", |id| id.as_str()),
+                    row.order_key.as_ref().map_or("", |key| key.as_str()),
+                    conversion.event,
+                    to_units(conversion.sale_amount()),
+                    conversion.currency.map_or_else(String::new, |currency| currency.to_string()),
+                    row.status.as_str(),
+                    row.reason.map_or("", |reason| reason.as_str()),
+                    row.via,
+                    json(row),
+                ])
+                .map_err(classify)?;
+        }
+        let mut lines = transaction
+            .prepare_cached(
+                "INSERT INTO commission_lines (id, revision, member, tier, earned_by, offer, order_key, source, kind, rule,
+                     amount, currency, status, earned_ms, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, amount = excluded.amount,
+                     status = excluded.status, payload = excluded.payload
+                 WHERE excluded.revision >= commission_lines.revision",
+            )
+            .map_err(classify)?;
+        for line in &batch.lines {
+            lines
+                .execute(params![
+                    line.id.as_str(),
+                    i64::from(line.revision),
+                    line.member.as_str(),
+                    line.tier,
+                    line.earned_by.as_str(),
+                    line.offer.as_ref().map_or("", |id| id.as_str()),
+                    line.order_key.as_ref().map_or("", |key| key.as_str()),
+                    line.source.to_string(),
+                    line.kind.as_str(),
+                    line.rule,
+                    to_units(line.amount),
+                    line.currency.as_str(),
+                    line.status.as_str(),
+                    line.earned_at.millis(),
+                    json(line),
+                ])
+                .map_err(classify)?;
+        }
+        let mut bills = transaction
+            .prepare_cached(
+                "INSERT INTO bills (id, revision, member, period_end_ms, total, status, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, total = excluded.total,
+                     status = excluded.status, payload = excluded.payload
+                 WHERE excluded.revision >= bills.revision",
+            )
+            .map_err(classify)?;
+        for bill in &batch.bills {
+            bills
+                .execute(params![
+                    bill.id.as_str(),
+                    i64::from(bill.revision),
+                    bill.member.as_str(),
+                    bill.period_end.millis(),
+                    to_units(bill.total),
+                    bill.status.as_str(),
+                    json(bill),
+                ])
+                .map_err(classify)?;
+        }
+        let mut subscriptions = transaction
+            .prepare_cached(
+                "INSERT INTO subscriptions (conversion, order_key, revision, member, status, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (conversion) DO UPDATE SET revision = excluded.revision, status = excluded.status,
+                     payload = excluded.payload
+                 WHERE excluded.revision >= subscriptions.revision",
+            )
+            .map_err(classify)?;
+        for account in &batch.subscriptions {
+            subscriptions
+                .execute(params![
+                    account.conversion.to_string(),
+                    account.order_key.as_str(),
+                    i64::from(account.revision),
+                    account.member.as_str(),
+                    account.status.as_str(),
+                    json(account),
+                ])
+                .map_err(classify)?;
+        }
+        let mut history = transaction
+            .prepare_cached(
+                "INSERT OR IGNORE INTO program_history (log_offset, at_ms, actor, entity, entity_key, offer, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(classify)?;
+        for row in &batch.history {
+            let change = &row.record.change;
+            history
+                .execute(params![
+                    row.offset as i64,
+                    row.record.at.millis(),
+                    row.record.actor,
+                    entity_name(change),
+                    change.key(),
+                    change.offer().map_or("", |offer| offer.as_str()),
+                    json(&row.record),
+                ])
+                .map_err(classify)?;
+        }
+        let mut state = transaction
+            .prepare_cached(
+                "INSERT INTO stage_state (stage, partition, key, log_offset, state) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (stage, partition, key) DO UPDATE SET log_offset = excluded.log_offset, state = excluded.state
+                 WHERE excluded.log_offset >= stage_state.log_offset",
+            )
+            .map_err(classify)?;
+        for row in &batch.state {
+            state
+                .execute(params![row.stage, row.partition, row.key, row.offset as i64, row.state])
+                .map_err(classify)?;
+        }
+    }
+    transaction.commit().map_err(classify)
+}
+
+fn entity_name(change: &model::program::ProgramChange) -> &'static str {
+    use model::program::ProgramChange;
+    match change {
+        ProgramChange::Settings(_) => "settings",
+        ProgramChange::Advertiser(_) => "advertiser",
+        ProgramChange::Offer(_) => "offer",
+        ProgramChange::Member(_) => "member",
+        ProgramChange::Enrolment(_) => "enrolment",
+        ProgramChange::Link(_) => "link",
+        ProgramChange::Code(_) => "code",
+    }
+}
+
+/// `WHERE` clauses and their values from a report query.
+struct Filters {
+    clauses: Vec<String>,
+    values: Vec<Box<dyn ToSql + Send>>,
+}
+
+impl Filters {
+    fn new(query: &ReportQuery, time: &str, status: Option<&str>) -> Self {
+        let mut filters = Filters { clauses: Vec::new(), values: Vec::new() };
+        if let Some(from) = query.from {
+            filters.push(format!("{time} >= ?"), Box::new(from.millis()));
+        }
+        if let Some(to) = query.to {
+            filters.push(format!("{time} < ?"), Box::new(to.millis()));
+        }
+        if let Some(offer) = &query.offer {
+            filters.push("offer = ?".into(), Box::new(offer.to_string()));
+        }
+        if let Some(member) = &query.member {
+            filters.push("member = ?".into(), Box::new(member.to_string()));
+        }
+        if let (Some(column), Some(status)) = (status, &query.status) {
+            filters.push(format!("{column} = ?"), Box::new(status.clone()));
+        }
+        filters
+    }
+
+    fn push(&mut self, clause: String, value: Box<dyn ToSql + Send>) {
+        self.clauses.push(clause);
+        self.values.push(value);
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() { String::new() } else { format!("WHERE {}", self.clauses.join(" AND ")) }
+    }
+
+    fn params(&self) -> Vec<&dyn ToSql> {
+        self.values.iter().map(|value| value.as_ref() as &dyn ToSql).collect()
+    }
+}
+
+fn page(query: &ReportQuery) -> String {
+    format!("LIMIT {} OFFSET {}", limit_of(query), query.offset)
+}
+
+fn fetch<T>(
+    connection: &Connection,
+    sql: &str,
+    filters: &Filters,
+    map: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = connection.prepare(sql).map_err(classify)?;
+    let mut rows = statement.query(filters.params().as_slice()).map_err(classify)?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next().map_err(classify)? {
+        found.push(map(row)?);
+    }
+    Ok(found)
+}
+
+fn column<T: rusqlite::types::FromSql>(row: &rusqlite::Row<'_>, index: usize) -> Result<T, StoreError> {
+    row.get(index).map_err(classify)
+}
+
+fn parse_id<T, E: std::fmt::Display>(
+    value: String,
+    parse: impl FnOnce(String) -> Result<T, E>,
+) -> Result<T, StoreError> {
+    parse(value).map_err(|error| StoreError::Fatal(format!("stored id: {error}")))
+}
+
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.with_writer(|connection| {
+            connection
+                .execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
+                .map_err(classify)?;
+            for (version, sql) in MIGRATIONS {
+                let applied: bool = connection
+                    .query_row("SELECT COUNT(*) > 0 FROM schema_migrations WHERE version = ?1", [version], |row| row.get(0))
+                    .map_err(classify)?;
+                if applied {
+                    continue;
+                }
+                let transaction = connection.transaction().map_err(classify)?;
+                transaction.execute_batch(sql).map_err(classify)?;
+                transaction
+                    .execute("INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)", params![version, Timestamp::now().millis()])
+                    .map_err(classify)?;
+                transaction.commit().map_err(classify)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn write(&self, batch: StoreBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.with_writer(move |connection| write_batch(connection, &batch)).await
+    }
+
+    async fn load_state(&self, stage: &str, partition: u32) -> Result<Vec<StateRow>, StoreError> {
+        let stage = stage.to_string();
+        self.with_reader(move |connection| {
+            let mut statement = connection
+                .prepare("SELECT key, log_offset, state FROM stage_state WHERE stage = ?1 AND partition = ?2")
+                .map_err(classify)?;
+            let rows = statement
+                .query_map(params![stage, partition], |row| {
+                    Ok(StateRow {
+                        stage: stage.clone(),
+                        partition,
+                        key: row.get(0)?,
+                        offset: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                        state: row.get(2)?,
+                    })
+                })
+                .map_err(classify)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(classify)
+        })
+        .await
+    }
+
+    async fn conversion_report(&self, query: &ReportQuery) -> Result<Vec<ConversionReportRow>, StoreError> {
+        let query = query.clone();
+        self.with_reader(move |connection| {
+            let filters = Filters::new(&query, "order_ms", Some("status"));
+            let sql = format!(
+                "SELECT conversion, order_ms, offer, member, order_id, sale_amount, currency, commission, status, via
+                 FROM conversion_report {} ORDER BY order_ms, conversion {}",
+                filters.sql(),
+                page(&query)
+            );
+            fetch(connection, &sql, &filters, |row| {
+                Ok(ConversionReportRow {
+                    conversion: parse_id(column(row, 0)?, |id: String| EventId::parse(&id).ok_or("not a ULID"))?,
+                    order_date: Timestamp::from_millis(column(row, 1)?),
+                    offer: parse_id(column(row, 2)?, OfferId::new)?,
+                    member: parse_id(column(row, 3)?, MemberId::new)?,
+                    order_id: column(row, 4)?,
+                    sale_amount: from_units(column(row, 5)?),
+                    currency: column(row, 6)?,
+                    commission: from_units(column(row, 7)?),
+                    status: column(row, 8)?,
+                    via: column(row, 9)?,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn summary(&self, query: &ReportQuery, by: SummaryBy) -> Result<Vec<SummaryRow>, StoreError> {
+        let query = query.clone();
+        self.with_reader(move |connection| {
+            let key = match by {
+                SummaryBy::Offer => "offer",
+                SummaryBy::Member => "member",
+            };
+            let filters = Filters::new(&query, "at_ms", None);
+            let sql = format!(
+                "SELECT {key}, SUM(clicks), SUM(unique_clicks), SUM(conversions), SUM(revenue), SUM(commission)
+                 FROM activity {} GROUP BY {key} ORDER BY {key} {}",
+                filters.sql(),
+                page(&query)
+            );
+            fetch(connection, &sql, &filters, |row| {
+                let count = |index| column::<i64>(row, index).map(|value| u64::try_from(value).unwrap_or(0));
+                Ok(summary_row(column(row, 0)?, count(1)?, count(2)?, count(3)?, column(row, 4)?, column(row, 5)?))
+            })
+        })
+        .await
+    }
+
+    async fn rejections(&self, query: &ReportQuery) -> Result<Vec<RejectionRow>, StoreError> {
+        let query = query.clone();
+        self.with_reader(move |connection| {
+            let filters = Filters::new(&query, "event_ms", None);
+            let sql = format!(
+                "SELECT reason, offer, COUNT(*) FROM rejected_conversions {} GROUP BY reason, offer
+                 ORDER BY COUNT(*) DESC, reason, offer {}",
+                filters.sql(),
+                page(&query)
+            );
+            fetch(connection, &sql, &filters, |row| {
+                Ok(RejectionRow {
+                    reason: column(row, 0)?,
+                    offer: column(row, 1)?,
+                    conversions: u64::try_from(column::<i64>(row, 2)?).unwrap_or(0),
+                })
+            })
+        })
+        .await
+    }
+
+    async fn history(&self, offer: Option<&OfferId>) -> Result<Vec<HistoryRow>, StoreError> {
+        let offer = offer.map(OfferId::to_string);
+        self.with_reader(move |connection| {
+            let mut filters = Filters { clauses: Vec::new(), values: Vec::new() };
+            if let Some(offer) = offer {
+                filters.push("offer = ?".into(), Box::new(offer));
+            }
+            let sql = format!("SELECT log_offset, payload FROM program_history {} ORDER BY log_offset", filters.sql());
+            fetch(connection, &sql, &filters, |row| {
+                Ok(HistoryRow {
+                    offset: u64::try_from(column::<i64>(row, 0)?).unwrap_or(0),
+                    record: from_json::<ProgramRecord>(&column::<String>(row, 1)?)?,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn lines(&self, query: &ReportQuery) -> Result<Vec<CommissionLine>, StoreError> {
+        let query = query.clone();
+        self.with_reader(move |connection| {
+            let filters = Filters::new(&query, "earned_ms", Some("status"));
+            let sql = format!(
+                "SELECT payload FROM commission_lines {} ORDER BY earned_ms, id {}",
+                filters.sql(),
+                page(&query)
+            );
+            fetch(connection, &sql, &filters, |row| from_json(&column::<String>(row, 0)?))
+        })
+        .await
+    }
+
+    async fn bills(&self, member: Option<&MemberId>) -> Result<Vec<Bill>, StoreError> {
+        let query = ReportQuery { member: member.cloned(), ..ReportQuery::default() };
+        self.with_reader(move |connection| {
+            let filters = Filters::new(&query, "period_end_ms", None);
+            let sql = format!("SELECT payload FROM bills {} ORDER BY period_end_ms, member, id", filters.sql());
+            fetch(connection, &sql, &filters, |row| from_json(&column::<String>(row, 0)?))
+        })
+        .await
+    }
+
+    async fn subscriptions(&self, member: Option<&MemberId>) -> Result<Vec<SubscriptionAccount>, StoreError> {
+        let query = ReportQuery { member: member.cloned(), ..ReportQuery::default() };
+        self.with_reader(move |connection| {
+            let filters = Filters::new(&query, "0", None);
+            let sql = format!("SELECT payload FROM subscriptions {} ORDER BY order_key", filters.sql());
+            fetch(connection, &sql, &filters, |row| from_json(&column::<String>(row, 0)?))
+        })
+        .await
+    }
+
+    async fn conversions(&self, query: &ReportQuery) -> Result<Vec<ConversionRow>, StoreError> {
+        let query = query.clone();
+        self.with_reader(move |connection| {
+            let filters = Filters::new(&query, "event_ms", Some("status"));
+            let sql =
+                format!("SELECT payload FROM conversions {} ORDER BY event_ms, id {}", filters.sql(), page(&query));
+            fetch(connection, &sql, &filters, |row| from_json(&column::<String>(row, 0)?))
+        })
+        .await
+    }
+}

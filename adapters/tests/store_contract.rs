@@ -1,0 +1,235 @@
+//! One behaviour behind one trait: the same checks against the embedded SQLite store and
+//! against ClickHouse (started by deploy/test.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use clickledger_adapters::services;
+use clickledger_adapters::store::clickhouse::ClickHouseStore;
+use clickledger_adapters::store::sqlite::SqliteStore;
+use model::events::{
+    Bill, BillStatus, CommissionLine, LineKind, LineStatus, Reason, SubscriptionAccount, SubscriptionStatus,
+};
+use model::ids::{DerivedId, EventId};
+use model::ports::store::*;
+use model::program::{ProgramChange, ProgramRecord};
+use model::testkit::*;
+use model::{Currency, Interval};
+use rust_decimal_macros::dec;
+
+fn line(
+    id: &str,
+    member: &str,
+    tier: u8,
+    source: u128,
+    amount: rust_decimal::Decimal,
+    status: LineStatus,
+    revision: u32,
+) -> CommissionLine {
+    CommissionLine {
+        id: DerivedId::derive(&[id]),
+        member: member_id(member),
+        tier,
+        earned_by: member_id("kid"),
+        offer: Some(offer_id("summer")),
+        order_key: Some(order_key("A-1")),
+        source: event_id(source),
+        kind: LineKind::Conversion,
+        rule: "cps".into(),
+        keyword: "sale".into(),
+        amount,
+        currency: Currency::USD,
+        status,
+        description: "CPS: 10% of 129.90".into(),
+        earned_at: ts("2026-03-10T12:00:00Z"),
+        revision,
+        bill: None,
+    }
+}
+
+fn batch() -> StoreBatch {
+    let mut attributed = sale(1, "A-1", dec!(129.90), ts("2026-03-10T12:00:00Z"));
+    attributed.offer = Some(offer_id("summer"));
+    let mut duplicate = sale(2, "A-1", dec!(129.90), ts("2026-03-10T12:05:00Z"));
+    duplicate.offer = Some(offer_id("summer"));
+    let mut rejected = sale(3, "B-1", dec!(50), ts("2026-03-11T00:00:00Z"));
+    rejected.offer = Some(offer_id("summer"));
+    let conversion_row = |conversion: model::events::Conversion, status, reason, member: Option<&str>| ConversionRow {
+        order_key: Some(conversion.order_key(&advertiser_id())),
+        conversion,
+        status,
+        reason,
+        advertiser: Some(advertiser_id()),
+        offer: Some(offer_id("summer")),
+        member: member.map(member_id),
+        via: "cookie".into(),
+        revision: 1,
+    };
+    let mut bot = click(11, "summer", "kid", "v2", ts("2026-03-10T11:00:00Z"));
+    bot.bot = true;
+    StoreBatch {
+        clicks: vec![
+            ClickRow { click: click(10, "summer", "kid", "v1", ts("2026-03-10T11:00:00Z")), unique: true },
+            ClickRow { click: click(12, "summer", "kid", "v1", ts("2026-03-10T11:30:00Z")), unique: false },
+            ClickRow { click: bot, unique: false },
+        ],
+        conversions: vec![
+            conversion_row(attributed, ConversionStatus::Attributed, None, Some("kid")),
+            conversion_row(duplicate, ConversionStatus::Duplicate, Some(Reason::DuplicateOrder), Some("tom")),
+            conversion_row(rejected, ConversionStatus::Rejected, Some(Reason::NoClickInWindow), None),
+        ],
+        lines: vec![
+            line("first", "kid", 1, 1, dec!(12.99), LineStatus::Pending, 0),
+            line("tier2", "parent", 2, 1, dec!(6.50), LineStatus::Pending, 0),
+        ],
+        bills: vec![Bill {
+            id: DerivedId::derive(&["bill"]),
+            member: member_id("kid"),
+            currency: Currency::USD,
+            period_end: ts("2026-04-01T00:00:00Z"),
+            total: dec!(12.99),
+            lines: 1,
+            status: BillStatus::Unpaid,
+            issued_at: ts("2026-04-01T00:00:00Z"),
+            paid_at: None,
+            revision: 0,
+        }],
+        subscriptions: vec![SubscriptionAccount {
+            order_key: order_key("A-1"),
+            conversion: event_id(1),
+            member: member_id("kid"),
+            offer: offer_id("summer"),
+            name: "subscriptionsales".into(),
+            recurring_amount: dec!(29.95),
+            currency: Currency::USD,
+            rate: dec!(0.1),
+            every: Interval::Months(1),
+            started_at: ts("2026-03-10T12:00:00Z"),
+            anchor_at: ts("2026-03-10T12:00:00Z"),
+            credits_since_anchor: 0,
+            credits: 0,
+            cancelled_at: None,
+            status: SubscriptionStatus::Active,
+            revision: 0,
+        }],
+        history: vec![
+            HistoryRow {
+                offset: 0,
+                record: ProgramRecord {
+                    at: ts("2026-03-01T00:00:00Z"),
+                    actor: "key:admin".into(),
+                    change: ProgramChange::Advertiser(advertiser()),
+                },
+            },
+            HistoryRow {
+                offset: 1,
+                record: ProgramRecord {
+                    at: ts("2026-03-01T00:00:01Z"),
+                    actor: "key:admin".into(),
+                    change: ProgramChange::Offer(offer("summer", cps(dec!(0.1)))),
+                },
+            },
+        ],
+        state: vec![StateRow {
+            stage: "ledger".into(),
+            partition: 2,
+            key: "kid".into(),
+            offset: 41,
+            state: vec![0, 159, 255, 7],
+        }],
+    }
+}
+
+async fn the_store_keeps_the_latest_revision_once_and_reports_exactly<S: Store>(store: S) {
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    store.write(batch()).await.unwrap();
+    store.write(batch()).await.unwrap();
+    // Newer revisions win; an older one written later changes nothing.
+    let approved = StoreBatch {
+        lines: vec![
+            line("first", "kid", 1, 1, dec!(12.99), LineStatus::Approved, 1),
+            line("tier2", "parent", 2, 1, dec!(6.50), LineStatus::Approved, 1),
+        ],
+        state: vec![StateRow { stage: "ledger".into(), partition: 2, key: "kid".into(), offset: 57, state: vec![1] }],
+        ..StoreBatch::default()
+    };
+    store.write(approved).await.unwrap();
+    let stale = StoreBatch {
+        lines: vec![line("first", "kid", 1, 1, dec!(99.00), LineStatus::Pending, 0)],
+        state: vec![StateRow { stage: "ledger".into(), partition: 2, key: "kid".into(), offset: 12, state: vec![9] }],
+        ..StoreBatch::default()
+    };
+    store.write(stale).await.unwrap();
+
+    let all = ReportQuery::default();
+    let lines = store.lines(&all).await.unwrap();
+    assert_eq!(lines.len(), 2, "replays leave one row per line");
+    let first = lines.iter().find(|line| line.tier == 1).unwrap();
+    assert_eq!((first.amount, first.status, first.revision), (dec!(12.99), LineStatus::Approved, 1));
+    assert_eq!(first.amount.to_string(), "12.99");
+    assert_eq!(first, &line("first", "kid", 1, 1, dec!(12.99), LineStatus::Approved, 1));
+
+    let state = store.load_state("ledger", 2).await.unwrap();
+    assert_eq!(state.len(), 1);
+    assert_eq!((state[0].offset, state[0].state.clone()), (57, vec![1]), "the highest offset's state");
+    assert!(store.load_state("ledger", 3).await.unwrap().is_empty());
+
+    let report = store.conversion_report(&all).await.unwrap();
+    assert_eq!(report.len(), 1, "only the attributed conversion");
+    let row = &report[0];
+    assert_eq!(
+        (row.order_id.as_str(), row.member.as_str(), row.sale_amount, row.commission, row.status.as_str()),
+        ("A-1", "kid", dec!(129.90), dec!(12.99), "approved")
+    );
+    assert_eq!(row.order_date, ts("2026-03-10T12:00:00Z"));
+    assert_eq!(row.sale_amount.to_string(), "129.90");
+    let pending_only = ReportQuery { status: Some("pending".into()), ..ReportQuery::default() };
+    assert!(store.conversion_report(&pending_only).await.unwrap().is_empty());
+    let other_day = ReportQuery { from: Some(ts("2026-03-11T00:00:00Z")), ..ReportQuery::default() };
+    assert!(store.conversion_report(&other_day).await.unwrap().is_empty());
+
+    let by_offer = store.summary(&all, SummaryBy::Offer).await.unwrap();
+    assert_eq!(by_offer.len(), 1);
+    let summer = &by_offer[0];
+    assert_eq!((summer.key.as_str(), summer.clicks, summer.unique_clicks, summer.conversions), ("summer", 2, 1, 1));
+    assert_eq!((summer.revenue, summer.commission), (dec!(129.90), dec!(19.49)));
+    assert_eq!(summer.epc, dec!(9.745), "19.49 over 2 clicks");
+    assert_eq!(summer.conversion_rate, dec!(1), "1 conversion per unique click");
+    let by_member = store.summary(&all, SummaryBy::Member).await.unwrap();
+    let parent = by_member.iter().find(|row| row.key == "parent").unwrap();
+    assert_eq!((parent.clicks, parent.commission), (0, dec!(6.50)), "a parent earns its tier lines");
+
+    let rejections = store.rejections(&all).await.unwrap();
+    let reasons: Vec<(&str, u64)> = rejections.iter().map(|row| (row.reason.as_str(), row.conversions)).collect();
+    assert_eq!(reasons, [("duplicate_order", 1), ("no_click_in_window", 1)]);
+
+    let history = store.history(Some(&offer_id("summer"))).await.unwrap();
+    assert_eq!(history.len(), 1, "the offer's own changes");
+    assert_eq!(history[0].record.actor, "key:admin");
+    assert_eq!(store.history(None).await.unwrap().len(), 2);
+
+    assert_eq!(store.bills(Some(&member_id("kid"))).await.unwrap().len(), 1);
+    assert!(store.bills(Some(&member_id("parent"))).await.unwrap().is_empty());
+    assert_eq!(store.subscriptions(None).await.unwrap()[0].recurring_amount, dec!(29.95));
+    let conversions = store.conversions(&all).await.unwrap();
+    assert_eq!(conversions.len(), 3);
+    assert_eq!(conversions[0].conversion.amount, Some(dec!(129.90)));
+    assert_eq!(conversions.iter().filter(|row| row.status == ConversionStatus::Duplicate).count(), 1);
+    let _ = EventId::new();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_keeps_the_latest_revision_once_and_reports_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    the_store_keeps_the_latest_revision_once_and_reports_exactly(
+        SqliteStore::open(dir.path().join("store.db")).unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_store_keeps_the_latest_revision_once_and_reports_exactly() {
+    let url = services::clickhouse_url().expect("ClickHouse is required");
+    let database = format!("contract_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let store = ClickHouseStore::connect(&url, &database).await.unwrap();
+    the_store_keeps_the_latest_revision_once_and_reports_exactly(store).await;
+}
