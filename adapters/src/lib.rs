@@ -4,6 +4,7 @@
 //! - [`services`]: where the real services are, from the environment that
 //!   `deploy/test.sh` (tests) or the operator (deployments) sets.
 
+pub mod deployment;
 pub mod log;
 pub mod services;
 pub mod store;

@@ -71,6 +71,7 @@ pub(crate) async fn click<L: EventLog>(
         subs,
         bot,
         rejected: target.rejected,
+        program: edge.program.version(),
     };
     if let Some(reason) = target.rejected {
         metrics::counter!(crate::metrics::REJECTED, "reason" => reason.as_str()).increment(1);

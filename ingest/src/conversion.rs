@@ -88,6 +88,7 @@ fn pixel_records<L: EventLog>(edge: &Edge<L>, parts: &request::Parts) -> Result<
         visitor: visitor_cookie(&parts.headers),
         click_id: None,
         bot: edge.bots.is_bot(user_agent),
+        program: edge.program.version(),
     };
     Ok(vec![conversion_record(edge, conversion)])
 }
@@ -258,6 +259,7 @@ fn postback_conversion<L: EventLog>(
         visitor: claims.as_ref().map(|claims| claims.visitor.clone()),
         click_id: params.get("click_id").map(str::to_string),
         bot: edge.bots.is_bot(user_agent),
+        program: edge.program.version(),
     })
 }
 

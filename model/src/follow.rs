@@ -17,6 +17,8 @@ pub struct SharedProgram {
     program: RwLock<Program>,
     loaded: AtomicBool,
     applied: AtomicU64,
+    /// The next program-log offset: every record before it is applied.
+    version: AtomicU64,
 }
 
 impl SharedProgram {
@@ -51,6 +53,23 @@ impl SharedProgram {
     /// Program records applied so far.
     pub fn applied(&self) -> u64 {
         self.applied.load(Ordering::Relaxed)
+    }
+
+    /// The program version: the next program-log offset to apply.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Wait (up to `patience`) until this copy has applied `version`; false if it has not.
+    pub async fn wait_for(&self, version: u64, patience: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        while self.version() < version {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     /// Apply records as a reader of the log does ([`Program::follow`]); a record that fails
@@ -120,6 +139,9 @@ pub async fn follow_program<L: EventLog>(
             .collect();
         if !records.is_empty() {
             shared.apply(records);
+        }
+        if let Some(next) = next_offset {
+            shared.version.fetch_max(next, Ordering::AcqRel);
         }
         if next_offset.is_some_and(|next| next >= end_at_start) {
             shared.mark_loaded();

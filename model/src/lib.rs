@@ -15,6 +15,7 @@ pub mod ids;
 pub mod money;
 pub mod ports;
 pub mod program;
+pub mod stage;
 pub mod time;
 
 pub use ids::{

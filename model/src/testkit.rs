@@ -200,6 +200,7 @@ pub fn click(id: u128, offer: &str, member: &str, visitor_id: &str, at: Timestam
         subs: Subs::default(),
         bot: false,
         rejected: None,
+        program: 0,
     }
 }
 
@@ -222,6 +223,7 @@ pub fn sale(id: u128, order: &str, amount: Decimal, at: Timestamp) -> Conversion
         visitor: None,
         click_id: None,
         bot: false,
+        program: 0,
     }
 }
 

@@ -26,6 +26,7 @@ fn click() -> Click {
         subs: Subs { sub1: Some("story".into()), sub5: Some("x".into()), ..Subs::default() },
         bot: false,
         rejected: None,
+        program: 12,
     }
 }
 
@@ -47,6 +48,7 @@ fn conversion() -> Conversion {
         visitor: Some(VisitorId::new("v_8Jk2s9dkQpZ").unwrap()),
         click_id: Some("c1.abc".into()),
         bot: false,
+        program: 12,
     }
 }
 

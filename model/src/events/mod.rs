@@ -111,6 +111,14 @@ pub struct Click {
     /// member, expired offer, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected: Option<Reason>,
+    /// The program version (next program-log offset) the edge had: readers wait until they
+    /// have it before acting on the event.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub program: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl Click {
@@ -177,6 +185,9 @@ pub struct Conversion {
     pub click_id: Option<String>,
     #[serde(default)]
     pub bot: bool,
+    /// The program version the edge had (see [`Click::program`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub program: u64,
 }
 
 impl Conversion {

@@ -1,0 +1,224 @@
+//! Wiring a process to its deployment: the log (Kafka or the embedded file), the store
+//! (ClickHouse or the embedded file), the topics, the schema, and the program followed from
+//! the log. Every binary takes the same [`DeploymentArgs`]; its work is a [`Job`], run against
+//! whichever adapters were chosen.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use model::follow::{SharedProgram, follow_program};
+use model::ports::log::{EventLog, Topics};
+use model::ports::store::Store;
+
+use crate::log::kafka::{KafkaConfig, KafkaLog};
+use crate::log::sqlite::{Durability, SqliteLog, SqliteLogConfig};
+use crate::store::clickhouse::ClickHouseStore;
+use crate::store::sqlite::SqliteStore;
+
+#[derive(Debug, Clone, Args)]
+pub struct DeploymentArgs {
+    /// Kafka bootstrap servers; without them the log is the embedded file.
+    #[arg(long, env = "CLICKLEDGER_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// The embedded log file.
+    #[arg(long, env = "CLICKLEDGER_LOG_FILE", default_value = "data/log.db")]
+    pub log_file: PathBuf,
+    /// `full` (fsync before acknowledging) or `normal` (survives a process crash only).
+    #[arg(long, env = "CLICKLEDGER_LOG_DURABILITY", default_value = "full", value_parser = ["full", "normal"])]
+    pub log_durability: String,
+    /// `linger.ms` of the Kafka producer.
+    #[arg(long, env = "CLICKLEDGER_KAFKA_LINGER_MS", default_value_t = 1)]
+    pub kafka_linger_ms: u64,
+    /// ClickHouse HTTP URL; without it the store is the embedded file.
+    #[arg(long, env = "CLICKLEDGER_CLICKHOUSE_URL")]
+    pub clickhouse_url: Option<String>,
+    /// The ClickHouse database (created if missing).
+    #[arg(long, env = "CLICKLEDGER_CLICKHOUSE_DATABASE", default_value = "clickledger")]
+    pub clickhouse_database: String,
+    /// The embedded store file.
+    #[arg(long, env = "CLICKLEDGER_STORE_FILE", default_value = "data/store.db")]
+    pub store_file: PathBuf,
+    /// Prefix of the topic names.
+    #[arg(long, env = "CLICKLEDGER_TOPIC_PREFIX", default_value = "clickledger.")]
+    pub topic_prefix: String,
+    /// Partitions of the pipeline topics, when this process creates them.
+    #[arg(long, env = "CLICKLEDGER_PARTITIONS", default_value_t = 4)]
+    pub partitions: u32,
+}
+
+impl DeploymentArgs {
+    /// Everything embedded under `dir`.
+    pub fn embedded(dir: &Path) -> Self {
+        Self {
+            kafka_brokers: None,
+            log_file: dir.join("log.db"),
+            log_durability: "full".into(),
+            kafka_linger_ms: 1,
+            clickhouse_url: None,
+            clickhouse_database: "clickledger".into(),
+            store_file: dir.join("store.db"),
+            topic_prefix: "clickledger.".into(),
+            partitions: 4,
+        }
+    }
+}
+
+/// The work of a process, generic over the adapters.
+pub trait Job: Send + 'static {
+    fn run<L: EventLog, St: Store>(
+        self,
+        log: L,
+        store: St,
+        program: Arc<SharedProgram>,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Resolves when the process should stop; clones resolve together.
+#[derive(Clone, Debug)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Self) {
+        let (sender, receiver) = tokio::sync::watch::channel(false);
+        (sender, Self(receiver))
+    }
+
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+
+    pub fn is_requested(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+enum Log {
+    Kafka(KafkaLog),
+    Sqlite(SqliteLog),
+}
+
+enum StoreKind {
+    ClickHouse(ClickHouseStore),
+    Sqlite(SqliteStore),
+}
+
+pub struct Deployment {
+    log: Log,
+    store: StoreKind,
+    topics: Topics,
+}
+
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment").field("topics", &self.topics).finish()
+    }
+}
+
+fn parent_dir(file: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = file.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    Ok(())
+}
+
+impl Deployment {
+    /// Connect the log and the store, create the topics and migrate the schema.
+    pub async fn connect(args: &DeploymentArgs) -> anyhow::Result<Self> {
+        let topics = Topics::with_prefix(&args.topic_prefix);
+        let log = match &args.kafka_brokers {
+            Some(brokers) => {
+                let mut config = KafkaConfig::new(brokers);
+                config.linger = std::time::Duration::from_millis(args.kafka_linger_ms);
+                Log::Kafka(KafkaLog::connect(config)?)
+            }
+            None => {
+                parent_dir(&args.log_file)?;
+                let mut config = SqliteLogConfig::new(&args.log_file);
+                if args.log_durability == "normal" {
+                    config.durability = Durability::Normal;
+                }
+                Log::Sqlite(SqliteLog::open(config)?)
+            }
+        };
+        let specs = topics.specs(args.partitions);
+        match &log {
+            Log::Kafka(log) => log.create_topics(&specs).await?,
+            Log::Sqlite(log) => log.create_topics(&specs).await?,
+        }
+        let store = match &args.clickhouse_url {
+            Some(url) => StoreKind::ClickHouse(ClickHouseStore::connect(url, &args.clickhouse_database).await?),
+            None => {
+                parent_dir(&args.store_file)?;
+                StoreKind::Sqlite(SqliteStore::open(&args.store_file)?)
+            }
+        };
+        match &store {
+            StoreKind::ClickHouse(store) => store.migrate().await?,
+            StoreKind::Sqlite(store) => store.migrate().await?,
+        }
+        Ok(Self { log, store, topics })
+    }
+
+    pub fn topics(&self) -> Topics {
+        self.topics.clone()
+    }
+
+    /// Follow the program and run `job` until Ctrl-C or SIGTERM.
+    pub async fn run(self, job: impl Job) -> anyhow::Result<()> {
+        let (stop, shutdown) = Shutdown::new();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            let _ = stop.send(true);
+        });
+        self.run_until(job, shutdown).await
+    }
+
+    /// Follow the program and run `job` until `shutdown`.
+    pub async fn run_until(self, job: impl Job, shutdown: Shutdown) -> anyhow::Result<()> {
+        let topics = self.topics;
+        match (self.log, self.store) {
+            (Log::Kafka(log), StoreKind::ClickHouse(store)) => start(job, log, store, topics, shutdown).await,
+            (Log::Kafka(log), StoreKind::Sqlite(store)) => start(job, log, store, topics, shutdown).await,
+            (Log::Sqlite(log), StoreKind::ClickHouse(store)) => start(job, log, store, topics, shutdown).await,
+            (Log::Sqlite(log), StoreKind::Sqlite(store)) => start(job, log, store, topics, shutdown).await,
+        }
+    }
+}
+
+async fn start<L: EventLog, St: Store>(
+    job: impl Job,
+    log: L,
+    store: St,
+    topics: Topics,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let program = SharedProgram::new();
+    let follower =
+        tokio::spawn(follow_program(log.clone(), topics.program.clone(), program.clone(), shutdown.clone().wait()));
+    let result = job.run(log, store, program, shutdown).await;
+    follower.abort();
+    result
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            let _ = interrupt.await;
+            return;
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

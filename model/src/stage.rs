@@ -1,0 +1,353 @@
+//! Running a stage of the pipeline: consume a topic as a member of a consumer group, keep
+//! state per key, and write outputs — exactly, under restarts and rebalances.
+//!
+//! The guarantees, and how they hold:
+//! - **Nothing is lost.** Input offsets are committed only after the outputs and the state
+//!   they produced are durable: log records first, then store rows, then state, then the
+//!   offsets.
+//! - **Nothing is counted twice.** Each key's state is stored with the offset of the last input
+//!   it reflects. After a restart (or when a partition moves to another worker) the state is
+//!   loaded, and an input at or below its key's offset is skipped: its effects are in the state
+//!   already. An input above it is applied again, to the state as it was before it; outputs
+//!   are deterministic (ids derived from inputs), so a repeated output collapses into the one
+//!   written before the crash.
+//! - **The program is current.** An event carries the program version the edge had; the
+//!   runner waits until its own copy of the program has that version before applying it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::events::wire::WireError;
+use crate::follow::SharedProgram;
+use crate::ports::log::{Delivered, EventLog, LogConsumer, LogError, PartitionId, Record};
+use crate::ports::store::{StateRow, Store, StoreBatch, StoreError};
+use crate::program::Program;
+use crate::time::Timestamp;
+
+/// What applying inputs produced: records for the log and rows for the store.
+#[derive(Debug, Default)]
+pub struct StageOutput {
+    pub records: Vec<Record>,
+    pub store: StoreBatch,
+}
+
+/// What a stage sees while applying an input.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub program: &'a Program,
+    pub now: Timestamp,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// The logic of one stage; the runner does the rest.
+pub trait Stage: Send + 'static {
+    type Input: Send;
+    type State: Serialize + DeserializeOwned + Default + Send + 'static;
+
+    /// The stage's name, in the state table.
+    fn name(&self) -> &'static str;
+
+    fn decode(&self, record: &Delivered) -> Result<Self::Input, WireError>;
+
+    /// The program version the input was made with (0: any).
+    fn program_version(&self, _input: &Self::Input) -> u64 {
+        0
+    }
+
+    /// Apply one input to its key's state; true if the state changed.
+    fn apply(
+        &mut self,
+        context: &Context<'_>,
+        key: &str,
+        state: &mut Self::State,
+        input: Self::Input,
+        out: &mut StageOutput,
+    ) -> bool;
+
+    /// Whether a key's state has work that time alone makes due.
+    fn wants_tick(&self, _state: &Self::State) -> bool {
+        false
+    }
+
+    /// Do what time made due for one key; true if the state changed.
+    fn tick(&mut self, _context: &Context<'_>, _key: &str, _state: &mut Self::State, _out: &mut StageOutput) -> bool {
+        false
+    }
+}
+
+/// The clock a stage reads for time-driven work (tests drive their own).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+pub fn wall_clock() -> Clock {
+    Arc::new(Timestamp::now)
+}
+
+#[derive(Clone)]
+pub struct RunnerConfig {
+    pub group: String,
+    pub topics: Vec<Arc<str>>,
+    /// Records per poll, and so per flush, at most.
+    pub batch: usize,
+    pub poll_wait: Duration,
+    /// How often time-driven work runs.
+    pub tick_every: Duration,
+    /// How long to wait for the program version an event needs.
+    pub program_patience: Duration,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for RunnerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerConfig").field("group", &self.group).field("topics", &self.topics).finish()
+    }
+}
+
+impl RunnerConfig {
+    pub fn new(group: impl Into<String>, topics: Vec<Arc<str>>) -> Self {
+        Self {
+            group: group.into(),
+            topics,
+            batch: 2_000,
+            poll_wait: Duration::from_millis(100),
+            tick_every: Duration::from_secs(1),
+            program_patience: Duration::from_secs(10),
+            clock: wall_clock(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct KeyState<T> {
+    /// The offset of the last input this state reflects.
+    offset: Option<u64>,
+    state: T,
+}
+
+#[derive(Default)]
+struct Partition<T> {
+    keys: HashMap<String, KeyState<T>>,
+}
+
+fn encode_state<T: Serialize>(state: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(state).unwrap_or_default()
+}
+
+/// Retry a retriable failure with backoff (the log or store is down: wait, do not crash).
+async fn persist<T, E, Attempt>(what: &str, mut attempt: impl FnMut() -> Attempt) -> Result<T, E>
+where
+    Attempt: Future<Output = Result<T, E>>,
+    E: std::fmt::Display + Retriable,
+{
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match attempt().await {
+            Err(error) if error.retriable() => {
+                tracing::warn!(what, %error, "retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            result => return result,
+        }
+    }
+}
+
+trait Retriable {
+    fn retriable(&self) -> bool;
+}
+
+impl Retriable for LogError {
+    fn retriable(&self) -> bool {
+        self.is_retriable()
+    }
+}
+
+impl Retriable for StoreError {
+    fn retriable(&self) -> bool {
+        self.is_retriable()
+    }
+}
+
+/// Run `stage` until `shutdown` resolves. Returns on shutdown, or on an error that retrying
+/// cannot fix.
+pub async fn run_stage<S, L, St>(
+    mut stage: S,
+    log: L,
+    store: St,
+    program: Arc<SharedProgram>,
+    config: RunnerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StageError>
+where
+    S: Stage,
+    L: EventLog,
+    St: Store,
+{
+    tokio::pin!(shutdown);
+    while !program.is_loaded() {
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    let name = stage.name();
+    let mut consumer = log.consumer(&config.group, &config.topics)?;
+    let mut partitions: BTreeMap<PartitionId, Partition<S::State>> = BTreeMap::new();
+    let mut last_tick = Instant::now();
+    loop {
+        let polled = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            polled = consumer.poll(config.batch, config.poll_wait) => polled,
+        };
+        let polled = match polled {
+            Ok(polled) => polled,
+            Err(error) if error.is_retriable() => {
+                tracing::warn!(stage = name, %error, "poll failed, retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        for partition in &polled.revoked {
+            partitions.remove(partition);
+        }
+        for partition in &polled.assigned {
+            let rows = persist("load state", || store.load_state(name, partition.partition)).await?;
+            let mut restored = Partition::default();
+            for row in rows {
+                match rmp_serde::from_slice::<S::State>(&row.state) {
+                    Ok(state) => {
+                        restored.keys.insert(row.key, KeyState { offset: Some(row.offset), state });
+                    }
+                    Err(error) => tracing::error!(stage = name, key = %row.key, %error, "unreadable stage state"),
+                }
+            }
+            tracing::info!(stage = name, partition = %partition.partition, keys = restored.keys.len(), "partition assigned");
+            partitions.insert(partition.clone(), restored);
+        }
+
+        let mut inputs = Vec::with_capacity(polled.records.len());
+        let mut needed_version = 0;
+        for record in polled.records {
+            match stage.decode(&record) {
+                Ok(input) => {
+                    needed_version = needed_version.max(stage.program_version(&input));
+                    inputs.push((record, input));
+                }
+                Err(error) => {
+                    metrics::counter!("clickledger_stage_undecodable_total", "stage" => name).increment(1);
+                    tracing::error!(stage = name, offset = record.offset, %error, "skipping an undecodable record");
+                }
+            }
+        }
+        if needed_version > 0 && !program.wait_for(needed_version, config.program_patience).await {
+            tracing::warn!(
+                stage = name,
+                needed_version,
+                have = program.version(),
+                "program version not reached; going on"
+            );
+        }
+
+        let started = Instant::now();
+        let now = (config.clock)();
+        let tick_due = last_tick.elapsed() >= config.tick_every;
+        let mut out = StageOutput::default();
+        let mut dirty: BTreeSet<(PartitionId, String)> = BTreeSet::new();
+        let mut processed: BTreeMap<PartitionId, u64> = BTreeMap::new();
+        let applied = inputs.len();
+        program.read(|program| {
+            for (record, input) in inputs {
+                let partition_id = record.partition_id();
+                let Some(partition) = partitions.get_mut(&partition_id) else {
+                    continue;
+                };
+                processed.insert(partition_id.clone(), record.offset);
+                let entry = partition
+                    .keys
+                    .entry(record.key.clone())
+                    .or_insert_with(|| KeyState { offset: None, state: S::State::default() });
+                if entry.offset.is_some_and(|offset| record.offset <= offset) {
+                    continue;
+                }
+                let context = Context { program, now, partition: record.partition, offset: record.offset };
+                let known = entry.offset.is_some();
+                if stage.apply(&context, &record.key, &mut entry.state, input, &mut out) {
+                    dirty.insert((partition_id, record.key.clone()));
+                    entry.offset = Some(record.offset);
+                } else if known {
+                    entry.offset = Some(record.offset);
+                } else {
+                    // A key whose state never changed needs no memory (a code-only conversion).
+                    partition.keys.remove(&record.key);
+                }
+            }
+            if tick_due {
+                for (partition_id, partition) in &mut partitions {
+                    for (key, entry) in &mut partition.keys {
+                        if !stage.wants_tick(&entry.state) {
+                            continue;
+                        }
+                        let context = Context {
+                            program,
+                            now,
+                            partition: partition_id.partition,
+                            offset: entry.offset.unwrap_or(0),
+                        };
+                        if stage.tick(&context, key, &mut entry.state, &mut out) {
+                            dirty.insert((partition_id.clone(), key.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        if tick_due {
+            last_tick = Instant::now();
+        }
+
+        // Outputs first, then state, then offsets.
+        if !out.records.is_empty() {
+            let records = out.records;
+            persist("append outputs", || log.append(records.clone())).await?;
+        }
+        for (partition_id, key) in &dirty {
+            if let Some(entry) = partitions.get(partition_id).and_then(|partition| partition.keys.get(key)) {
+                out.store.state.push(StateRow {
+                    stage: name.to_string(),
+                    partition: partition_id.partition,
+                    key: key.clone(),
+                    offset: entry.offset.unwrap_or(0),
+                    state: encode_state(&entry.state),
+                });
+            }
+        }
+        if !out.store.is_empty() {
+            let batch = out.store;
+            persist("write store", || store.write(batch.clone())).await?;
+        }
+        if !processed.is_empty() {
+            let offsets: Vec<(PartitionId, u64)> =
+                processed.into_iter().map(|(partition, last)| (partition, last + 1)).collect();
+            if let Err(error) = consumer.commit(&offsets).await {
+                // State carries its own offsets; a lost commit only means some inputs are read
+                // again and skipped.
+                tracing::warn!(stage = name, %error, "offset commit failed");
+            }
+        }
+        if applied > 0 {
+            metrics::counter!("clickledger_stage_records_total", "stage" => name).increment(applied as u64);
+            metrics::histogram!("clickledger_stage_batch_seconds", "stage" => name).record(started.elapsed());
+        }
+    }
+}
