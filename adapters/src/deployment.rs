@@ -10,6 +10,7 @@ use clap::Args;
 use model::follow::{SharedProgram, follow_program};
 use model::ports::log::{EventLog, Topics};
 use model::ports::store::Store;
+pub use model::stage::Shutdown;
 
 use crate::log::kafka::{KafkaConfig, KafkaLog};
 use crate::log::sqlite::{Durability, SqliteLog, SqliteLogConfig};
@@ -73,25 +74,6 @@ pub trait Job: Send + 'static {
         program: Arc<SharedProgram>,
         shutdown: Shutdown,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
-}
-
-/// Resolves when the process should stop; clones resolve together.
-#[derive(Clone, Debug)]
-pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
-
-impl Shutdown {
-    pub fn new() -> (tokio::sync::watch::Sender<bool>, Self) {
-        let (sender, receiver) = tokio::sync::watch::channel(false);
-        (sender, Self(receiver))
-    }
-
-    pub async fn wait(mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
-
-    pub fn is_requested(&self) -> bool {
-        *self.0.borrow()
-    }
 }
 
 enum Log {

@@ -11,3 +11,27 @@ pub mod attribution;
 pub mod stage;
 
 pub use stage::{AttributorStage, VisitorState};
+
+use std::sync::Arc;
+
+use model::clickid::ClickKeyRing;
+use model::follow::SharedProgram;
+use model::ports::log::{EventLog, Topics};
+use model::ports::store::Store;
+use model::stage::{RunnerConfig, StageError, run_stage};
+
+/// Consumer group of the attributor.
+pub const GROUP: &str = "attributor";
+
+/// Run the attributor stage until `shutdown`.
+pub async fn run_attributor<L: EventLog, St: Store>(
+    log: L,
+    store: St,
+    program: Arc<SharedProgram>,
+    topics: Topics,
+    keys: ClickKeyRing,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StageError> {
+    let config = RunnerConfig::new(GROUP, vec![topics.events.clone()]);
+    run_stage(AttributorStage::new(topics, keys), log, store, program, config, shutdown).await
+}

@@ -6,21 +6,17 @@ use std::sync::Arc;
 
 use adapters::deployment::{Deployment, DeploymentArgs, Job, Shutdown};
 use clap::Parser;
-use clickledger_attributor::AttributorStage;
+use clickledger_attributor::run_attributor;
 use model::clickid::ClickKeyRing;
 use model::follow::SharedProgram;
 use model::ports::log::{EventLog, Topics};
 use model::ports::store::Store;
-use model::stage::{RunnerConfig, run_stage};
 
 #[derive(Debug, Parser)]
 #[command(about = "The clickledger attributor")]
 struct Args {
     #[command(flatten)]
     deployment: DeploymentArgs,
-    /// Consumer group of the attributor instances.
-    #[arg(long, env = "CLICKLEDGER_ATTRIBUTOR_GROUP", default_value = "attributor")]
-    group: String,
 }
 
 #[tokio::main]
@@ -34,11 +30,10 @@ async fn main() -> anyhow::Result<()> {
     let keys = ClickKeyRing::parse(keys)?;
     let deployment = Deployment::connect(&args.deployment).await?;
     let topics = deployment.topics();
-    deployment.run(Attributor { group: args.group, topics, keys }).await
+    deployment.run(Attributor { topics, keys }).await
 }
 
 struct Attributor {
-    group: String,
     topics: Topics,
     keys: ClickKeyRing,
 }
@@ -51,8 +46,7 @@ impl Job for Attributor {
         program: Arc<SharedProgram>,
         shutdown: Shutdown,
     ) -> anyhow::Result<()> {
-        let config = RunnerConfig::new(self.group, vec![self.topics.events.clone()]);
-        run_stage(AttributorStage::new(self.topics, self.keys), log, store, program, config, shutdown.wait()).await?;
+        run_attributor(log, store, program, self.topics, self.keys, shutdown.wait()).await?;
         Ok(())
     }
 }

@@ -127,6 +127,37 @@ impl Program {
         Ok(())
     }
 
+    /// The changes of `changes` that would change something, checked in order against this
+    /// program as the strict fold does. Loading the same file twice plans nothing the second
+    /// time. On a refused change nothing is planned.
+    pub fn plan(&self, changes: impl IntoIterator<Item = ProgramChange>) -> Result<Vec<ProgramChange>, ProgramError> {
+        let mut scratch = self.clone();
+        let mut planned = Vec::new();
+        for change in changes {
+            if scratch.current(&change).as_ref() == Some(&change) {
+                continue;
+            }
+            scratch.apply(change.clone())?;
+            planned.push(change);
+        }
+        Ok(planned)
+    }
+
+    /// The current state of the entity `change` is about, as a change.
+    pub fn current(&self, change: &ProgramChange) -> Option<ProgramChange> {
+        match change {
+            ProgramChange::Settings(_) => Some(ProgramChange::Settings(self.settings.clone())),
+            ProgramChange::Advertiser(advertiser) => self.advertiser(&advertiser.id).cloned().map(ProgramChange::Advertiser),
+            ProgramChange::Offer(offer) => self.offer(&offer.id).cloned().map(ProgramChange::Offer),
+            ProgramChange::Member(member) => self.member(&member.id).cloned().map(ProgramChange::Member),
+            ProgramChange::Enrolment(enrolment) => {
+                self.enrolment(&enrolment.offer, &enrolment.member).cloned().map(ProgramChange::Enrolment)
+            }
+            ProgramChange::Link(link) => self.link(&link.code).cloned().map(ProgramChange::Link),
+            ProgramChange::Code(grant) => self.code(&grant.code).cloned().map(ProgramChange::Code),
+        }
+    }
+
     /// The reader's fold: only the checks that need no other entity (see the module docs).
     pub fn follow(&mut self, change: ProgramChange) -> Result<(), ProgramError> {
         change.validate_alone()?;

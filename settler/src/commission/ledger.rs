@@ -211,6 +211,11 @@ impl Ledger {
             || self.subscriptions.values().any(|account| account.status != SubscriptionStatus::Closed)
     }
 
+    /// Whether unique-click windows are remembered (to forget as they end).
+    pub fn has_click_windows(&self) -> bool {
+        !self.unique_clicks.is_empty()
+    }
+
     /// Forget unique-click windows that ended before `horizon`; they can no longer block a click.
     pub fn forget_unique_clicks_before(&mut self, program: &Program, horizon: Timestamp) {
         self.unique_clicks.retain(|(offer_id, _, _), counted_at| {

@@ -1,0 +1,209 @@
+//! clickledger in one process (the embedded deployment): the tracking edge, the attributor,
+//! the settler and the program / report API on one SQLite log and one SQLite store under a
+//! data directory. No servers.
+//!
+//! - [`start`] starts everything on bound listeners and returns a [`Running`] handle;
+//!   `main` and the tests call it.
+//! - [`load_program`] appends a program file's changes to the program log (only what differs).
+//! - [`oracle`]: the pipeline computed in memory, to check the deployed one against.
+
+pub mod oracle;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use adapters::deployment::{Deployment, DeploymentArgs, Job, Shutdown};
+use anyhow::Context;
+use api::ApiState;
+use api::auth::KeyRing;
+use ingest::{Edge, EdgeConfig};
+use model::clickid::ClickKeyRing;
+use model::events::wire;
+use model::follow::SharedProgram;
+use model::ports::log::{EventLog, Record, Topics};
+use model::ports::store::Store;
+use model::program::{ProgramChange, ProgramFile, ProgramRecord};
+use model::stage::Clock;
+use model::time::Timestamp;
+use tokio::net::TcpListener;
+
+/// The program loaded when no file is given.
+pub const SAMPLE_PROGRAM: &str = include_str!("../../deploy/sample-program.toml");
+
+#[derive(Clone)]
+pub struct AppConfig {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    pub api_listen: SocketAddr,
+    /// A program file; `None` loads the sample program into an empty data directory.
+    pub program: Option<PathBuf>,
+    /// Click-id keys; `None` uses the ones kept in the data directory (made on first start).
+    pub click_keys: Option<String>,
+    /// The bootstrap admin key; `None` uses the one kept in the data directory.
+    pub admin_key: Option<String>,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig").field("data", &self.data).field("listen", &self.listen).finish()
+    }
+}
+
+/// A started clickledger.
+#[derive(Debug)]
+pub struct Running {
+    pub edge: SocketAddr,
+    pub api: SocketAddr,
+    pub admin_key: String,
+    pub topics: Topics,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stop everything cleanly and wait for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await?
+    }
+}
+
+/// A secret kept in the data directory, made on first use.
+fn kept_secret(data: &Path, name: &str, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    let path = data.join(name);
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        return Ok(secret.trim().to_string());
+    }
+    let secret = make();
+    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret)
+}
+
+/// 160 random bits as text (two ULIDs' worth of randomness from the OS-seeded generator).
+fn random_secret() -> String {
+    format!("{}{}{}", ulid::Ulid::new(), ulid::Ulid::new(), ulid::Ulid::new()).to_lowercase()
+}
+
+pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data).with_context(|| format!("creating {}", config.data.display()))?;
+    let click_keys = match &config.click_keys {
+        Some(keys) => keys.clone(),
+        None => kept_secret(&config.data, "click-keys", || format!("1:{}", random_secret()))?,
+    };
+    let click_keys = ClickKeyRing::parse(&click_keys)?;
+    let admin_key = match &config.admin_key {
+        Some(key) => key.clone(),
+        None => kept_secret(&config.data, "admin-key", random_secret)?,
+    };
+    let program_file = match &config.program {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(ProgramFile::from_toml(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?)
+        }
+        None => None,
+    };
+    let edge_listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let api_listener = TcpListener::bind(config.api_listen).await.with_context(|| format!("binding {}", config.api_listen))?;
+    let edge = edge_listener.local_addr()?;
+    let api = api_listener.local_addr()?;
+
+    let deployment = Deployment::connect(&DeploymentArgs::embedded(&config.data)).await?;
+    let topics = deployment.topics();
+    let (stop, shutdown) = Shutdown::new();
+    let job = Everything {
+        topics: topics.clone(),
+        edge_listener,
+        api_listener,
+        click_keys,
+        keys: KeyRing::with_bootstrap(&admin_key),
+        program_file,
+        clock: config.clock.clone(),
+    };
+    let task = tokio::spawn(deployment.run_until(job, shutdown));
+    Ok(Running { edge, api, admin_key, topics, stop, task })
+}
+
+struct Everything {
+    topics: Topics,
+    edge_listener: TcpListener,
+    api_listener: TcpListener,
+    click_keys: ClickKeyRing,
+    keys: KeyRing,
+    program_file: Option<ProgramFile>,
+    clock: Clock,
+}
+
+impl Job for Everything {
+    async fn run<L: EventLog, St: Store>(self, log: L, store: St, program: Arc<SharedProgram>, shutdown: Shutdown) -> anyhow::Result<()> {
+        while !program.is_loaded() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let file = match self.program_file {
+            Some(file) => Some(file),
+            None if program.applied() == 0 => Some(ProgramFile::from_toml(SAMPLE_PROGRAM).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        if let Some(file) = file {
+            let planned = load_program(&log, &self.topics, &program, file, "program-file").await?;
+            tracing::info!(changes = planned, "program file loaded");
+        }
+
+        let edge = Edge::new(EdgeConfig::new(self.topics.clone(), self.click_keys.clone()), log.clone(), program.clone());
+        let edge = tokio::spawn(ingest::run(self.edge_listener, edge, shutdown.clone().wait()));
+        let attributor = tokio::spawn(attributor::run_attributor(
+            log.clone(),
+            store.clone(),
+            program.clone(),
+            self.topics.clone(),
+            self.click_keys,
+            shutdown.clone().wait(),
+        ));
+        let settler = tokio::spawn(settler::run_settler(
+            log.clone(),
+            store.clone(),
+            program.clone(),
+            self.topics.clone(),
+            self.clock,
+            shutdown.clone(),
+        ));
+        let state = ApiState { log, store, program, topics: self.topics, keys: self.keys };
+        let api = tokio::spawn(api::serve(self.api_listener, state, shutdown.wait()));
+        edge.await??;
+        attributor.await??;
+        settler.await??;
+        api.await??;
+        Ok(())
+    }
+}
+
+/// Append the changes of `file` that differ from the program (checked as the strict fold
+/// does), and wait until this process's copy has them. Returns how many were appended.
+pub async fn load_program<L: EventLog>(
+    log: &L,
+    topics: &Topics,
+    program: &SharedProgram,
+    file: ProgramFile,
+    actor: &str,
+) -> anyhow::Result<usize> {
+    let planned: Vec<ProgramChange> = program.read(|current| current.plan(file.into_changes()))?;
+    if planned.is_empty() {
+        return Ok(0);
+    }
+    let at = Timestamp::now();
+    let records: Vec<Record> = planned
+        .iter()
+        .map(|change| {
+            let record = ProgramRecord { at, actor: actor.to_string(), change: change.clone() };
+            Record { topic: topics.program.clone(), key: change.key(), payload: wire::encode(&record) }
+        })
+        .collect();
+    let count = records.len();
+    let target = program.version() + count as u64;
+    log.append(records).await?;
+    if !program.wait_for(target, std::time::Duration::from_secs(30)).await {
+        anyhow::bail!("the program log did not catch up with the loaded file");
+    }
+    Ok(count)
+}

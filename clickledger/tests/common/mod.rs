@@ -1,0 +1,273 @@
+//! Harness of the end-to-end tests: the pipeline's parts in this process on any log and store,
+//! a raw HTTP client, reading topics back, and the comparison with the oracle.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use clickledger::oracle::{self, Expected, Inputs};
+use model::clickid::ClickKeyRing;
+use model::events::{CommissionLine, OrderEvent, wire};
+use model::follow::{SharedProgram, follow_program};
+use model::ports::log::{Delivered, EventLog, LogConsumer, PartitionId, Record, Topics};
+use model::ports::store::{ReportQuery, Store};
+use model::program::{Program, ProgramFile};
+use model::stage::{Clock, Shutdown};
+use model::time::{Span, Timestamp};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const PROGRAM: &str = include_str!("program.toml");
+pub const CLICK_KEYS: &str = "1:end-to-end-click-key-end-to-end-click-key";
+pub const SECRET: &str = "acme-postback-secret-0001";
+
+pub fn keys() -> ClickKeyRing {
+    ClickKeyRing::parse(CLICK_KEYS).unwrap()
+}
+
+pub fn program_file() -> ProgramFile {
+    ProgramFile::from_toml(PROGRAM).unwrap()
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", model::EventId::new().to_string().to_lowercase())
+}
+
+/// A clock that runs with real time plus an offset the test moves.
+#[derive(Clone, Default)]
+pub struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    pub fn clock(&self) -> Clock {
+        let offset = self.0.clone();
+        Arc::new(move || Timestamp::from_millis(Timestamp::now().millis() + offset.load(Ordering::Relaxed)))
+    }
+
+    pub fn advance(&self, span: Span) {
+        self.0.fetch_add(span.millis(), Ordering::Relaxed);
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.clock())()
+    }
+}
+
+/// Follow the program of `log` until it has every record written so far.
+pub async fn follow<L: EventLog>(log: &L, topics: &Topics, shutdown: &Shutdown) -> Arc<SharedProgram> {
+    let program = SharedProgram::new();
+    tokio::spawn(follow_program(log.clone(), topics.program.clone(), program.clone(), shutdown.clone().wait()));
+    while !program.is_loaded() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    program
+}
+
+/// Every record of a topic up to each partition's end, by a fresh consumer group.
+pub async fn read_topic<L: EventLog>(log: &L, topic: &Arc<str>, partitions: u32) -> Vec<Delivered> {
+    let mut remaining: BTreeMap<u32, u64> = BTreeMap::new();
+    for partition in 0..partitions {
+        let end = log.end_offset(&PartitionId { topic: topic.clone(), partition }).await.unwrap();
+        if end > 0 {
+            remaining.insert(partition, end);
+        }
+    }
+    let mut consumer = log.consumer(&unique("reader-"), &[topic.clone()]).unwrap();
+    let mut records = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !remaining.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "could not read {topic} to its end");
+        for record in consumer.poll(2000, Duration::from_millis(100)).await.unwrap().records {
+            if remaining.get(&record.partition).is_some_and(|end| record.offset + 1 >= *end) {
+                remaining.remove(&record.partition);
+            }
+            records.push(record);
+        }
+    }
+    records.sort_by_key(|record| (record.partition, record.offset));
+    records
+}
+
+/// What the pipeline consumed from outside itself, read back from the log.
+pub async fn inputs<L: EventLog>(log: &L, topics: &Topics, partitions: u32) -> Inputs {
+    let events = read_topic(log, &topics.events, partitions).await;
+    let order_changes = read_topic(log, &topics.orders, partitions)
+        .await
+        .into_iter()
+        .filter(|record| {
+            matches!(wire::decode::<OrderEvent>(&record.payload), Ok(OrderEvent::Refund(_) | OrderEvent::Cancel(_) | OrderEvent::Decision(_)))
+        })
+        .collect();
+    let program = read_topic(log, &topics.program, 1).await;
+    Inputs { events, order_changes, program }
+}
+
+/// Append `inputs` to another deployment's topics, key by key, as the edge and API did.
+pub async fn replay<L: EventLog>(log: &L, topics: &Topics, inputs: &Inputs) {
+    let records = |records: &[Delivered], topic: &Arc<str>| -> Vec<Record> {
+        records.iter().map(|record| Record { topic: topic.clone(), key: record.key.clone(), payload: record.payload.clone() }).collect()
+    };
+    log.append(records(&inputs.program, &topics.program)).await.unwrap();
+    for chunk in records(&inputs.events, &topics.events).chunks(500) {
+        log.append(chunk.to_vec()).await.unwrap();
+    }
+    log.append(records(&inputs.order_changes, &topics.orders)).await.unwrap();
+}
+
+/// The program the inputs build.
+pub fn program_of(inputs: &Inputs) -> Program {
+    let mut program = Program::new();
+    for record in &inputs.program {
+        let record: model::program::ProgramRecord = wire::decode(&record.payload).unwrap();
+        program.follow(record.change).unwrap();
+    }
+    program
+}
+
+/// What each line pays, comparable across runs (revisions may differ, results may not).
+pub fn settled(lines: &BTreeMap<model::DerivedId, CommissionLine>) -> BTreeMap<String, (String, u8, String, String, String)> {
+    lines
+        .iter()
+        .map(|(id, line)| {
+            (id.to_string(), (line.member.to_string(), line.tier, line.amount.to_string(), line.status.as_str().to_string(), line.kind.as_str().to_string()))
+        })
+        .collect()
+}
+
+pub async fn stored_lines<St: Store>(store: &St) -> BTreeMap<model::DerivedId, CommissionLine> {
+    store.lines(&ReportQuery::default()).await.unwrap().into_iter().map(|line| (line.id.clone(), line)).collect()
+}
+
+/// Wait until the store's lines are the oracle's; on timeout, fail with the differences.
+pub async fn assert_store_matches<St: Store>(store: &St, expected: &Expected, patience: Duration) {
+    let want = settled(&expected.lines);
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let have = settled(&stored_lines(store).await);
+        if have == want {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let differences: Vec<_> = want
+                .keys()
+                .chain(have.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .filter(|id| want.get(*id) != have.get(*id))
+                .map(|id| format!("{id}: expected {:?}, stored {:?}", want.get(id), have.get(id)))
+                .collect();
+            panic!("{} lines differ from the oracle:\n{}", differences.len(), differences.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The oracle for `inputs` at `now`.
+pub fn oracle(inputs: &Inputs, topics: &Topics, now: Timestamp) -> Expected {
+    oracle::expected(&program_of(inputs), &keys(), topics, inputs, now)
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    pub fn visitor(&self) -> String {
+        let cookie = self.header("set-cookie").unwrap();
+        cookie.split(';').next().unwrap().trim_start_matches("clk_v=").to_string()
+    }
+
+    pub fn click_id(&self) -> String {
+        let location = self.header("location").unwrap();
+        location.split("click_id=").nth(1).unwrap().split(['&', '#']).next().unwrap().to_string()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
+}
+
+pub async fn request(address: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut raw = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    raw.push_str("\r\n");
+    raw.push_str(body);
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    Response { status, headers, body: body.to_string() }
+}
+
+pub async fn get(address: SocketAddr, target: &str) -> Response {
+    request(address, "GET", target, &[], "").await
+}
+
+pub async fn get_with_cookie(address: SocketAddr, target: &str, visitor: &str) -> Response {
+    request(address, "GET", target, &[("Cookie", &format!("clk_v={visitor}"))], "").await
+}
+
+/// The scripted day: clicks (unique, repeated, bots, CPC tiers), pixels, click-id and code
+/// postbacks, a duplicate order, a pending sale, a refund and a subscription. Returns the
+/// order ids it used. Decisions and the clock are the caller's.
+pub async fn scripted_day(edge: SocketAddr) -> ScriptedDay {
+    let ok = |response: &Response, what: &str| assert!(matches!(response.status, 200 | 302), "{what}: {} {}", response.status, response.body);
+    // Visitor A clicks kid's store link and buys (3-tier chain).
+    let a = get(edge, "/c?offer=store&member=kid").await;
+    ok(&a, "click a");
+    let visitor_a = a.visitor();
+    // Visitor B clicks kid then solo: the last click wins.
+    let b = get(edge, "/c?offer=store&member=kid").await;
+    let visitor_b = b.visitor();
+    ok(&get_with_cookie(edge, "/c?offer=store&member=solo", &visitor_b).await, "click b2");
+    // CPC: four visitors click solo's clicks link (tiers 0.10, 0.10, 0.20, 0.20), one twice, and a bot.
+    let mut cpc_visitors = Vec::new();
+    for _ in 0..4 {
+        let response = get(edge, "/c?offer=clicks&member=solo").await;
+        ok(&response, "cpc click");
+        cpc_visitors.push(response.visitor());
+    }
+    ok(&get_with_cookie(edge, "/c?offer=clicks&member=solo", &cpc_visitors[0]).await, "repeat click");
+    let bot = request(edge, "GET", "/c?offer=clicks&member=solo", &[("User-Agent", "Mozilla/5.0 (compatible; Googlebot/2.1)")], "").await;
+    ok(&bot, "bot click");
+    // Pixels: A buys O1, B buys O2, C never clicked.
+    ok(&get_with_cookie(edge, "/px?offer=store&order_id=O1&amount=129.90&currency=USD", &visitor_a).await, "pixel O1");
+    ok(&get_with_cookie(edge, "/px?offer=store&order_id=O2&amount=50.00", &visitor_b).await, "pixel O2");
+    ok(&get(edge, "/px?offer=store&order_id=O3&amount=75.00").await, "pixel O3");
+    // Code postbacks: solo's code for O4; kid's code for O1 again, later: a duplicate.
+    let pb = |query: String| async move { get(edge, &format!("/pb?{query}&token={SECRET}")).await };
+    ok(&pb("code=SOLO5&order_id=O4&amount=80.00".into()).await, "postback O4");
+    ok(&pb("code=KID10&order_id=O1&amount=129.90".into()).await, "duplicate O1");
+    // A pending sale through a click id.
+    let d = get(edge, "/c?offer=pend&member=kid").await;
+    ok(&pb(format!("click_id={}&order_id=O5&amount=200.00", d.click_id())).await, "pending O5");
+    // A subscription: setup 50, then 29.95 a month.
+    let e = get(edge, "/c?offer=hosting&member=kid").await;
+    ok(&pb(format!("click_id={}&order_id=O6&amount=50.00&recurring_amount=29.95", e.click_id())).await, "hosting O6");
+    // A partial refund of O1.
+    let refund = request(edge, "POST", "/pb/refund", &[("Content-Type", "application/x-www-form-urlencoded")], &format!("order_id=O1&amount=29.90&refund_id=r1&token={SECRET}")).await;
+    ok(&refund, "refund O1");
+    ScriptedDay { visitor_a, visitor_b }
+}
+
+pub struct ScriptedDay {
+    pub visitor_a: String,
+    pub visitor_b: String,
+}

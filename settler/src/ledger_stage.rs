@@ -1,0 +1,71 @@
+//! The ledger stage: the commission engine run per family of members, on `ledger` (keyed by
+//! the family root, so one worker owns a member's counts, lines and bills). Writes clicks (with
+//! whether they counted as unique), commission lines, bills and subscription accounts, and
+//! credits subscriptions and ends hold periods as time passes.
+
+use model::events::{LedgerEvent, wire};
+use model::ports::log::Delivered;
+use model::ports::store::ClickRow;
+use model::stage::{Context, Stage, StageOutput};
+use model::{Span, Timestamp};
+
+use crate::commission::{Ledger, Outputs};
+
+/// Unique-click windows are forgotten this long after they end (late clicks still meet them).
+const FORGET_WINDOWS_AFTER: Span = Span::hours(1);
+
+#[derive(Debug, Default)]
+pub struct LedgerStage;
+
+fn store(outputs: Outputs, out: &mut StageOutput) {
+    out.store.lines.extend(outputs.lines);
+    out.store.bills.extend(outputs.bills);
+    out.store.subscriptions.extend(outputs.subscriptions);
+}
+
+impl Stage for LedgerStage {
+    type Input = LedgerEvent;
+    type State = Ledger;
+
+    fn name(&self) -> &'static str {
+        "ledger"
+    }
+
+    fn decode(&self, record: &Delivered) -> Result<LedgerEvent, wire::WireError> {
+        wire::decode(&record.payload)
+    }
+
+    fn program_version(&self, input: &LedgerEvent) -> u64 {
+        match input {
+            LedgerEvent::Click(click) => click.program,
+            LedgerEvent::Order(order) => order.conversion.program,
+            _ => 0,
+        }
+    }
+
+    fn apply(&mut self, context: &Context<'_>, _key: &str, ledger: &mut Ledger, event: LedgerEvent, out: &mut StageOutput) -> bool {
+        let outputs = ledger.apply(context.program, &event);
+        if let LedgerEvent::Click(click) = event {
+            let unique = outputs.clicks.iter().any(|(id, unique)| *id == click.id && *unique);
+            out.store.clicks.push(ClickRow { click, unique });
+        }
+        store(outputs, out);
+        true
+    }
+
+    fn wants_tick(&self, ledger: &Ledger) -> bool {
+        ledger.has_timed_work()
+    }
+
+    fn tick(&mut self, context: &Context<'_>, _key: &str, ledger: &mut Ledger, out: &mut StageOutput) -> bool {
+        let outputs = ledger.advance(context.program, context.now);
+        let changed = !outputs.is_empty();
+        store(outputs, out);
+        changed
+    }
+}
+
+/// Forget unique-click windows that ended more than an hour before `now`.
+pub fn forget_old_windows(ledger: &mut Ledger, program: &model::program::Program, now: Timestamp) {
+    ledger.forget_unique_clicks_before(program, now.saturating_sub(FORGET_WINDOWS_AFTER));
+}

@@ -1,0 +1,39 @@
+//! `settler`: the order, ledger and program stages against Kafka and ClickHouse (or the
+//! embedded files).
+
+use std::sync::Arc;
+
+use adapters::deployment::{Deployment, DeploymentArgs, Job, Shutdown};
+use clap::Parser;
+use clickledger_settler::run_settler;
+use model::follow::SharedProgram;
+use model::ports::log::{EventLog, Topics};
+use model::ports::store::Store;
+use model::stage::wall_clock;
+
+#[derive(Debug, Parser)]
+#[command(about = "The clickledger settler")]
+struct Args {
+    #[command(flatten)]
+    deployment: DeploymentArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let args = Args::parse();
+    let deployment = Deployment::connect(&args.deployment).await?;
+    let topics = deployment.topics();
+    deployment.run(Settler { topics }).await
+}
+
+struct Settler {
+    topics: Topics,
+}
+
+impl Job for Settler {
+    async fn run<L: EventLog, St: Store>(self, log: L, store: St, program: Arc<SharedProgram>, shutdown: Shutdown) -> anyhow::Result<()> {
+        run_settler(log, store, program, self.topics, wall_clock(), shutdown).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! The order stage: one commission per order (DESIGN, "One commission per order").
+//!
+//! It consumes `orders`, keyed by order, so every conversion, refund, cancel and decision of an
+//! order meets here. The winner of an order is its earliest attributed conversion by event
+//! time, then event id — not the first to arrive, which would depend on which upstream
+//! partition was faster. When an earlier conversion arrives after a later one already won, the
+//! ledger is told to withdraw the old winner's lines and the new winner is sent with every
+//! refund, cancel and decision of the order. Every conversion is stored with its status:
+//! attributed, duplicate, or rejected with its reason.
+
+use std::collections::BTreeMap;
+
+use model::events::{AttributedConversion, LedgerEvent, OrderEvent, Reason, wire};
+use model::ids::EventId;
+use model::ports::log::{Delivered, Record, Topics};
+use model::ports::store::{ConversionRow, ConversionStatus};
+use model::program::Program;
+use model::stage::{Context, Stage, StageOutput};
+use serde::{Deserialize, Serialize};
+
+use crate::commission::sequence::SeqKey;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderState {
+    /// The order's attributed conversions in canonical order; the first is the winner.
+    candidates: BTreeMap<SeqKey, AttributedConversion>,
+    /// The winner the ledger has.
+    winner: Option<SeqKey>,
+    /// Refunds, cancels and decisions, in arrival order.
+    changes: Vec<OrderEvent>,
+    /// Raised with every change of a conversion's status (the store keeps the highest).
+    revision: u64,
+}
+
+#[derive(Debug)]
+pub struct OrderStage {
+    topics: Topics,
+}
+
+impl OrderStage {
+    pub fn new(topics: Topics) -> Self {
+        Self { topics }
+    }
+
+    fn to_ledger(&self, program: &Program, member: &model::MemberId, event: &LedgerEvent, out: &mut StageOutput) {
+        let family = program.family_of(member).to_string();
+        out.records.push(Record { topic: self.topics.ledger.clone(), key: family, payload: wire::encode(event) });
+    }
+}
+
+fn change_id(event: &OrderEvent) -> Option<EventId> {
+    match event {
+        OrderEvent::Refund(refund) => Some(refund.id),
+        OrderEvent::Cancel(cancel) => Some(cancel.id),
+        OrderEvent::Decision(decision) => Some(decision.id),
+        OrderEvent::Attributed(_) | OrderEvent::Rejected(_) => None,
+    }
+}
+
+/// The ledger event that applies an order change to the winner.
+fn ledger_change(order_key: &model::OrderKey, event: &OrderEvent) -> Option<LedgerEvent> {
+    match event {
+        OrderEvent::Refund(refund) => Some(LedgerEvent::Refund { order_key: order_key.clone(), refund: refund.clone() }),
+        OrderEvent::Cancel(cancel) => Some(LedgerEvent::Cancel { order_key: order_key.clone(), cancel: cancel.clone() }),
+        OrderEvent::Decision(decision) => Some(LedgerEvent::Decision(decision.clone())),
+        OrderEvent::Attributed(_) | OrderEvent::Rejected(_) => None,
+    }
+}
+
+/// A conversion row; a conversion sent without a currency is in its offer's.
+fn row(program: &Program, attributed: &AttributedConversion, status: ConversionStatus, revision: u64) -> ConversionRow {
+    let mut conversion = attributed.conversion.clone();
+    if conversion.currency.is_none() {
+        conversion.currency = program.offer(&attributed.offer).map(|offer| offer.currency);
+    }
+    ConversionRow {
+        conversion,
+        status,
+        reason: (status == ConversionStatus::Duplicate).then_some(Reason::DuplicateOrder),
+        advertiser: Some(attributed.advertiser.clone()),
+        order_key: Some(attributed.order_key.clone()),
+        offer: Some(attributed.offer.clone()),
+        member: Some(attributed.member.clone()),
+        via: attributed.via.as_str().to_string(),
+        revision,
+    }
+}
+
+impl Stage for OrderStage {
+    type Input = OrderEvent;
+    type State = OrderState;
+
+    fn name(&self) -> &'static str {
+        "orders"
+    }
+
+    fn decode(&self, record: &Delivered) -> Result<OrderEvent, wire::WireError> {
+        wire::decode(&record.payload)
+    }
+
+    fn program_version(&self, input: &OrderEvent) -> u64 {
+        match input {
+            OrderEvent::Attributed(attributed) => attributed.conversion.program,
+            OrderEvent::Rejected(rejected) => rejected.conversion.program,
+            _ => 0,
+        }
+    }
+
+    fn apply(&mut self, context: &Context<'_>, _key: &str, state: &mut OrderState, input: OrderEvent, out: &mut StageOutput) -> bool {
+        let program = context.program;
+        match input {
+            OrderEvent::Rejected(rejected) => {
+                out.store.conversions.push(ConversionRow {
+                    advertiser: rejected.conversion.advertiser.clone(),
+                    order_key: rejected.order_key.clone(),
+                    offer: rejected.offer.clone().or_else(|| rejected.conversion.offer.clone()),
+                    member: rejected.member.clone(),
+                    status: ConversionStatus::Rejected,
+                    reason: Some(rejected.reason),
+                    via: String::new(),
+                    revision: 1,
+                    conversion: rejected.conversion,
+                });
+                false
+            }
+            OrderEvent::Attributed(attributed) => {
+                let key = SeqKey { at: attributed.conversion.event_time(), id: attributed.conversion.id };
+                if state.candidates.contains_key(&key) {
+                    return false;
+                }
+                state.candidates.insert(key, attributed.clone());
+                state.revision += 1;
+                let winner = state.candidates.keys().next().copied();
+                if winner != Some(key) {
+                    out.store.conversions.push(row(program, &attributed, ConversionStatus::Duplicate, state.revision));
+                    return true;
+                }
+                if let Some(previous) = state.winner.and_then(|previous| state.candidates.get(&previous)) {
+                    let withdraw = LedgerEvent::Withdraw { order_key: previous.order_key.clone(), conversion: previous.conversion.id };
+                    self.to_ledger(program, &previous.member, &withdraw, out);
+                    out.store.conversions.push(row(program, previous, ConversionStatus::Duplicate, state.revision));
+                }
+                state.winner = Some(key);
+                self.to_ledger(program, &attributed.member, &LedgerEvent::Order(attributed.clone()), out);
+                for change in &state.changes {
+                    if let Some(event) = ledger_change(&attributed.order_key, change) {
+                        self.to_ledger(program, &attributed.member, &event, out);
+                    }
+                }
+                out.store.conversions.push(row(program, &attributed, ConversionStatus::Attributed, state.revision));
+                true
+            }
+            change => {
+                let Some(id) = change_id(&change) else {
+                    return false;
+                };
+                if state.changes.iter().any(|known| change_id(known) == Some(id)) {
+                    return false;
+                }
+                if let Some(winner) = state.winner.and_then(|winner| state.candidates.get(&winner)) {
+                    if let Some(event) = ledger_change(&winner.order_key, &change) {
+                        self.to_ledger(program, &winner.member, &event, out);
+                    }
+                }
+                state.changes.push(change);
+                true
+            }
+        }
+    }
+}
