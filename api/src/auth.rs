@@ -75,12 +75,14 @@ impl KeyRing {
     }
 
     pub fn remove(&self, name: &str) -> bool {
-        self.keys.write().map(|mut keys| {
-            let before = keys.len();
-            keys.retain(|known| known.name != name);
-            keys.len() != before
-        })
-        .unwrap_or(false)
+        self.keys
+            .write()
+            .map(|mut keys| {
+                let before = keys.len();
+                keys.retain(|known| known.name != name);
+                keys.len() != before
+            })
+            .unwrap_or(false)
     }
 
     pub fn list(&self) -> Vec<ApiKey> {

@@ -43,7 +43,10 @@ impl ReportParams {
         let time = |name: &'static str, value: &Option<String>| -> Result<Option<Timestamp>, ApiError> {
             value
                 .as_deref()
-                .map(|text| Timestamp::parse(text).map_err(|_| ApiError::bad_request("bad_time", format!("{name} must be RFC 3339"))))
+                .map(|text| {
+                    Timestamp::parse(text)
+                        .map_err(|_| ApiError::bad_request("bad_time", format!("{name} must be RFC 3339")))
+                })
                 .transpose()
         };
         let limit = self.limit.unwrap_or(DEFAULT_PAGE);
@@ -51,13 +54,20 @@ impl ReportParams {
             return Err(ApiError::bad_request("bad_limit", format!("limit must be 1 to {MAX_PAGE}")));
         }
         let offset = match &self.cursor {
-            Some(cursor) => cursor.parse::<u32>().map_err(|_| ApiError::bad_request("bad_cursor", "cursor is not one this API gave"))?,
+            Some(cursor) => cursor
+                .parse::<u32>()
+                .map_err(|_| ApiError::bad_request("bad_cursor", "cursor is not one this API gave"))?,
             None => 0,
         };
         Ok(ReportQuery {
             from: time("from", &self.from)?,
             to: time("to", &self.to)?,
-            offer: self.offer.as_deref().map(OfferId::new).transpose().map_err(|error| ApiError::bad_request("bad_offer", error.to_string()))?,
+            offer: self
+                .offer
+                .as_deref()
+                .map(OfferId::new)
+                .transpose()
+                .map_err(|error| ApiError::bad_request("bad_offer", error.to_string()))?,
             member: self
                 .member
                 .as_deref()

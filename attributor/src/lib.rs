@@ -20,7 +20,7 @@ use model::ports::log::{EventLog, Topics};
 use model::ports::store::Store;
 use model::stage::{RunnerConfig, StageError, run_stage};
 
-/// Consumer group of the attributor.
+/// Consumer group of the attributor, under the topic prefix (`clickledger.attributor`).
 pub const GROUP: &str = "attributor";
 
 /// Run the attributor stage until `shutdown`.
@@ -32,6 +32,6 @@ pub async fn run_attributor<L: EventLog, St: Store>(
     keys: ClickKeyRing,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StageError> {
-    let config = RunnerConfig::new(GROUP, vec![topics.events.clone()]);
+    let config = RunnerConfig::new(topics.group(GROUP), vec![topics.events.clone()]);
     run_stage(AttributorStage::new(topics, keys), log, store, program, config, shutdown).await
 }

@@ -1,7 +1,5 @@
 //! `attributor`: the attributor stage against Kafka and ClickHouse (or the embedded files).
 
-use std::collections::BTreeMap;
-
 use std::sync::Arc;
 
 use adapters::deployment::{Deployment, DeploymentArgs, Job, Shutdown};
@@ -17,17 +15,16 @@ use model::ports::store::Store;
 struct Args {
     #[command(flatten)]
     deployment: DeploymentArgs,
+    /// The edge's click-id keys (`id:secret,...`), to verify click ids sent on postbacks.
+    #[arg(long, env = "CLICKLEDGER_CLICK_KEYS", hide_env_values = true)]
+    click_keys: String,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let args = Args::parse();
-    let vars: BTreeMap<String, String> = std::env::vars().collect();
-    let keys = vars
-        .get("CLICKLEDGER_CLICK_KEYS")
-        .ok_or_else(|| anyhow::anyhow!("CLICKLEDGER_CLICK_KEYS is required (the edge's click keys)"))?;
-    let keys = ClickKeyRing::parse(keys)?;
+    let keys = ClickKeyRing::parse(&args.click_keys)?;
     let deployment = Deployment::connect(&args.deployment).await?;
     let topics = deployment.topics();
     deployment.run(Attributor { topics, keys }).await

@@ -105,7 +105,8 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
         None => None,
     };
     let edge_listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-    let api_listener = TcpListener::bind(config.api_listen).await.with_context(|| format!("binding {}", config.api_listen))?;
+    let api_listener =
+        TcpListener::bind(config.api_listen).await.with_context(|| format!("binding {}", config.api_listen))?;
     let edge = edge_listener.local_addr()?;
     let api = api_listener.local_addr()?;
 
@@ -136,7 +137,13 @@ struct Everything {
 }
 
 impl Job for Everything {
-    async fn run<L: EventLog, St: Store>(self, log: L, store: St, program: Arc<SharedProgram>, shutdown: Shutdown) -> anyhow::Result<()> {
+    async fn run<L: EventLog, St: Store>(
+        self,
+        log: L,
+        store: St,
+        program: Arc<SharedProgram>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
         while !program.is_loaded() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
@@ -150,7 +157,8 @@ impl Job for Everything {
             tracing::info!(changes = planned, "program file loaded");
         }
 
-        let edge = Edge::new(EdgeConfig::new(self.topics.clone(), self.click_keys.clone()), log.clone(), program.clone());
+        let edge =
+            Edge::new(EdgeConfig::new(self.topics.clone(), self.click_keys.clone()), log.clone(), program.clone());
         let edge = tokio::spawn(ingest::run(self.edge_listener, edge, shutdown.clone().wait()));
         let attributor = tokio::spawn(attributor::run_attributor(
             log.clone(),

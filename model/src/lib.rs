@@ -22,7 +22,7 @@ pub use ids::{
     AdvertiserId, DerivedId, EventId, LinkCode, MemberId, OfferId, OrderId, OrderKey, PayoutOptionId, PromoCode, Sku,
     VisitorId,
 };
-pub use money::{Currency, round_commission};
+pub use money::{Currency, NO_COMMISSION, round_commission};
 pub use time::{Interval, Span, Timestamp};
 
 #[cfg(any(test, feature = "testkit"))]

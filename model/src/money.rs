@@ -15,6 +15,9 @@ pub const MAX_AMOUNT_SCALE: u32 = 4;
 
 /// Round a commission amount: half-even to two decimals (DESIGN, "Rounding"). The result
 /// always carries exactly two decimals, so `50` prints as `50.00` in lines and reports.
+/// Nothing, as a commission amount (scale 2, so it reads `0.00` like every stored amount).
+pub const NO_COMMISSION: Decimal = Decimal::from_parts(0, 0, 0, false, 2);
+
 pub fn round_commission(amount: Decimal) -> Decimal {
     let mut rounded = amount.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
     rounded.rescale(2);

@@ -43,7 +43,14 @@ impl Stage for LedgerStage {
         }
     }
 
-    fn apply(&mut self, context: &Context<'_>, _key: &str, ledger: &mut Ledger, event: LedgerEvent, out: &mut StageOutput) -> bool {
+    fn apply(
+        &mut self,
+        context: &Context<'_>,
+        _key: &str,
+        ledger: &mut Ledger,
+        event: LedgerEvent,
+        out: &mut StageOutput,
+    ) -> bool {
         let outputs = ledger.apply(context.program, &event);
         if let LedgerEvent::Click(click) = event {
             let unique = outputs.clicks.iter().any(|(id, unique)| *id == click.id && *unique);

@@ -23,7 +23,7 @@ use model::ports::log::{EventLog, Topics};
 use model::ports::store::Store;
 use model::stage::{Clock, RunnerConfig, Shutdown, StageError, run_stage};
 
-/// Consumer groups of the settler's stages.
+/// Consumer groups of the settler's stages, under the topic prefix.
 pub const ORDERS_GROUP: &str = "settler-orders";
 pub const LEDGER_GROUP: &str = "settler-ledger";
 pub const PROGRAM_GROUP: &str = "settler-program";
@@ -39,7 +39,7 @@ pub async fn run_settler<L: EventLog, St: Store>(
     shutdown: Shutdown,
 ) -> Result<(), StageError> {
     let config = |group: &str, topic: &Arc<str>| {
-        let mut config = RunnerConfig::new(group, vec![topic.clone()]);
+        let mut config = RunnerConfig::new(topics.group(group), vec![topic.clone()]);
         config.clock = clock.clone();
         config
     };

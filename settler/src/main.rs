@@ -32,7 +32,13 @@ struct Settler {
 }
 
 impl Job for Settler {
-    async fn run<L: EventLog, St: Store>(self, log: L, store: St, program: Arc<SharedProgram>, shutdown: Shutdown) -> anyhow::Result<()> {
+    async fn run<L: EventLog, St: Store>(
+        self,
+        log: L,
+        store: St,
+        program: Arc<SharedProgram>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
         run_settler(log, store, program, self.topics, wall_clock(), shutdown).await?;
         Ok(())
     }

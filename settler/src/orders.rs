@@ -60,8 +60,12 @@ fn change_id(event: &OrderEvent) -> Option<EventId> {
 /// The ledger event that applies an order change to the winner.
 fn ledger_change(order_key: &model::OrderKey, event: &OrderEvent) -> Option<LedgerEvent> {
     match event {
-        OrderEvent::Refund(refund) => Some(LedgerEvent::Refund { order_key: order_key.clone(), refund: refund.clone() }),
-        OrderEvent::Cancel(cancel) => Some(LedgerEvent::Cancel { order_key: order_key.clone(), cancel: cancel.clone() }),
+        OrderEvent::Refund(refund) => {
+            Some(LedgerEvent::Refund { order_key: order_key.clone(), refund: refund.clone() })
+        }
+        OrderEvent::Cancel(cancel) => {
+            Some(LedgerEvent::Cancel { order_key: order_key.clone(), cancel: cancel.clone() })
+        }
         OrderEvent::Decision(decision) => Some(LedgerEvent::Decision(decision.clone())),
         OrderEvent::Attributed(_) | OrderEvent::Rejected(_) => None,
     }
@@ -106,7 +110,14 @@ impl Stage for OrderStage {
         }
     }
 
-    fn apply(&mut self, context: &Context<'_>, _key: &str, state: &mut OrderState, input: OrderEvent, out: &mut StageOutput) -> bool {
+    fn apply(
+        &mut self,
+        context: &Context<'_>,
+        _key: &str,
+        state: &mut OrderState,
+        input: OrderEvent,
+        out: &mut StageOutput,
+    ) -> bool {
         let program = context.program;
         match input {
             OrderEvent::Rejected(rejected) => {
@@ -136,7 +147,10 @@ impl Stage for OrderStage {
                     return true;
                 }
                 if let Some(previous) = state.winner.and_then(|previous| state.candidates.get(&previous)) {
-                    let withdraw = LedgerEvent::Withdraw { order_key: previous.order_key.clone(), conversion: previous.conversion.id };
+                    let withdraw = LedgerEvent::Withdraw {
+                        order_key: previous.order_key.clone(),
+                        conversion: previous.conversion.id,
+                    };
                     self.to_ledger(program, &previous.member, &withdraw, out);
                     out.store.conversions.push(row(program, previous, ConversionStatus::Duplicate, state.revision));
                 }

@@ -50,13 +50,22 @@ impl Stage for ProgramStage {
         input.0 + 1
     }
 
-    fn apply(&mut self, context: &Context<'_>, _key: &str, seen: &mut SeenMember, input: (u64, ProgramRecord), out: &mut StageOutput) -> bool {
+    fn apply(
+        &mut self,
+        context: &Context<'_>,
+        _key: &str,
+        seen: &mut SeenMember,
+        input: (u64, ProgramRecord),
+        out: &mut StageOutput,
+    ) -> bool {
         let (offset, record) = input;
         let approved_now = match &record.change {
             ProgramChange::Member(member) => {
                 let before = seen.status.replace(member.status);
-                (member.status == MemberStatus::Approved && before != Some(MemberStatus::Approved) && member.parent.is_some())
-                    .then(|| member.id.clone())
+                (member.status == MemberStatus::Approved
+                    && before != Some(MemberStatus::Approved)
+                    && member.parent.is_some())
+                .then(|| member.id.clone())
             }
             _ => None,
         };

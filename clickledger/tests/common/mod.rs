@@ -96,7 +96,10 @@ pub async fn inputs<L: EventLog>(log: &L, topics: &Topics, partitions: u32) -> I
         .await
         .into_iter()
         .filter(|record| {
-            matches!(wire::decode::<OrderEvent>(&record.payload), Ok(OrderEvent::Refund(_) | OrderEvent::Cancel(_) | OrderEvent::Decision(_)))
+            matches!(
+                wire::decode::<OrderEvent>(&record.payload),
+                Ok(OrderEvent::Refund(_) | OrderEvent::Cancel(_) | OrderEvent::Decision(_))
+            )
         })
         .collect();
     let program = read_topic(log, &topics.program, 1).await;
@@ -106,7 +109,10 @@ pub async fn inputs<L: EventLog>(log: &L, topics: &Topics, partitions: u32) -> I
 /// Append `inputs` to another deployment's topics, key by key, as the edge and API did.
 pub async fn replay<L: EventLog>(log: &L, topics: &Topics, inputs: &Inputs) {
     let records = |records: &[Delivered], topic: &Arc<str>| -> Vec<Record> {
-        records.iter().map(|record| Record { topic: topic.clone(), key: record.key.clone(), payload: record.payload.clone() }).collect()
+        records
+            .iter()
+            .map(|record| Record { topic: topic.clone(), key: record.key.clone(), payload: record.payload.clone() })
+            .collect()
     };
     log.append(records(&inputs.program, &topics.program)).await.unwrap();
     for chunk in records(&inputs.events, &topics.events).chunks(500) {
@@ -126,11 +132,26 @@ pub fn program_of(inputs: &Inputs) -> Program {
 }
 
 /// What each line pays, comparable across runs (revisions may differ, results may not).
-pub fn settled(lines: &BTreeMap<model::DerivedId, CommissionLine>) -> BTreeMap<String, (String, u8, String, String, String)> {
+/// Withdrawn lines are left out: they are the lines of a conversion that won its order only
+/// until an earlier one of the same order arrived, so whether they exist depends on arrival
+/// order (ARCHITECTURE.md, "One commission per order"); they pay nothing.
+pub fn settled(
+    lines: &BTreeMap<model::DerivedId, CommissionLine>,
+) -> BTreeMap<String, (String, u8, String, String, String)> {
     lines
         .iter()
+        .filter(|(_, line)| line.status != model::events::LineStatus::Withdrawn)
         .map(|(id, line)| {
-            (id.to_string(), (line.member.to_string(), line.tier, line.amount.to_string(), line.status.as_str().to_string(), line.kind.as_str().to_string()))
+            (
+                id.to_string(),
+                (
+                    line.member.to_string(),
+                    line.tier,
+                    line.amount.to_string(),
+                    line.status.as_str().to_string(),
+                    line.kind.as_str().to_string(),
+                ),
+            )
         })
         .collect()
 }
@@ -194,9 +215,16 @@ impl Response {
     }
 }
 
-pub async fn request(address: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Response {
+pub async fn request(
+    address: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let mut raw = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut raw =
+        format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (name, value) in headers {
         raw.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -228,7 +256,9 @@ pub async fn get_with_cookie(address: SocketAddr, target: &str, visitor: &str) -
 /// postbacks, a duplicate order, a pending sale, a refund and a subscription. Returns the
 /// order ids it used. Decisions and the clock are the caller's.
 pub async fn scripted_day(edge: SocketAddr) -> ScriptedDay {
-    let ok = |response: &Response, what: &str| assert!(matches!(response.status, 200 | 302), "{what}: {} {}", response.status, response.body);
+    let ok = |response: &Response, what: &str| {
+        assert!(matches!(response.status, 200 | 302), "{what}: {} {}", response.status, response.body)
+    };
     // Visitor A clicks kid's store link and buys (3-tier chain).
     let a = get(edge, "/c?offer=store&member=kid").await;
     ok(&a, "click a");
@@ -245,7 +275,14 @@ pub async fn scripted_day(edge: SocketAddr) -> ScriptedDay {
         cpc_visitors.push(response.visitor());
     }
     ok(&get_with_cookie(edge, "/c?offer=clicks&member=solo", &cpc_visitors[0]).await, "repeat click");
-    let bot = request(edge, "GET", "/c?offer=clicks&member=solo", &[("User-Agent", "Mozilla/5.0 (compatible; Googlebot/2.1)")], "").await;
+    let bot = request(
+        edge,
+        "GET",
+        "/c?offer=clicks&member=solo",
+        &[("User-Agent", "Mozilla/5.0 (compatible; Googlebot/2.1)")],
+        "",
+    )
+    .await;
     ok(&bot, "bot click");
     // Pixels: A buys O1, B buys O2, C never clicked.
     ok(&get_with_cookie(edge, "/px?offer=store&order_id=O1&amount=129.90&currency=USD", &visitor_a).await, "pixel O1");
@@ -262,7 +299,14 @@ pub async fn scripted_day(edge: SocketAddr) -> ScriptedDay {
     let e = get(edge, "/c?offer=hosting&member=kid").await;
     ok(&pb(format!("click_id={}&order_id=O6&amount=50.00&recurring_amount=29.95", e.click_id())).await, "hosting O6");
     // A partial refund of O1.
-    let refund = request(edge, "POST", "/pb/refund", &[("Content-Type", "application/x-www-form-urlencoded")], &format!("order_id=O1&amount=29.90&refund_id=r1&token={SECRET}")).await;
+    let refund = request(
+        edge,
+        "POST",
+        "/pb/refund",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("order_id=O1&amount=29.90&refund_id=r1&token={SECRET}"),
+    )
+    .await;
     ok(&refund, "refund O1");
     ScriptedDay { visitor_a, visitor_b }
 }
@@ -270,4 +314,269 @@ pub async fn scripted_day(edge: SocketAddr) -> ScriptedDay {
 pub struct ScriptedDay {
     pub visitor_a: String,
     pub visitor_b: String,
+}
+
+/// Log to the test's output, filtered by RUST_LOG.
+pub fn trace() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// A Kafka log (Tansu from the test command) with fresh topics of `partitions` partitions.
+pub async fn kafka(partitions: u32) -> (adapters::log::kafka::KafkaLog, Topics) {
+    trace();
+    let brokers = adapters::services::kafka_brokers().expect("Kafka is required: run the README's test command");
+    let log = adapters::log::kafka::KafkaLog::connect(adapters::log::kafka::KafkaConfig::new(brokers)).unwrap();
+    let topics = Topics::with_prefix(&unique("e2e-"));
+    log.create_topics(&topics.specs(partitions)).await.unwrap();
+    (log, topics)
+}
+
+/// A fresh ClickHouse database (from the test command) with the schema applied.
+pub async fn clickhouse() -> adapters::store::clickhouse::ClickHouseStore {
+    let url = adapters::services::clickhouse_url().expect("ClickHouse is required: run the README's test command");
+    let store = adapters::store::clickhouse::ClickHouseStore::connect(&url, &unique("e2e_")).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+/// An embedded log and store in a temporary directory, with topics of `partitions` partitions.
+pub async fn embedded(
+    partitions: u32,
+) -> (adapters::log::sqlite::SqliteLog, adapters::store::sqlite::SqliteStore, Topics, tempfile::TempDir) {
+    trace();
+    let dir = tempfile::tempdir().unwrap();
+    let log =
+        adapters::log::sqlite::SqliteLog::open(adapters::log::sqlite::SqliteLogConfig::new(dir.path().join("log.db")))
+            .unwrap();
+    let topics = Topics::with_prefix("clickledger.");
+    log.create_topics(&topics.specs(partitions)).await.unwrap();
+    let store = adapters::store::sqlite::SqliteStore::open(dir.path().join("store.db")).unwrap();
+    store.migrate().await.unwrap();
+    (log, store, topics, dir)
+}
+
+/// Load the test program and wait until `program` has it.
+pub async fn load<L: EventLog>(log: &L, topics: &Topics, program: &SharedProgram) {
+    clickledger::load_program(log, topics, program, program_file(), "e2e").await.unwrap();
+}
+
+/// The tracking edge on a loopback port, until `shutdown`.
+pub async fn start_edge<L: EventLog>(
+    log: &L,
+    topics: &Topics,
+    program: &Arc<SharedProgram>,
+    shutdown: &Shutdown,
+) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let edge = ingest::Edge::new(ingest::EdgeConfig::new(topics.clone(), keys()), log.clone(), program.clone());
+    tokio::spawn(ingest::run(listener, edge, shutdown.clone().wait()));
+    address
+}
+
+/// `instances` attributors and settlers (each a member of its stage's consumer groups), until
+/// `shutdown`.
+pub fn start_workers<L: EventLog, St: Store>(
+    log: &L,
+    store: &St,
+    program: &Arc<SharedProgram>,
+    topics: &Topics,
+    clock: &TestClock,
+    instances: usize,
+    shutdown: &Shutdown,
+) -> Vec<tokio::task::JoinHandle<Result<(), model::stage::StageError>>> {
+    let mut tasks = Vec::new();
+    for _ in 0..instances {
+        tasks.push(tokio::spawn(attributor::run_attributor(
+            log.clone(),
+            store.clone(),
+            program.clone(),
+            topics.clone(),
+            keys(),
+            shutdown.clone().wait(),
+        )));
+        tasks.push(tokio::spawn(settler::run_settler(
+            log.clone(),
+            store.clone(),
+            program.clone(),
+            topics.clone(),
+            clock.clock(),
+            shutdown.clone(),
+        )));
+    }
+    tasks
+}
+
+/// A program manager's decision on a pending order of advertiser `acme`.
+pub async fn decide<L: EventLog>(log: &L, topics: &Topics, order_id: &str, verdict: model::events::Verdict) {
+    let order_key =
+        model::OrderKey::new(&model::AdvertiserId::new("acme").unwrap(), &model::OrderId::new(order_id).unwrap());
+    let decision = model::events::Decision {
+        id: model::EventId::new(),
+        received_at: Timestamp::now(),
+        order_key: order_key.clone(),
+        verdict,
+        actor: "e2e".into(),
+        note: None,
+    };
+    let record = Record {
+        topic: topics.orders.clone(),
+        key: order_key.to_string(),
+        payload: wire::encode(&OrderEvent::Decision(decision)),
+    };
+    log.append(vec![record]).await.unwrap();
+}
+
+/// Wait until the store's conversion report has a row for `order_id`.
+pub async fn wait_for_conversion<St: Store>(store: &St, order_id: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = store.conversions(&ReportQuery::default()).await.unwrap();
+        if rows.iter().any(|row| row.conversion.order_id.as_ref().is_some_and(|id| id.as_str() == order_id)) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{order_id} never reached the conversion report");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SplitMix64: a small seeded generator, so a busy day is the same day every run.
+pub struct Dice(u64);
+
+impl Dice {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// True with `percent` % probability.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    pub fn pick<'a>(&mut self, choices: &[&'a str]) -> &'a str {
+        choices[(self.next() % choices.len() as u64) as usize]
+    }
+
+    /// An amount from 5.00 to 304.99.
+    pub fn amount(&mut self) -> String {
+        let cents = 500 + self.next() % 30_000;
+        format!("{}.{:02}", cents / 100, cents % 100)
+    }
+}
+
+/// A busy day of `visitors` visitors through the edge, with every kind of traffic: store
+/// sales on the 3-tier chain and solo, switched last clicks, duplicates by code, refunds,
+/// CPC clicks with repeats and bots, pending sales, subscriptions and cancels, conversions
+/// without a click. Returns the pending orders with the verdict the manager gives each.
+pub async fn busy_day(edge: SocketAddr, seed: u64, visitors: usize) -> Vec<(String, model::events::Verdict)> {
+    let mut dice = Dice::new(seed);
+    let mut decisions = Vec::new();
+    let expect = |response: Response, what: &str| {
+        assert!(matches!(response.status, 200 | 202 | 302), "{what}: {} {}", response.status, response.body);
+        response
+    };
+    let postback = |query: String| async move { get(edge, &format!("/pb?{query}&token={SECRET}")).await };
+    let form = |path: &'static str, body: String| async move {
+        request(
+            edge,
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &format!("{body}&token={SECRET}"),
+        )
+        .await
+    };
+    for n in 0..visitors {
+        let roll = dice.next() % 100;
+        if roll < 45 {
+            let first = dice.pick(&["kid", "solo"]);
+            let click = expect(get(edge, &format!("/c?offer=store&member={first}")).await, "store click");
+            let visitor = click.visitor();
+            if dice.chance(30) {
+                let second = if first == "kid" { "solo" } else { "kid" };
+                expect(
+                    get_with_cookie(edge, &format!("/c?offer=store&member={second}"), &visitor).await,
+                    "second click",
+                );
+            }
+            if dice.chance(60) {
+                let order = format!("S{n}");
+                let amount = dice.amount();
+                expect(
+                    get_with_cookie(edge, &format!("/px?offer=store&order_id={order}&amount={amount}"), &visitor).await,
+                    "pixel",
+                );
+                if dice.chance(10) {
+                    let code = dice.pick(&["KID10", "SOLO5"]);
+                    expect(postback(format!("code={code}&order_id={order}&amount={amount}")).await, "duplicate");
+                }
+                if dice.chance(15) {
+                    expect(form("/pb/refund", format!("order_id={order}&amount=3.50&refund_id=r{n}")).await, "refund");
+                }
+            }
+        } else if roll < 65 {
+            let click = expect(get(edge, "/c?offer=clicks&member=solo").await, "cpc click");
+            let visitor = click.visitor();
+            for _ in 0..dice.next() % 3 {
+                expect(get_with_cookie(edge, "/c?offer=clicks&member=solo", &visitor).await, "repeat cpc click");
+            }
+            if dice.chance(20) {
+                let bot = request(
+                    edge,
+                    "GET",
+                    "/c?offer=clicks&member=solo",
+                    &[("User-Agent", "Mozilla/5.0 (compatible; bingbot/2.0)")],
+                    "",
+                )
+                .await;
+                expect(bot, "bot click");
+            }
+        } else if roll < 80 {
+            let click = expect(get(edge, "/c?offer=pend&member=kid").await, "pending click");
+            let order = format!("P{n}");
+            expect(
+                postback(format!("click_id={}&order_id={order}&amount={}", click.click_id(), dice.amount())).await,
+                "pending sale",
+            );
+            let verdict =
+                if dice.chance(50) { model::events::Verdict::Approve } else { model::events::Verdict::Reject };
+            decisions.push((order, verdict));
+        } else if roll < 90 {
+            let click = expect(get(edge, "/c?offer=hosting&member=kid").await, "hosting click");
+            let order = format!("H{n}");
+            let monthly = dice.amount();
+            expect(
+                postback(format!(
+                    "click_id={}&order_id={order}&amount={}&recurring_amount={monthly}",
+                    click.click_id(),
+                    dice.amount()
+                ))
+                .await,
+                "subscription",
+            );
+            if dice.chance(30) {
+                expect(form("/pb/cancel", format!("order_id={order}")).await, "cancel");
+            }
+        } else if roll < 95 {
+            expect(
+                get(edge, &format!("/px?offer=store&order_id=N{n}&amount={}", dice.amount())).await,
+                "pixel without click",
+            );
+        } else {
+            let code = dice.pick(&["KID10", "SOLO5"]);
+            expect(postback(format!("code={code}&order_id=C{n}&amount={}", dice.amount())).await, "code sale");
+        }
+    }
+    decisions
 }

@@ -16,12 +16,26 @@ pub struct Topics {
     pub ledger: Arc<str>,
     /// Program changes, keyed by entity; compacted.
     pub program: Arc<str>,
+    /// The prefix of the names, also given to consumer groups.
+    pub prefix: Arc<str>,
 }
 
 impl Topics {
     pub fn with_prefix(prefix: &str) -> Self {
         let name = |topic: &str| Arc::<str>::from(format!("{prefix}{topic}"));
-        Self { events: name("events"), orders: name("orders"), ledger: name("ledger"), program: name("program") }
+        Self {
+            events: name("events"),
+            orders: name("orders"),
+            ledger: name("ledger"),
+            program: name("program"),
+            prefix: Arc::from(prefix),
+        }
+    }
+
+    /// A consumer group of this deployment: deployments that share a Kafka cluster under
+    /// different prefixes never share a group.
+    pub fn group(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
     }
 
     /// The topics to create: the pipeline topics with `partitions` each, the program topic

@@ -147,7 +147,9 @@ impl Program {
     pub fn current(&self, change: &ProgramChange) -> Option<ProgramChange> {
         match change {
             ProgramChange::Settings(_) => Some(ProgramChange::Settings(self.settings.clone())),
-            ProgramChange::Advertiser(advertiser) => self.advertiser(&advertiser.id).cloned().map(ProgramChange::Advertiser),
+            ProgramChange::Advertiser(advertiser) => {
+                self.advertiser(&advertiser.id).cloned().map(ProgramChange::Advertiser)
+            }
             ProgramChange::Offer(offer) => self.offer(&offer.id).cloned().map(ProgramChange::Offer),
             ProgramChange::Member(member) => self.member(&member.id).cloned().map(ProgramChange::Member),
             ProgramChange::Enrolment(enrolment) => {

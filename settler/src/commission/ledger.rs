@@ -19,7 +19,7 @@ use model::events::{
 use model::ids::{DerivedId, EventId, MemberId, OfferId, OrderKey, VisitorId};
 use model::program::{PayoutRule, Program, RecurringTerms};
 use model::time::YearMonth;
-use model::{Currency, Span, Timestamp, round_commission};
+use model::{Currency, NO_COMMISSION, Span, Timestamp, round_commission};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -563,7 +563,7 @@ impl Ledger {
             return;
         };
         state.exact = exact;
-        let target = if fully_refunded { Decimal::ZERO } else { round_commission(exact * remaining) };
+        let target = if fully_refunded { NO_COMMISSION } else { round_commission(exact * remaining) };
         let reversed = fully_refunded.then_some(LineStatus::Reversed);
         self.settle_line(first_id, target, reversed, cause, out);
         let followers = self.lines.get(first_id).map(|state| state.followers.clone()).unwrap_or_default();
@@ -664,7 +664,7 @@ impl Ledger {
             .map(|(id, _)| id.clone())
             .collect();
         for id in book.lines.iter().chain(&credits) {
-            self.settle_line(id, Decimal::ZERO, Some(LineStatus::Withdrawn), conversion, out);
+            self.settle_line(id, NO_COMMISSION, Some(LineStatus::Withdrawn), conversion, out);
         }
         if self.subscriptions.get(order_key).is_some_and(|account| account.conversion == conversion) {
             self.close_subscription(order_key, out);
@@ -741,7 +741,7 @@ impl Ledger {
                     if rejectable {
                         self.update_line(id, out, |state| {
                             state.line.status = LineStatus::Rejected;
-                            state.line.amount = Decimal::ZERO;
+                            state.line.amount = NO_COMMISSION;
                             state.approve_at = None;
                         });
                     }
