@@ -22,4 +22,6 @@ trap cleanup EXIT INT TERM
 start_clickhouse "$work/clickhouse"
 start_tansu "$work/tansu"
 
+# The restart test runs the worker binaries as processes, so build them first.
+cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -31,6 +31,10 @@ pub struct DeploymentArgs {
     /// `linger.ms` of the Kafka producer.
     #[arg(long, env = "CLICKLEDGER_KAFKA_LINGER_MS", default_value_t = 1)]
     pub kafka_linger_ms: u64,
+    /// Extra librdkafka settings as `key=value` (security.protocol, sasl.*, debug, ...);
+    /// repeat the flag, or separate them with commas in the variable.
+    #[arg(long = "kafka-option", env = "CLICKLEDGER_KAFKA_OPTIONS", value_delimiter = ',', value_parser = key_value)]
+    pub kafka_options: Vec<(String, String)>,
     /// ClickHouse HTTP URL; without it the store is the embedded file.
     #[arg(long, env = "CLICKLEDGER_CLICKHOUSE_URL")]
     pub clickhouse_url: Option<String>,
@@ -48,6 +52,14 @@ pub struct DeploymentArgs {
     pub partitions: u32,
 }
 
+/// Parses `key=value` (a librdkafka setting).
+pub fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.trim().to_string())),
+        _ => Err(format!("{text:?} is not key=value")),
+    }
+}
+
 impl DeploymentArgs {
     /// Everything embedded under `dir`.
     pub fn embedded(dir: &Path) -> Self {
@@ -56,6 +68,7 @@ impl DeploymentArgs {
             log_file: dir.join("log.db"),
             log_durability: "full".into(),
             kafka_linger_ms: 1,
+            kafka_options: Vec::new(),
             clickhouse_url: None,
             clickhouse_database: "clickledger".into(),
             store_file: dir.join("store.db"),
@@ -113,6 +126,7 @@ impl Deployment {
             Some(brokers) => {
                 let mut config = KafkaConfig::new(brokers);
                 config.linger = std::time::Duration::from_millis(args.kafka_linger_ms);
+                config.extra = args.kafka_options.clone();
                 Log::Kafka(KafkaLog::connect(config)?)
             }
             None => {
@@ -140,6 +154,12 @@ impl Deployment {
             StoreKind::ClickHouse(store) => store.migrate().await?,
             StoreKind::Sqlite(store) => store.migrate().await?,
         }
+        tracing::info!(
+            log = if args.kafka_brokers.is_some() { "kafka" } else { "embedded" },
+            store = if args.clickhouse_url.is_some() { "clickhouse" } else { "embedded" },
+            prefix = %args.topic_prefix,
+            "log and store ready"
+        );
         Ok(Self { log, store, topics })
     }
 

@@ -73,6 +73,13 @@ impl Stage for AttributorStage {
         }
     }
 
+    fn received_at(&self, input: &TrackingEvent) -> Option<Timestamp> {
+        Some(match input {
+            TrackingEvent::Click(click) => click.received_at,
+            TrackingEvent::Conversion(conversion) => conversion.received_at,
+        })
+    }
+
     fn apply(
         &mut self,
         context: &Context<'_>,

@@ -36,3 +36,40 @@ pub fn edge_program() -> Program {
         }))
         .build()
 }
+
+/// Members of the pipeline benchmark: 20 families of 10 (`m000`..`m199`). In each family
+/// `m{f}0` is the root, `m{f}1`..`m{f}4` its children and `m{f}5`..`m{f}9` children of
+/// `m{f}1`, so sales pay up to three tiers.
+pub const PIPELINE_MEMBERS: usize = 200;
+
+pub fn pipeline_member(n: usize) -> String {
+    format!("m{n:03}")
+}
+
+/// The pipeline benchmark's program: offer `store` paying 10% of sales with Tier2 0.5 and
+/// Tier3 0.25 to every member, and the promo code `BENCH` of `m001`.
+pub fn pipeline_program() -> Program {
+    use model::program::{ProgramChange, PromoCodeGrant};
+    let sale =
+        PayoutOption { tier2: Some(dec!(0.5)), tier3: Some(dec!(0.25)), ..option("default", "sale", cps(dec!(0.10))) };
+    let members = (0..PIPELINE_MEMBERS).map(|n| {
+        let family = n - n % 10;
+        match n % 10 {
+            0 => member(&pipeline_member(n)),
+            1..=4 => child(&pipeline_member(n), &pipeline_member(family)),
+            _ => child(&pipeline_member(n), &pipeline_member(family + 1)),
+        }
+    });
+    ProgramBuilder::new()
+        .offer(offer_with_options("store", vec![sale]))
+        .enrolled("store", members)
+        .change(ProgramChange::Code(PromoCodeGrant {
+            code: model::PromoCode::new("BENCH").unwrap_or_else(|_| unreachable!()),
+            offer: offer_id("store"),
+            member: member_id("m001"),
+            active: true,
+            starts_at: None,
+            ends_at: None,
+        }))
+        .build()
+}

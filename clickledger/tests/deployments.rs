@@ -1,7 +1,8 @@
 //! The same traffic gives the same commission lines however the pipeline is deployed: with
 //! 4 partitions and 2 instances of each worker or 1 and 1 (scale), and on Kafka + ClickHouse
 //! or the embedded SQLite log and store (parity). Each run is also checked against the
-//! oracle. Kafka (Tansu) and ClickHouse come from the README's test command.
+//! oracle. Kafka (Tansu) and ClickHouse come from the README's test command. The reports the
+//! program API serves from each store agree too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -24,6 +25,50 @@ struct Outcome {
     inputs: Inputs,
     lines: BTreeMap<model::DerivedId, CommissionLine>,
     expected: Expected,
+    /// The API's reports, by path.
+    reports: BTreeMap<&'static str, serde_json::Value>,
+}
+
+const REPORTS: [&str; 4] = [
+    "/v1/reports/conversions?limit=1000",
+    "/v1/reports/summary?by=offer",
+    "/v1/reports/summary?by=member",
+    "/v1/reports/rejections",
+];
+
+/// The program API over `store`, asked for every report.
+async fn reports<L: EventLog, St: Store>(
+    log: &L,
+    store: &St,
+    program: std::sync::Arc<model::follow::SharedProgram>,
+    topics: &Topics,
+) -> BTreeMap<&'static str, serde_json::Value> {
+    const KEY: &str = "parity-test-key";
+    let state = api::ApiState {
+        log: log.clone(),
+        store: store.clone(),
+        program,
+        topics: topics.clone(),
+        keys: api::auth::KeyRing::with_bootstrap(KEY),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(api::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let mut reports = BTreeMap::new();
+    for path in REPORTS {
+        let response = request(address, "GET", path, &[("Authorization", &format!("Bearer {KEY}"))], "").await;
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+        let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        assert!(body["items"].as_array().is_some_and(|items| !items.is_empty()), "{path}: {body}");
+        assert_eq!(body["next"], serde_json::Value::Null, "{path}: more than one page");
+        reports.insert(path, body);
+    }
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    reports
 }
 
 /// Run a pipeline of `instances` workers on `log` and `store`: either a busy day through its
@@ -61,11 +106,12 @@ async fn run<L: EventLog, St: Store>(
     let inputs = inputs(&log, &topics, partitions).await;
     let expected = oracle(&inputs, &topics, clock.now());
     assert_store_matches(&store, &expected, Duration::from_secs(180)).await;
+    let reports = reports(&log, &store, program, &topics).await;
     let _ = stop.send(true);
     for worker in workers {
         worker.await.unwrap().unwrap();
     }
-    Outcome { inputs, lines: stored_lines(&store).await, expected }
+    Outcome { inputs, lines: stored_lines(&store).await, expected, reports }
 }
 
 async fn on_kafka(partitions: u32, instances: usize, replay_of: Option<&Inputs>) -> Outcome {
@@ -106,4 +152,7 @@ async fn the_embedded_deployment_pays_the_same_lines_as_kafka_and_clickhouse() {
     let embedded = run(log, store, topics, 4, 1, Some(&kafka.inputs)).await;
     assert_eq!(embedded.inputs.events.len(), kafka.inputs.events.len());
     assert_eq!(settled(&embedded.lines), settled(&kafka.lines));
+    for path in REPORTS {
+        assert_eq!(embedded.reports[path], kafka.reports[path], "{path}");
+    }
 }

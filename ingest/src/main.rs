@@ -34,6 +34,10 @@ struct Args {
     /// `linger.ms` of the Kafka producer.
     #[arg(long, env = "CLICKLEDGER_KAFKA_LINGER_MS", default_value_t = 1)]
     kafka_linger_ms: u64,
+    /// Extra librdkafka settings as `key=value`; repeat the flag, or separate them with
+    /// commas in the variable.
+    #[arg(long = "kafka-option", env = "CLICKLEDGER_KAFKA_OPTIONS", value_delimiter = ',', value_parser = adapters::deployment::key_value)]
+    kafka_options: Vec<(String, String)>,
     /// Partitions of the pipeline topics, when this process creates them.
     #[arg(long, env = "CLICKLEDGER_PARTITIONS", default_value_t = 4)]
     partitions: u32,
@@ -50,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         Some(brokers) => {
             let mut kafka = KafkaConfig::new(brokers);
             kafka.linger = std::time::Duration::from_millis(args.kafka_linger_ms);
+            kafka.extra = args.kafka_options.clone();
             serve(KafkaLog::connect(kafka)?, config, &args).await
         }
         None => {

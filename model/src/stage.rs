@@ -2,15 +2,17 @@
 //! state per key, and write outputs — exactly, under restarts and rebalances.
 //!
 //! The guarantees, and how they hold:
-//! - **Nothing is lost.** Input offsets are committed only after the outputs and the state
-//!   they produced are durable: log records first, then store rows, then state, then the
-//!   offsets.
-//! - **Nothing is counted twice.** Each key's state is stored with the offset of the last input
-//!   it reflects. After a restart (or when a partition moves to another worker) the state is
-//!   loaded, and an input at or below its key's offset is skipped: its effects are in the state
-//!   already. An input above it is applied again, to the state as it was before it; outputs
-//!   are deterministic (ids derived from inputs), so a repeated output collapses into the one
-//!   written before the crash.
+//! - **Nothing is lost.** Every batch's outputs (log records, then store rows) are durable
+//!   before the next batch is read. Changed states and input offsets are saved together at a
+//!   checkpoint (every [`RunnerConfig::checkpoint_every`], and at a clean stop): first the
+//!   states, each with the offset of the last input it reflects, then the offsets. An input
+//!   offset is never committed before the state that reflects it is saved.
+//! - **Nothing is counted twice.** After a crash (or when a partition moves to another
+//!   worker) the state is loaded from the last checkpoint, and an input at or below its key's
+//!   offset is skipped: its effects are in the state already. An input above it is applied
+//!   again, to the state as it was before it; outputs are deterministic (ids and revisions
+//!   derived from inputs and state), so a repeated output collapses into the one written
+//!   before the crash.
 //! - **The program is current.** An event carries the program version the edge had; the
 //!   runner waits until its own copy of the program has that version before applying it.
 
@@ -57,6 +59,13 @@ pub trait Stage: Send + 'static {
     /// The program version the input was made with (0: any).
     fn program_version(&self, _input: &Self::Input) -> u64 {
         0
+    }
+
+    /// When the edge received the event behind the input, if the stage wants its lag measured:
+    /// the runner records `clickledger_stage_lag_seconds` from then until the outputs the input
+    /// produced are durable.
+    fn received_at(&self, _input: &Self::Input) -> Option<Timestamp> {
+        None
     }
 
     /// Apply one input to its key's state; true if the state changed.
@@ -118,6 +127,11 @@ pub struct RunnerConfig {
     pub tick_every: Duration,
     /// How long to wait for the program version an event needs.
     pub program_patience: Duration,
+    /// How often changed states are saved and input offsets committed (a checkpoint), at
+    /// least; a save that takes long spaces the next one out (at most a tenth of the time goes
+    /// to saving). Outputs are written with every batch; after a crash the inputs since the
+    /// last checkpoint are applied again and produce the same outputs.
+    pub checkpoint_every: Duration,
     pub clock: Clock,
 }
 
@@ -136,6 +150,7 @@ impl RunnerConfig {
             poll_wait: Duration::from_millis(100),
             tick_every: Duration::from_secs(1),
             program_patience: Duration::from_secs(10),
+            checkpoint_every: Duration::from_secs(1),
             clock: wall_clock(),
         }
     }
@@ -225,9 +240,10 @@ where
     let mut consumer = log.consumer(&config.group, &config.topics)?;
     let mut partitions: BTreeMap<PartitionId, Partition<S::State>> = BTreeMap::new();
     let mut last_tick = Instant::now();
+    let mut checkpoint = Checkpoint::default();
     loop {
         let polled = tokio::select! {
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => break,
             polled = consumer.poll(config.batch, config.poll_wait) => polled,
         };
         let polled = match polled {
@@ -240,7 +256,9 @@ where
             Err(error) => return Err(error.into()),
         };
         for partition in &polled.revoked {
+            // Its new owner starts from the last checkpoint and applies the rest again.
             partitions.remove(partition);
+            checkpoint.forget(partition);
         }
         for partition in &polled.assigned {
             let rows = persist("load state", || store.load_state(name, partition.partition)).await?;
@@ -287,6 +305,7 @@ where
         let mut dirty: BTreeSet<(PartitionId, String)> = BTreeSet::new();
         let mut processed: BTreeMap<PartitionId, u64> = BTreeMap::new();
         let applied = inputs.len();
+        let mut received = Vec::new();
         program.read(|program| {
             for (record, input) in inputs {
                 let partition_id = record.partition_id();
@@ -302,6 +321,7 @@ where
                     continue;
                 }
                 let context = Context { program, now, partition: record.partition, offset: record.offset };
+                received.extend(stage.received_at(&input));
                 let known = entry.offset.is_some();
                 if stage.apply(&context, &record.key, &mut entry.state, input, &mut out) {
                     dirty.insert((partition_id, record.key.clone()));
@@ -336,38 +356,103 @@ where
             last_tick = Instant::now();
         }
 
-        // Outputs first, then state, then offsets.
+        // Outputs with every batch; states and offsets at checkpoints.
         if !out.records.is_empty() {
             let records = out.records;
             persist("append outputs", || log.append(records.clone())).await?;
-        }
-        for (partition_id, key) in &dirty {
-            if let Some(entry) = partitions.get(partition_id).and_then(|partition| partition.keys.get(key)) {
-                out.store.state.push(StateRow {
-                    stage: name.to_string(),
-                    partition: partition_id.partition,
-                    key: key.clone(),
-                    offset: entry.offset.unwrap_or(0),
-                    state: encode_state(&entry.state),
-                });
-            }
         }
         if !out.store.is_empty() {
             let batch = out.store;
             persist("write store", || store.write(batch.clone())).await?;
         }
-        if !processed.is_empty() {
-            let offsets: Vec<(PartitionId, u64)> =
-                processed.into_iter().map(|(partition, last)| (partition, last + 1)).collect();
-            if let Err(error) = consumer.commit(&offsets).await {
-                // State carries its own offsets; a lost commit only means some inputs are read
-                // again and skipped.
-                tracing::warn!(stage = name, %error, "offset commit failed");
+        checkpoint.unsaved.extend(dirty);
+        checkpoint.uncommitted.extend(processed);
+        if checkpoint.due(config.checkpoint_every) {
+            checkpoint.save(name, &partitions, &store, &mut consumer).await?;
+        }
+        if !received.is_empty() {
+            let durable = Timestamp::now();
+            let lag = metrics::histogram!("clickledger_stage_lag_seconds", "stage" => name);
+            for at in received {
+                lag.record((durable.millis() - at.millis()).max(0) as f64 / 1000.0);
             }
         }
         if applied > 0 {
             metrics::counter!("clickledger_stage_records_total", "stage" => name).increment(applied as u64);
             metrics::histogram!("clickledger_stage_batch_seconds", "stage" => name).record(started.elapsed());
         }
+    }
+    checkpoint.save(name, &partitions, &store, &mut consumer).await?;
+    Ok(())
+}
+
+/// What changed since the last checkpoint: the keys whose state is not saved and the last
+/// input offset applied per partition.
+struct Checkpoint {
+    unsaved: BTreeSet<(PartitionId, String)>,
+    uncommitted: BTreeMap<PartitionId, u64>,
+    last: Instant,
+    /// How long the last save took.
+    took: Duration,
+}
+
+/// A checkpoint is due after `checkpoint_every`, or after this many times as long as the last
+/// save took, whichever is later: saving large states never takes more than about a tenth
+/// of the stage's time.
+const CHECKPOINT_SHARE: u32 = 10;
+
+impl Default for Checkpoint {
+    fn default() -> Self {
+        Self { unsaved: BTreeSet::new(), uncommitted: BTreeMap::new(), last: Instant::now(), took: Duration::ZERO }
+    }
+}
+
+impl Checkpoint {
+    fn due(&self, every: Duration) -> bool {
+        self.last.elapsed() >= every.max(self.took * CHECKPOINT_SHARE)
+    }
+
+    fn forget(&mut self, partition: &PartitionId) {
+        self.unsaved.retain(|(unsaved, _)| unsaved != partition);
+        self.uncommitted.remove(partition);
+    }
+
+    /// Save the changed states (each with the offset of the last input it reflects), then
+    /// commit the input offsets. The outputs of those inputs are already durable.
+    async fn save<T: Serialize, St: Store, C: LogConsumer>(
+        &mut self,
+        stage: &str,
+        partitions: &BTreeMap<PartitionId, Partition<T>>,
+        store: &St,
+        consumer: &mut C,
+    ) -> Result<(), StageError> {
+        let started = Instant::now();
+        let mut batch = StoreBatch::default();
+        for (partition_id, key) in std::mem::take(&mut self.unsaved) {
+            if let Some(entry) = partitions.get(&partition_id).and_then(|partition| partition.keys.get(&key)) {
+                batch.state.push(StateRow {
+                    stage: stage.to_string(),
+                    partition: partition_id.partition,
+                    key,
+                    offset: entry.offset.unwrap_or(0),
+                    state: encode_state(&entry.state),
+                });
+            }
+        }
+        if !batch.is_empty() {
+            persist("save state", || store.write(batch.clone())).await?;
+        }
+        let offsets: Vec<(PartitionId, u64)> =
+            std::mem::take(&mut self.uncommitted).into_iter().map(|(partition, last)| (partition, last + 1)).collect();
+        if !offsets.is_empty() {
+            if let Err(error) = consumer.commit(&offsets).await {
+                // States carry their own offsets; a lost commit only means some inputs are
+                // read again and skipped.
+                tracing::warn!(stage, %error, "offset commit failed");
+            }
+        }
+        self.took = started.elapsed();
+        self.last = Instant::now();
+        Ok(())
     }
 }

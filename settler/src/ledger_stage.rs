@@ -43,6 +43,14 @@ impl Stage for LedgerStage {
         }
     }
 
+    fn received_at(&self, input: &LedgerEvent) -> Option<Timestamp> {
+        match input {
+            LedgerEvent::Click(click) => Some(click.received_at),
+            LedgerEvent::Order(order) => Some(order.conversion.received_at),
+            _ => None,
+        }
+    }
+
     fn apply(
         &mut self,
         context: &Context<'_>,

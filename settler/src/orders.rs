@@ -16,6 +16,7 @@ use model::ports::log::{Delivered, Record, Topics};
 use model::ports::store::{ConversionRow, ConversionStatus};
 use model::program::Program;
 use model::stage::{Context, Stage, StageOutput};
+use model::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::commission::sequence::SeqKey;
@@ -108,6 +109,16 @@ impl Stage for OrderStage {
             OrderEvent::Rejected(rejected) => rejected.conversion.program,
             _ => 0,
         }
+    }
+
+    fn received_at(&self, input: &OrderEvent) -> Option<Timestamp> {
+        Some(match input {
+            OrderEvent::Attributed(attributed) => attributed.conversion.received_at,
+            OrderEvent::Rejected(rejected) => rejected.conversion.received_at,
+            OrderEvent::Refund(refund) => refund.received_at,
+            OrderEvent::Cancel(cancel) => cancel.received_at,
+            OrderEvent::Decision(decision) => decision.received_at,
+        })
     }
 
     fn apply(

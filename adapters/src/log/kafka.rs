@@ -13,6 +13,7 @@
 //! 12.4k at 1 ms and 8.7k at 5 ms (docs/PERFORMANCE.md); a cluster with faster
 //! acknowledgements may prefer a longer linger for larger batches (`CLICKLEDGER_KAFKA_LINGER_MS`).
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -300,7 +301,13 @@ impl EventLog for KafkaLog {
             .map_err(fatal)?;
         let names: Vec<&str> = topics.iter().map(|topic| topic.as_ref()).collect();
         consumer.subscribe(&names).map_err(|error| classify(&error))?;
-        Ok(KafkaConsumer { consumer, topics: topics.to_vec() })
+        Ok(KafkaConsumer {
+            consumer: Arc::new(consumer),
+            topics: topics.to_vec(),
+            group: group.to_string(),
+            held: BTreeSet::new(),
+            watchdog: Watchdog::new(),
+        })
     }
 }
 
@@ -335,8 +342,64 @@ impl ConsumerContext for ConsumerEvents {
 }
 
 pub struct KafkaConsumer {
-    consumer: StreamConsumer<ConsumerEvents>,
+    consumer: Arc<StreamConsumer<ConsumerEvents>>,
     topics: Vec<Arc<str>>,
+    group: String,
+    /// Partitions this member holds.
+    held: BTreeSet<(Arc<str>, i32)>,
+    watchdog: Watchdog,
+}
+
+/// How often a member looks at the partitions it does not hold.
+const STALLED_GROUP: Duration = Duration::from_secs(20);
+
+/// A liveness guard for consumer groups. Every [`STALLED_GROUP`] a member looks at the
+/// partitions it does not hold: a partition with unread records whose committed offset has not
+/// moved since the last look is read by nobody. On a healthy group that does not happen — the
+/// member holding it reads and commits. It happened with the Tansu broker of the tests after a
+/// member was killed during a rebalance (ARCHITECTURE.md, "A stalled group rejoins"): the
+/// coordinator formed generations that gave some partitions to nobody, or to the dead member,
+/// and never formed another. Leaving and joining again starts a new generation.
+#[derive(Debug)]
+struct Watchdog {
+    last_look: tokio::time::Instant,
+    /// Unheld partitions with unread records, and their committed offsets, at the last look.
+    waiting: Option<Vec<((Arc<str>, i32), i64)>>,
+}
+
+impl Watchdog {
+    fn new() -> Self {
+        Self { last_look: tokio::time::Instant::now(), waiting: None }
+    }
+}
+
+/// Every partition of `topics`: its committed offset in the group and how many records that
+/// leaves unread.
+fn group_progress(
+    consumer: &StreamConsumer<ConsumerEvents>,
+    topics: &[Arc<str>],
+) -> Result<Vec<((Arc<str>, i32), i64, i64)>, KafkaError> {
+    let timeout = Duration::from_secs(5);
+    let mut list = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
+            list.add_partition(topic, partition.id());
+        }
+    }
+    let committed = consumer.committed_offsets(list, timeout)?;
+    let mut progress = Vec::new();
+    for element in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(element.topic(), element.partition(), timeout)?;
+        let position = match element.offset() {
+            Offset::Offset(offset) => offset,
+            _ => low,
+        };
+        let topic = topics.iter().find(|topic| topic.as_ref() == element.topic()).cloned();
+        let topic = topic.unwrap_or_else(|| Arc::from(element.topic()));
+        progress.push(((topic, element.partition()), position, (high - position).max(0)));
+    }
+    Ok(progress)
 }
 
 impl std::fmt::Debug for KafkaConsumer {
@@ -350,19 +413,53 @@ impl KafkaConsumer {
         self.topics.iter().find(|topic| topic.as_ref() == name).cloned().unwrap_or_else(|| Arc::from(name))
     }
 
-    fn take_rebalances(&self, polled: &mut Polled) {
+    /// Every [`STALLED_GROUP`]: rejoin if a partition this member does not hold has records
+    /// to read and its committed offset did not move since the last look.
+    async fn watch(&mut self) {
+        if self.watchdog.last_look.elapsed() < STALLED_GROUP {
+            return;
+        }
+        self.watchdog.last_look = tokio::time::Instant::now();
+        let (consumer, topics) = (self.consumer.clone(), self.topics.clone());
+        let progress = tokio::task::spawn_blocking(move || group_progress(&consumer, &topics)).await;
+        let Ok(Ok(progress)) = progress else {
+            return;
+        };
+        let waiting: Vec<((Arc<str>, i32), i64)> = progress
+            .into_iter()
+            .filter(|(partition, _, unread)| *unread > 0 && !self.held.contains(partition))
+            .map(|(partition, committed, _)| (partition, committed))
+            .collect();
+        let stalled = !waiting.is_empty() && self.watchdog.waiting.as_ref() == Some(&waiting);
+        self.watchdog.waiting = Some(waiting);
+        if stalled {
+            tracing::warn!(group = %self.group, "partitions with records to read make no progress; rejoining the consumer group");
+            self.watchdog.waiting = None;
+            let names: Vec<&str> = self.topics.iter().map(|topic| topic.as_ref()).collect();
+            self.consumer.unsubscribe();
+            if let Err(error) = self.consumer.subscribe(&names) {
+                tracing::warn!(group = %self.group, %error, "rejoining the consumer group failed");
+            }
+        }
+    }
+
+    fn take_rebalances(&mut self, polled: &mut Polled) {
         let changes = self.consumer.context().changes.lock().map(|mut changes| std::mem::take(&mut *changes));
         for (assigned, partitions) in changes.unwrap_or_default() {
             for (topic, partition) in partitions {
                 let id = PartitionId { topic: self.topic(&topic), partition };
                 if assigned {
                     polled.revoked.retain(|revoked| revoked != &id);
+                    self.held.insert((id.topic.clone(), id.partition as i32));
                     polled.assigned.push(id);
                 } else {
                     polled.assigned.retain(|was_assigned| was_assigned != &id);
+                    self.held.remove(&(id.topic.clone(), id.partition as i32));
                     polled.revoked.push(id);
                 }
             }
+            // A new assignment: look at the group afresh.
+            self.watchdog = Watchdog::new();
         }
     }
 
@@ -381,6 +478,7 @@ impl LogConsumer for KafkaConsumer {
     async fn poll(&mut self, max_records: usize, wait: Duration) -> Result<Polled, LogError> {
         let mut polled = Polled::default();
         self.take_rebalances(&mut polled);
+        self.watch().await;
         let deadline = tokio::time::Instant::now() + wait;
         while polled.records.len() < max_records.max(1) {
             let next = if polled.records.is_empty() {

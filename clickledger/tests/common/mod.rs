@@ -336,8 +336,12 @@ pub async fn kafka(partitions: u32) -> (adapters::log::kafka::KafkaLog, Topics) 
 
 /// A fresh ClickHouse database (from the test command) with the schema applied.
 pub async fn clickhouse() -> adapters::store::clickhouse::ClickHouseStore {
+    clickhouse_database(&unique("e2e_")).await
+}
+
+pub async fn clickhouse_database(database: &str) -> adapters::store::clickhouse::ClickHouseStore {
     let url = adapters::services::clickhouse_url().expect("ClickHouse is required: run the README's test command");
-    let store = adapters::store::clickhouse::ClickHouseStore::connect(&url, &unique("e2e_")).await.unwrap();
+    let store = adapters::store::clickhouse::ClickHouseStore::connect(&url, database).await.unwrap();
     store.migrate().await.unwrap();
     store
 }

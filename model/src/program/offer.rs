@@ -147,6 +147,17 @@ impl PayoutRule {
     pub fn pays_clicks(&self) -> bool {
         matches!(self, PayoutRule::Cpc { .. })
     }
+
+    /// Whether what a conversion earns — its amount or its description — depends on what came
+    /// before it: its instance number (CPC, CPA, CPS by instance) or the month's earlier sales.
+    /// A conversion that arrives late re-prices only the later ones whose rule says so.
+    pub fn depends_on_earlier(&self) -> bool {
+        match self {
+            PayoutRule::Cpc { .. } | PayoutRule::Cpa { .. } | PayoutRule::Accumulated { .. } => true,
+            PayoutRule::Cps { rate } => rate.0.len() > 1,
+            PayoutRule::CpaCps { .. } | PayoutRule::OrderBands { .. } | PayoutRule::Products { .. } => false,
+        }
+    }
 }
 
 /// "Instance N onwards, Payout = x" lines. Instance N is paid by the line with the largest

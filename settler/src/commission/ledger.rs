@@ -368,7 +368,10 @@ impl Ledger {
             affected.extend(later_in_month);
             self.price_order(program, &order_key, Some(instance), conversion.id, out);
             for later_order in affected {
-                self.price_order(program, &OrderKey::from_string(later_order), None, conversion.id, out);
+                let later_order = OrderKey::from_string(later_order);
+                if self.priced_by_earlier(&later_order) {
+                    self.price_order(program, &later_order, None, conversion.id, out);
+                }
             }
         }
         if let (Some(terms), Some(recurring_amount)) =
@@ -376,6 +379,14 @@ impl Ledger {
         {
             self.open_subscription(order, terms, recurring_amount, earned_at, out);
         }
+    }
+
+    /// Whether the order's lines change when an earlier order comes or goes.
+    fn priced_by_earlier(&self, order_key: &OrderKey) -> bool {
+        self.orders
+            .get(order_key)
+            .and_then(|book| book.pricing.as_ref())
+            .is_some_and(|pricing| pricing.rule.depends_on_earlier())
     }
 
     /// (Re)compute the lines of an order from its place in the canonical order: `instance` when
@@ -645,7 +656,10 @@ impl Ledger {
             affected.extend(sales.remove(&key));
         }
         for later in affected {
-            self.price_order(program, &OrderKey::from_string(later), None, cause, out);
+            let later = OrderKey::from_string(later);
+            if self.priced_by_earlier(&later) {
+                self.price_order(program, &later, None, cause, out);
+            }
         }
     }
 

@@ -1,0 +1,466 @@
+//! Throughput and lag of the pipeline's workers (docs/PERFORMANCE.md, "Attributor and
+//! settler").
+//!
+//! `stages`: pre-fill the `events` topic with N tracking events (per visitor: four clicks on
+//! members of offer `store`, then a sale pixel), then measure, one after the other,
+//! - the baseline: a plain consumer reading the same topic and doing nothing (the log adapter's
+//!   own consumer for the embedded log; a bare rdkafka `BaseConsumer` for Kafka),
+//! - the attributor alone, from the first poll until every event's outputs are durable, and
+//!   the heap it holds per tracked visitor,
+//! - the settler alone, over what the attributor wrote, until every click and order has its
+//!   rows in the store.
+//!
+//! `lag`: the edge, the attributor and the settler in one process; `oha` sends clicks and code
+//! postbacks at a fixed rate over loopback; the runner's `clickledger_stage_lag_seconds`
+//! (from the edge receiving an event to its rows being durable in the store) gives p50/p99.
+//!
+//! Everything runs on 127.0.0.1 and stops by itself.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use adapters::log::kafka::{KafkaConfig, KafkaLog};
+use adapters::log::sqlite::{SqliteLog, SqliteLogConfig};
+use adapters::store::clickhouse::ClickHouseStore;
+use adapters::store::sqlite::SqliteStore;
+use clap::{Parser, ValueEnum};
+use clickledger_benches::fixtures::{PIPELINE_MEMBERS, pipeline_member, pipeline_program};
+use model::clickid::ClickKeyRing;
+use model::events::{ConversionSource, TrackingEvent, wire};
+use model::follow::SharedProgram;
+use model::ports::log::{EventLog, LogConsumer, Record, Topics};
+use model::ports::store::Store;
+use model::stage::{Shutdown, wall_clock};
+use model::testkit::{advertiser_id, click, sale, visitor};
+use model::time::Timestamp;
+use rust_decimal::Decimal;
+
+/// mimalloc, counting the bytes the process holds.
+#[global_allocator]
+static ALLOCATOR: cap::Cap<mimalloc::MiMalloc> = cap::Cap::new(mimalloc::MiMalloc, usize::MAX);
+
+fn live() -> i64 {
+    ALLOCATOR.allocated() as i64
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Stages,
+    Lag,
+}
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(value_enum)]
+    mode: Mode,
+    /// Events pre-filled (`stages`).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Events per second offered (`lag`): 90% clicks, 10% code postbacks.
+    #[arg(long, default_value_t = 20_000)]
+    rate: u32,
+    /// Seconds of traffic (`lag`).
+    #[arg(long, default_value_t = 20)]
+    seconds: u32,
+    #[arg(long, default_value_t = 4)]
+    partitions: u32,
+    /// Kafka bootstrap servers; without them the embedded log.
+    #[arg(long, env = "CLICKLEDGER_KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
+    /// ClickHouse URL; without it the embedded store.
+    #[arg(long, env = "CLICKLEDGER_CLICKHOUSE_URL")]
+    clickhouse_url: Option<String>,
+    /// Where the embedded files go (emptied first).
+    #[arg(long, default_value = "bench-data/pipeline")]
+    dir: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    metrics::set_global_recorder(&*RECORDED).map_err(|_| anyhow::anyhow!("a metrics recorder is already set"))?;
+    let run = ulid::Ulid::new().to_string().to_lowercase();
+    let topics = Topics::with_prefix(&format!("bench-{run}."));
+    let _ = std::fs::remove_dir_all(&args.dir);
+    std::fs::create_dir_all(&args.dir)?;
+    let store_name = match &args.clickhouse_url {
+        Some(_) => "ClickHouse",
+        None => "SQLite",
+    };
+    match (&args.kafka_brokers, &args.clickhouse_url) {
+        (Some(brokers), Some(url)) => {
+            let log = KafkaLog::connect(KafkaConfig::new(brokers))?;
+            let store = ClickHouseStore::connect(url, &format!("bench_{run}")).await?;
+            bench(&args, log, store, topics, "Kafka", store_name).await
+        }
+        (None, None) => {
+            let log = SqliteLog::open(SqliteLogConfig::new(args.dir.join("log.db")))?;
+            let store = SqliteStore::open(args.dir.join("store.db"))?;
+            bench(&args, log, store, topics, "embedded", store_name).await
+        }
+        _ => anyhow::bail!("give both --kafka-brokers and --clickhouse-url, or neither"),
+    }
+}
+
+async fn bench<L: EventLog, St: Store>(
+    args: &Args,
+    log: L,
+    store: St,
+    topics: Topics,
+    log_name: &str,
+    store_name: &str,
+) -> anyhow::Result<()> {
+    log.create_topics(&topics.specs(args.partitions)).await?;
+    store.migrate().await?;
+    let program = SharedProgram::loaded(pipeline_program());
+    println!("log: {log_name}, store: {store_name}, {} partitions", args.partitions);
+    match args.mode {
+        Mode::Stages => stages(args, log, store, topics, program).await,
+        Mode::Lag => lag(args, log, store, topics, program).await,
+    }
+}
+
+fn keys() -> ClickKeyRing {
+    ClickKeyRing::parse("1:benchmark-click-key-benchmark-click-key").unwrap_or_else(|_| unreachable!())
+}
+
+/// Four clicks and a sale pixel per visitor, visitors 5 ms apart.
+fn events(count: usize, topics: &Topics) -> Vec<Record> {
+    let start = Timestamp::now().millis() - 3_600_000;
+    (0..count)
+        .map(|n| {
+            let visitor_n = n / 5;
+            let step = n % 5;
+            let at = Timestamp::from_millis(start + visitor_n as i64 * 5 + step as i64);
+            let visitor_id = format!("v{visitor_n:08}");
+            let event = if step < 4 {
+                let member = pipeline_member((visitor_n * 7 + step * 13) % PIPELINE_MEMBERS);
+                TrackingEvent::Click(click(n as u128 + 1, "store", &member, &visitor_id, at))
+            } else {
+                let mut conversion =
+                    sale(n as u128 + 1, &format!("O{visitor_n}"), Decimal::from(50 + visitor_n % 100), at);
+                conversion.source = ConversionSource::Pixel;
+                conversion.advertiser = Some(advertiser_id());
+                conversion.offer = Some(model::testkit::offer_id("store"));
+                conversion.visitor = Some(visitor(&visitor_id));
+                TrackingEvent::Conversion(conversion)
+            };
+            Record { topic: topics.events.clone(), key: visitor_id, payload: wire::encode(&event) }
+        })
+        .collect()
+}
+
+async fn stages<L: EventLog, St: Store>(
+    args: &Args,
+    log: L,
+    store: St,
+    topics: Topics,
+    program: Arc<SharedProgram>,
+) -> anyhow::Result<()> {
+    let total = args.events;
+    let conversions = total / 5;
+    let clicks = total - conversions;
+
+    let started = Instant::now();
+    for chunk in events(total, &topics).chunks(20_000) {
+        log.append(chunk.to_vec()).await?;
+    }
+    log.flush(Duration::from_secs(60)).await?;
+    let prefill = started.elapsed();
+    println!("pre-filled {total} events ({clicks} clicks, {conversions} sales) in {prefill:.1?}");
+
+    // Baseline: read the topic, do nothing.
+    let started = Instant::now();
+    let read = match &args.kafka_brokers {
+        Some(brokers) => plain_rdkafka_read(brokers, &topics.events, total).await?,
+        None => plain_log_read(&log, &topics, total).await?,
+    };
+    let baseline = started.elapsed();
+    report("baseline: plain consumer", read, baseline, None);
+
+    // The attributor alone.
+    let before = live();
+    let (stop, shutdown) = Shutdown::new();
+    let started = Instant::now();
+    let attributor = tokio::spawn(attributor::run_attributor(
+        log.clone(),
+        store.clone(),
+        program.clone(),
+        topics.clone(),
+        keys(),
+        shutdown.clone().wait(),
+    ));
+    let done = wait_for(&[("attributor", total as u64)], Duration::from_secs(900)).await;
+    let elapsed = started.elapsed();
+    let held = live() - before;
+    let _ = stop.send(true);
+    attributor.await??;
+    report("attributor", done, elapsed, Some(baseline));
+    let visitors = total / 5;
+    println!(
+        "  heap held with {visitors} visitors tracked: {:.1} MiB, {} bytes per visitor (4 clicks each)",
+        held as f64 / 1_048_576.0,
+        held / visitors as i64
+    );
+
+    // The settler alone, over the attributor's outputs.
+    let (stop, shutdown) = Shutdown::new();
+    let started = Instant::now();
+    let settler =
+        tokio::spawn(settler::run_settler(log.clone(), store.clone(), program, topics, wall_clock(), shutdown));
+    let done = wait_for(&[("orders", conversions as u64), ("ledger", total as u64)], Duration::from_secs(1800)).await;
+    let elapsed = started.elapsed();
+    let _ = stop.send(true);
+    settler.await??;
+    report(
+        "settler (orders + ledger stages; events = clicks + sales settled)",
+        done.min(total as u64),
+        elapsed,
+        Some(baseline),
+    );
+    let lines = store
+        .lines(&model::ports::store::ReportQuery { limit: 1, ..Default::default() })
+        .await
+        .map(|page| page.len())
+        .unwrap_or(0);
+    anyhow::ensure!(lines == 1, "the settler wrote no commission lines");
+    Ok(())
+}
+
+fn report(what: &str, records: u64, elapsed: Duration, baseline: Option<Duration>) {
+    let rate = records as f64 / elapsed.as_secs_f64();
+    match baseline {
+        Some(baseline) => println!(
+            "{what}: {records} events in {elapsed:.2?} = {rate:.0} events/s ({:.2}x the baseline's time)",
+            elapsed.as_secs_f64() / baseline.as_secs_f64()
+        ),
+        None => println!("{what}: {records} events in {elapsed:.2?} = {rate:.0} events/s"),
+    }
+}
+
+/// Poll the stage counters until each reaches its target; returns the first target's count.
+async fn wait_for(targets: &[(&str, u64)], patience: Duration) -> u64 {
+    let deadline = Instant::now() + patience;
+    let started = Instant::now();
+    let mut shown = Instant::now();
+    loop {
+        if std::env::var_os("BENCH_PROGRESS").is_some() && shown.elapsed() >= Duration::from_millis(500) {
+            shown = Instant::now();
+            let counts: Vec<(&str, u64)> = targets.iter().map(|(stage, _)| (*stage, RECORDED.counter(stage))).collect();
+            eprintln!("{:>6.1?} {counts:?}", started.elapsed());
+        }
+        let counts: Vec<u64> = targets.iter().map(|(stage, _)| RECORDED.counter(stage)).collect();
+        if targets.iter().zip(&counts).all(|((_, target), count)| count >= target) || Instant::now() > deadline {
+            if Instant::now() > deadline {
+                eprintln!("gave up waiting: {targets:?} reached {counts:?}");
+            }
+            return counts.last().copied().unwrap_or(0);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn plain_log_read<L: EventLog>(log: &L, topics: &Topics, total: usize) -> anyhow::Result<u64> {
+    let mut consumer = log.consumer(&topics.group("baseline"), std::slice::from_ref(&topics.events))?;
+    let mut read = 0u64;
+    let mut bytes = 0usize;
+    while read < total as u64 {
+        let polled = consumer.poll(2_000, Duration::from_millis(100)).await?;
+        read += polled.records.len() as u64;
+        bytes += polled.records.iter().map(|record| record.payload.len()).sum::<usize>();
+    }
+    std::hint::black_box(bytes);
+    Ok(read)
+}
+
+async fn plain_rdkafka_read(brokers: &str, topic: &str, total: usize) -> anyhow::Result<u64> {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let brokers = brokers.to_string();
+    let topic = topic.to_string();
+    Ok(tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", format!("baseline-{}", ulid::Ulid::new()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        consumer.subscribe(&[&topic])?;
+        let mut read = 0u64;
+        let mut bytes = 0usize;
+        while read < total as u64 {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                bytes += message?.payload().map_or(0, <[u8]>::len);
+                read += 1;
+            }
+        }
+        std::hint::black_box(bytes);
+        Ok(read)
+    })
+    .await??)
+}
+
+async fn lag<L: EventLog, St: Store>(
+    args: &Args,
+    log: L,
+    store: St,
+    topics: Topics,
+    program: Arc<SharedProgram>,
+) -> anyhow::Result<()> {
+    let (stop, shutdown) = Shutdown::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let edge_address = listener.local_addr()?;
+    let edge = ingest::Edge::new(ingest::EdgeConfig::new(topics.clone(), keys()), log.clone(), program.clone());
+    let edge = tokio::spawn(ingest::run(listener, edge, shutdown.clone().wait()));
+    let attributor = tokio::spawn(attributor::run_attributor(
+        log.clone(),
+        store.clone(),
+        program.clone(),
+        topics.clone(),
+        keys(),
+        shutdown.clone().wait(),
+    ));
+    let settler = tokio::spawn(settler::run_settler(log, store, program, topics, wall_clock(), shutdown));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let clicks_rate = args.rate * 9 / 10;
+    let postback_rate = args.rate - clicks_rate;
+    let oha = |rate: u32, connections: u32, url: String| {
+        tokio::process::Command::new("oha")
+            .args(["--no-tui", "--output-format", "quiet", "--rand-regex-url"])
+            .args(["-z", &format!("{}s", args.seconds), "-q", &rate.to_string(), "-c", &connections.to_string()])
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .status()
+    };
+    let started = Instant::now();
+    let (clicks, postbacks) = tokio::join!(
+        oha(clicks_rate, 32, format!(r"http://{edge_address}/c\?offer=store&member=m1[0-9][0-9]")),
+        oha(
+            postback_rate,
+            8,
+            format!(
+                r"http://{edge_address}/pb\?code=BENCH&order_id=[a-z0-9]{{20}}&amount=50\.00&token={}",
+                model::testkit::SECRET
+            )
+        ),
+    );
+    anyhow::ensure!(clicks?.success() && postbacks?.success(), "oha failed");
+    let offered = started.elapsed();
+    // Let the pipeline drain: until the ledger stage has been idle for two seconds.
+    let mut last = (RECORDED.counter("ledger"), Instant::now());
+    while last.1.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = RECORDED.counter("ledger");
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+    }
+    let events = RECORDED.counter("attributor");
+    println!(
+        "offered {} events/s for {:.1?}: {events} events reached the attributor ({:.0}/s)",
+        args.rate,
+        offered,
+        events as f64 / offered.as_secs_f64()
+    );
+    for stage in ["attributor", "orders", "ledger"] {
+        let mut samples = RECORDED.samples(stage);
+        samples.sort_by(f64::total_cmp);
+        if samples.is_empty() {
+            continue;
+        }
+        let at = |quantile: f64| samples[((samples.len() - 1) as f64 * quantile).round() as usize] * 1000.0;
+        println!(
+            "lag to {stage} outputs durable: {} events, p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms",
+            samples.len(),
+            at(0.5),
+            at(0.99),
+            at(0.999),
+            at(1.0)
+        );
+    }
+    let _ = stop.send(true);
+    edge.await??;
+    attributor.await??;
+    settler.await??;
+    Ok(())
+}
+
+/// The stage metrics this benchmark reads: record counters and lag samples, by stage.
+#[derive(Default)]
+struct Recorded {
+    counters: Mutex<HashMap<String, Arc<StageCounter>>>,
+    lags: Mutex<HashMap<String, Arc<LagSamples>>>,
+}
+
+static RECORDED: std::sync::LazyLock<Recorded> = std::sync::LazyLock::new(Recorded::default);
+
+impl Recorded {
+    fn counter(&self, stage: &str) -> u64 {
+        let counters = self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        counters.get(stage).map_or(0, |counter| counter.0.load(Ordering::Relaxed))
+    }
+
+    fn samples(&self, stage: &str) -> Vec<f64> {
+        let lags = self.lags.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        lags.get(stage).map_or_else(Vec::new, |lag| lag.0.lock().map(|samples| samples.clone()).unwrap_or_default())
+    }
+}
+
+#[derive(Default)]
+struct StageCounter(AtomicU64);
+
+impl metrics::CounterFn for StageCounter {
+    fn increment(&self, value: u64) {
+        self.0.fetch_add(value, Ordering::Relaxed);
+    }
+
+    fn absolute(&self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+struct LagSamples(Mutex<Vec<f64>>);
+
+impl metrics::HistogramFn for LagSamples {
+    fn record(&self, value: f64) {
+        if let Ok(mut samples) = self.0.lock() {
+            samples.push(value);
+        }
+    }
+}
+
+fn stage_label(key: &metrics::Key) -> String {
+    key.labels().find(|label| label.key() == "stage").map(|label| label.value().to_string()).unwrap_or_default()
+}
+
+impl metrics::Recorder for &'static Recorded {
+    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        if key.name() != "clickledger_stage_records_total" {
+            return metrics::Counter::noop();
+        }
+        let mut counters = self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        metrics::Counter::from_arc(counters.entry(stage_label(key)).or_default().clone())
+    }
+
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+
+    fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+        if key.name() != "clickledger_stage_lag_seconds" {
+            return metrics::Histogram::noop();
+        }
+        let mut lags = self.lags.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        metrics::Histogram::from_arc(lags.entry(stage_label(key)).or_default().clone())
+    }
+}

@@ -1,0 +1,81 @@
+//! `clickledger-api`: the program and report API against Kafka and ClickHouse (or the
+//! embedded files), for the scale deployment. With `--program FILE` it first appends what the
+//! file changes to the program log, so a deployment is set up reproducibly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use adapters::deployment::{Deployment, DeploymentArgs, Job, Shutdown};
+use anyhow::Context;
+use api::ApiState;
+use api::auth::KeyRing;
+use clap::Parser;
+use model::follow::SharedProgram;
+use model::ports::log::{EventLog, Topics};
+use model::ports::store::Store;
+use model::program::ProgramFile;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(about = "The clickledger program and report API")]
+struct Args {
+    #[command(flatten)]
+    deployment: DeploymentArgs,
+    /// Where the API listens.
+    #[arg(long, env = "CLICKLEDGER_API_LISTEN", default_value = "127.0.0.1:8081")]
+    api_listen: SocketAddr,
+    /// The bootstrap admin key.
+    #[arg(long, env = "CLICKLEDGER_ADMIN_KEY", hide_env_values = true)]
+    admin_key: String,
+    /// A program file (TOML) to load at start: only what differs is appended.
+    #[arg(long, env = "CLICKLEDGER_PROGRAM")]
+    program: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let args = Args::parse();
+    let program_file = match &args.program {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(ProgramFile::from_toml(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?)
+        }
+        None => None,
+    };
+    let listener = TcpListener::bind(args.api_listen).await.with_context(|| format!("binding {}", args.api_listen))?;
+    let deployment = Deployment::connect(&args.deployment).await?;
+    let topics = deployment.topics();
+    deployment.run(ApiJob { topics, listener, keys: KeyRing::with_bootstrap(&args.admin_key), program_file }).await
+}
+
+struct ApiJob {
+    topics: Topics,
+    listener: TcpListener,
+    keys: KeyRing,
+    program_file: Option<ProgramFile>,
+}
+
+impl Job for ApiJob {
+    async fn run<L: EventLog, St: Store>(
+        self,
+        log: L,
+        store: St,
+        program: Arc<SharedProgram>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
+        while !program.is_loaded() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if let Some(file) = self.program_file {
+            let planned = clickledger::load_program(&log, &self.topics, &program, file, "program-file").await?;
+            tracing::info!(changes = planned, "program file loaded");
+        }
+        let address = self.listener.local_addr()?;
+        tracing::info!(%address, "serving the API");
+        let state = ApiState { log, store, program, topics: self.topics, keys: self.keys };
+        api::serve(self.listener, state, shutdown.wait()).await?;
+        Ok(())
+    }
+}
