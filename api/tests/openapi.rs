@@ -147,10 +147,8 @@ fn the_model_schemas_describe_the_model_types() {
     assert_eq!(keys_of(&serde_json::to_value(&member).unwrap()), properties(&document, "Member"));
     let mut enrolment = sample.enrolments[0].clone();
     enrolment.payout_override = Some(option.rule.clone());
-    enrolment.recurring_override = Some(model::program::RecurringOverride {
-        rate: rust_decimal::Decimal::ONE,
-        every: model::Interval::Months(1),
-    });
+    enrolment.recurring_override =
+        Some(model::program::RecurringOverride { rate: rust_decimal::Decimal::ONE, every: model::Interval::Months(1) });
     assert_eq!(keys_of(&serde_json::to_value(&enrolment).unwrap()), properties(&document, "Enrolment"));
     assert_eq!(keys_of(&serde_json::to_value(&sample.links[0]).unwrap()), properties(&document, "TrackingLink"));
     let mut code = sample.codes[0].clone();
