@@ -118,10 +118,10 @@ impl KeyRing {
     /// Every candidate is compared, so the time taken does not say which one matched.
     pub fn find(&self, program: &Program, hash: &str) -> Option<Caller> {
         let mut found = None;
-        if let Some(bootstrap) = &self.bootstrap {
-            if same(bootstrap.as_bytes(), hash.as_bytes()) {
-                found = Some(Caller { name: "bootstrap".into(), scope: KeyScope::Admin });
-            }
+        if let Some(bootstrap) = &self.bootstrap
+            && same(bootstrap.as_bytes(), hash.as_bytes())
+        {
+            found = Some(Caller { name: "bootstrap".into(), scope: KeyScope::Admin });
         }
         for key in program.api_keys().filter(|key| key.is_active()) {
             if same(key.hash.as_bytes(), hash.as_bytes()) && found.is_none() {

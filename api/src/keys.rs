@@ -154,18 +154,20 @@ pub async fn revoke_key(
                 return Err(ApiError::conflict("key_revoked", format!("key {name_for_change} is already revoked")));
             }
             let mut changes = Vec::new();
-            if let Some(advertiser_id) = &key.advertiser {
-                if let Some(advertiser) = program.advertiser(advertiser_id) {
-                    let mut advertiser = advertiser.clone();
-                    advertiser.secrets.retain(|secret| hash_key(&secret.secret) != key.hash);
-                    if advertiser.secrets.is_empty() {
-                        return Err(ApiError::conflict(
-                            "last_secret",
-                            format!("key {name_for_change} is advertiser {advertiser_id}'s only postback secret; rotate first"),
-                        ));
-                    }
-                    changes.push(ProgramChange::Advertiser(advertiser));
+            if let Some(advertiser_id) = &key.advertiser
+                && let Some(advertiser) = program.advertiser(advertiser_id)
+            {
+                let mut advertiser = advertiser.clone();
+                advertiser.secrets.retain(|secret| hash_key(&secret.secret) != key.hash);
+                if advertiser.secrets.is_empty() {
+                    return Err(ApiError::conflict(
+                        "last_secret",
+                        format!(
+                            "key {name_for_change} is advertiser {advertiser_id}'s only postback secret; rotate first"
+                        ),
+                    ));
                 }
+                changes.push(ProgramChange::Advertiser(advertiser));
             }
             changes.push(ProgramChange::ApiKey(ApiKeyGrant { revoked_at: Some(now), ..key.clone() }));
             Ok((changes, ()))

@@ -117,10 +117,10 @@ pub async fn sign_up(
             if program.member(&id).is_some() {
                 return Err(ApiError::conflict("member_exists", format!("member {id} exists")));
             }
-            if let Some(parent) = &parent {
-                if lookup::member(program, parent)?.status == MemberStatus::Deleted {
-                    return Err(model::program::ProgramError::MemberDeleted(parent.clone()).into());
-                }
+            if let Some(parent) = &parent
+                && lookup::member(program, parent)?.status == MemberStatus::Deleted
+            {
+                return Err(model::program::ProgramError::MemberDeleted(parent.clone()).into());
             }
             Ok((vec![ProgramChange::Member(member)], ()))
         })

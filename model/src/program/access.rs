@@ -78,3 +78,42 @@ impl ApiKeyGrant {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::{Program, ProgramChange};
+
+    fn key(name: &str, scope: KeyScope, advertiser: Option<&str>) -> ApiKeyGrant {
+        ApiKeyGrant {
+            name: name.into(),
+            scope,
+            advertiser: advertiser.map(|id| AdvertiserId::new(id).unwrap_or_else(|_| panic!("{id}"))),
+            hash: "ab".repeat(32),
+            created_at: Timestamp::from_millis(0),
+            revoked_at: None,
+        }
+    }
+
+    fn code(program: &mut Program, grant: ApiKeyGrant) -> &'static str {
+        program.apply(ProgramChange::ApiKey(grant)).map_or_else(|error| error.code(), |()| "ok")
+    }
+
+    #[test]
+    fn keys_are_checked_and_a_revoked_name_is_never_reused() {
+        let mut program = Program::new();
+        assert_eq!(code(&mut program, key("bad name", KeyScope::Admin, None)), "invalid");
+        assert_eq!(
+            code(&mut program, ApiKeyGrant { hash: "AB".repeat(32), ..key("ops", KeyScope::Admin, None) }),
+            "invalid"
+        );
+        assert_eq!(code(&mut program, key("acme", KeyScope::Advertiser, None)), "invalid");
+        assert_eq!(code(&mut program, key("acme", KeyScope::Advertiser, Some("acme"))), "unknown_advertiser");
+        assert_eq!(code(&mut program, key("ops", KeyScope::Admin, None)), "ok");
+        let revoked = ApiKeyGrant { revoked_at: Some(Timestamp::from_millis(1)), ..key("ops", KeyScope::Admin, None) };
+        assert_eq!(code(&mut program, revoked), "ok");
+        assert_eq!(code(&mut program, key("ops", KeyScope::Analyst, None)), "key_revoked");
+        assert_eq!(ProgramChange::ApiKey(key("ops", KeyScope::Admin, None)).key(), "api_key:ops");
+        assert!(program.api_keys().all(|grant| !grant.is_active()));
+    }
+}

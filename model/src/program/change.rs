@@ -175,10 +175,10 @@ impl Program {
         if self.api_key(&key.name).is_some_and(|existing| !existing.is_active()) {
             return Err(ProgramError::KeyRevoked(key.name.clone()));
         }
-        if let Some(advertiser) = &key.advertiser {
-            if self.advertiser(advertiser).is_none() {
-                return Err(ProgramError::UnknownAdvertiser(advertiser.clone()));
-            }
+        if let Some(advertiser) = &key.advertiser
+            && self.advertiser(advertiser).is_none()
+        {
+            return Err(ProgramError::UnknownAdvertiser(advertiser.clone()));
         }
         Ok(())
     }
