@@ -1,35 +1,23 @@
-//! API keys. A key is `Authorization: Bearer <key>`; keys are kept as SHA-256 hashes and
-//! compared in constant time. Scopes: `admin` changes the program and reads everything;
-//! `analyst` reads reports.
+//! API keys. A key is sent as `Authorization: Bearer <key>`. Keys are kept as SHA-256
+//! hashes — the bootstrap key from configuration in memory, every other key as an `api_key`
+//! program change — and every known hash is compared in constant time.
+//!
+//! Scopes: `admin` changes the program and reads everything; `analyst` reads reports;
+//! `advertiser` keys are postback keys for the tracking edge and may do nothing here.
 
-use std::sync::{Arc, RwLock};
-
-use axum::http::HeaderMap;
-use serde::{Deserialize, Serialize};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use model::program::{KeyScope, Program};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::state::ApiState;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    Admin,
-    Analyst,
-}
-
-/// A known key: its hash, scope and name (the actor recorded on changes).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKey {
-    pub name: String,
-    pub scope: Scope,
-    pub hash: String,
-}
-
-/// Who is calling.
+/// Who is calling: the key's name and scope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub name: String,
-    pub scope: Scope,
+    pub scope: KeyScope,
 }
 
 impl Caller {
@@ -38,72 +26,131 @@ impl Caller {
         format!("key:{}", self.name)
     }
 
-    pub fn require(&self, scope: Scope, action: &'static str) -> Result<(), ApiError> {
-        match (self.scope, scope) {
-            (Scope::Admin, _) | (Scope::Analyst, Scope::Analyst) => Ok(()),
-            (Scope::Analyst, Scope::Admin) => Err(ApiError::Forbidden(action)),
+    /// `admin` may do everything; `analyst` may read; `advertiser` nothing on this API.
+    pub fn require(&self, needed: KeyScope, action: &'static str) -> Result<(), ApiError> {
+        match (self.scope, needed) {
+            (KeyScope::Admin, _) | (KeyScope::Analyst, KeyScope::Analyst) => Ok(()),
+            _ => Err(ApiError::Forbidden(action)),
         }
     }
 }
 
+/// A caller with the `admin` scope.
+#[derive(Clone, Debug)]
+pub struct Admin(pub Caller);
+
+/// A caller with the `analyst` scope (or `admin`).
+#[derive(Clone, Debug)]
+pub struct Analyst(pub Caller);
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .ok_or(ApiError::Unauthenticated)?;
+        let hash = hash_key(presented);
+        state.program.read(|program| state.keys.find(program, &hash)).ok_or(ApiError::Unauthenticated)
+    }
+}
+
+impl FromRequestParts<ApiState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(KeyScope::Admin, "change the program (needs an admin key)")?;
+        Ok(Self(caller))
+    }
+}
+
+impl FromRequestParts<ApiState> for Analyst {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(KeyScope::Analyst, "read reports (needs an analyst or admin key)")?;
+        Ok(Self(caller))
+    }
+}
+
+/// Lower-case hex SHA-256 of a key. Keys are long random strings, so an unsalted hash is
+/// enough: there is nothing to guess from it.
 pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// A new key: 240 random bits from the OS-seeded generator, as lower-case text.
+pub fn new_key() -> String {
+    let random = |ulid: ulid::Ulid| ulid.random();
+    format!(
+        "clk_{:020x}{:020x}{:020x}",
+        random(ulid::Ulid::new()),
+        random(ulid::Ulid::new()),
+        random(ulid::Ulid::new())
+    )
+}
+
+/// Constant-time equality (the length is not secret).
 fn same(left: &[u8], right: &[u8]) -> bool {
     left.len() == right.len() && left.iter().zip(right).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
 }
 
+/// The keys from configuration. Keys made through the API live in the program.
 #[derive(Clone, Debug, Default)]
 pub struct KeyRing {
-    keys: Arc<RwLock<Vec<ApiKey>>>,
+    bootstrap: Option<String>,
 }
 
 impl KeyRing {
-    /// A ring with the bootstrap key from configuration, as `admin` named `bootstrap`.
+    /// A ring with the bootstrap key from configuration: `admin`, named `bootstrap`.
     pub fn with_bootstrap(key: &str) -> Self {
-        let ring = Self::default();
-        ring.add(ApiKey { name: "bootstrap".into(), scope: Scope::Admin, hash: hash_key(key) });
-        ring
+        Self { bootstrap: Some(hash_key(key)) }
     }
 
-    pub fn add(&self, key: ApiKey) {
-        if let Ok(mut keys) = self.keys.write() {
-            keys.retain(|known| known.name != key.name);
-            keys.push(key);
-        }
-    }
-
-    pub fn remove(&self, name: &str) -> bool {
-        self.keys
-            .write()
-            .map(|mut keys| {
-                let before = keys.len();
-                keys.retain(|known| known.name != name);
-                keys.len() != before
-            })
-            .unwrap_or(false)
-    }
-
-    pub fn list(&self) -> Vec<ApiKey> {
-        self.keys.read().map(|keys| keys.clone()).unwrap_or_default()
-    }
-
-    /// The caller behind the request's bearer key.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let presented = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthenticated)?;
-        let hash = hash_key(presented.trim());
-        let keys = self.keys.read().map_err(|_| ApiError::Internal("key ring poisoned".into()))?;
+    /// The caller whose key hashes to `hash`: the bootstrap key or an active program key.
+    /// Every candidate is compared, so the time taken does not say which one matched.
+    pub fn find(&self, program: &Program, hash: &str) -> Option<Caller> {
         let mut found = None;
-        for key in keys.iter() {
+        if let Some(bootstrap) = &self.bootstrap
+            && same(bootstrap.as_bytes(), hash.as_bytes())
+        {
+            found = Some(Caller { name: "bootstrap".into(), scope: KeyScope::Admin });
+        }
+        for key in program.api_keys().filter(|key| key.is_active()) {
             if same(key.hash.as_bytes(), hash.as_bytes()) && found.is_none() {
                 found = Some(Caller { name: key.name.clone(), scope: key.scope });
             }
         }
-        found.ok_or(ApiError::Unauthenticated)
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_keys_are_long_and_different() {
+        let (first, second) = (new_key(), new_key());
+        assert_eq!(first.len(), 64);
+        assert_ne!(first, second);
+        assert_eq!(hash_key("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn only_admin_changes_the_program_and_advertisers_read_nothing() {
+        let caller = |scope| Caller { name: "k".into(), scope };
+        assert!(caller(KeyScope::Admin).require(KeyScope::Admin, "x").is_ok());
+        assert!(caller(KeyScope::Admin).require(KeyScope::Analyst, "x").is_ok());
+        assert!(caller(KeyScope::Analyst).require(KeyScope::Analyst, "x").is_ok());
+        assert!(caller(KeyScope::Analyst).require(KeyScope::Admin, "x").is_err());
+        assert!(caller(KeyScope::Advertiser).require(KeyScope::Analyst, "x").is_err());
     }
 }

@@ -1,64 +1,160 @@
 //! The program and report API: authenticated JSON over HTTP on its own listener, so admin
-//! traffic never competes with clicks.
+//! traffic never competes with clicks. Every change to the program is a program change event
+//! on the log (DESIGN decision 9), applied to this process's program before the answer, so
+//! the tracking edge sharing it behaves differently from the next request on. docs/API.md
+//! describes the endpoints; docs/openapi.json is generated from this crate ([`openapi`]).
 //!
-//! - [`auth`]: API keys (hashed, constant-time) and scopes.
+//! - [`state`]: the log and store behind one object-safe facade, and [`state::ApiState::commit`],
+//!   the one place program changes are checked and written.
+//! - [`auth`]: API keys (hashed, constant-time) and scopes; [`keys`]: making and revoking them,
+//!   and advertisers' postback secrets.
+//! - [`offers`], [`members`], [`enrolments`], [`links`]: the program a manager edits.
+//! - [`money`]: pending conversions and decisions, refunds, subscriptions, bills.
+//! - [`program_file`]: loading and exporting a whole program file.
 //! - [`reports`]: the reports, read from the store.
-//! - [`error`]: errors as `{"error": "<code>", "message": ...}`.
+//! - [`error`], [`page`], [`schema`], [`lookup`]: error bodies, pagination, OpenAPI schemas of
+//!   model types, and ids.
 
 pub mod auth;
+pub mod enrolments;
 pub mod error;
+pub mod keys;
+pub mod links;
+pub mod lookup;
+pub mod members;
+pub mod money;
+pub mod offers;
+pub mod page;
+pub mod program_file;
 pub mod reports;
-
-use std::sync::Arc;
+pub mod schema;
+pub mod state;
 
 use axum::Router;
-use axum::routing::get;
-use model::follow::SharedProgram;
-use model::ports::log::{EventLog, Topics};
-use model::ports::store::Store;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// What every handler can reach.
-pub struct ApiState<L: EventLog, St: Store> {
-    pub log: L,
-    pub store: St,
-    pub program: Arc<SharedProgram>,
-    pub topics: Topics,
-    pub keys: auth::KeyRing,
-}
+pub use state::ApiState;
 
-impl<L: EventLog, St: Store> std::fmt::Debug for ApiState<L, St> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiState").field("topics", &self.topics).finish()
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "clickledger program API",
+        version = "1",
+        description = "Offers, members, payout options, links, codes, approvals, refunds, bills and reports. \
+            Authenticate with `Authorization: Bearer <key>`. Errors are `{\"error\": \"<code>\", \"message\": \"...\"}`; \
+            lists are `{\"items\": [...], \"next\": <cursor or null>}`. See docs/API.md."
+    ),
+    modifiers(&BearerKeys),
+    tags(
+        (name = "keys", description = "API keys and their scopes"),
+        (name = "offers", description = "Advertisers, offers and payout options"),
+        (name = "members", description = "Sign-up and member status"),
+        (name = "enrolments", description = "Members in offers, payout options and per-member payout values"),
+        (name = "links and codes", description = "Tracking links, deep links and promo codes"),
+        (name = "conversions and money", description = "Approvals, refunds, subscriptions and bills"),
+        (name = "program", description = "The program file"),
+        (name = "reports", description = "Reports read from the store"),
+    )
+)]
+struct ApiDoc;
+
+/// `Authorization: Bearer <key>` as the `api_key` security scheme.
+struct BearerKeys;
+
+impl Modify for BearerKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("An API key")).build(),
+            ),
+        );
     }
 }
 
-impl<L: EventLog, St: Store> Clone for ApiState<L, St> {
-    fn clone(&self) -> Self {
-        Self {
-            log: self.log.clone(),
-            store: self.store.clone(),
-            program: self.program.clone(),
-            topics: self.topics.clone(),
-            keys: self.keys.clone(),
-        }
-    }
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    status: String,
 }
 
-pub fn router<L: EventLog, St: Store>(state: ApiState<L, St>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .route("/v1/reports/conversions", get(reports::conversions::<L, St>))
-        .route("/v1/reports/summary", get(reports::summary::<L, St>))
-        .route("/v1/reports/rejections", get(reports::rejections::<L, St>))
-        .route("/v1/reports/history", get(reports::history::<L, St>))
-        .route("/v1/lines", get(reports::lines::<L, St>))
-        .with_state(state)
+/// Liveness: no key needed.
+#[utoipa::path(get, path = "/healthz", tag = "program", responses((status = 200, body = Health)))]
+async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok".into() })
+}
+
+/// Every route with its OpenAPI operation: one list, so a route cannot be served without
+/// being documented.
+fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(keys::list_keys, keys::create_key))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(keys::list_advertisers, keys::create_advertiser))
+        .routes(routes!(keys::rotate_secret))
+        .routes(routes!(offers::list_offers, offers::create_offer))
+        .routes(routes!(offers::get_offer, offers::edit_offer))
+        .routes(routes!(offers::pause_offer))
+        .routes(routes!(offers::resume_offer))
+        .routes(routes!(offers::expire_offer))
+        .routes(routes!(offers::add_payout_option))
+        .routes(routes!(offers::replace_payout_option, offers::remove_payout_option))
+        .routes(routes!(members::list_members, members::sign_up))
+        .routes(routes!(members::get_member, members::edit_member, members::delete_member))
+        .routes(routes!(members::change_status))
+        .routes(routes!(enrolments::list_enrolments, enrolments::enrol, enrolments::edit_enrolments))
+        .routes(routes!(links::list_links, links::create_link))
+        .routes(routes!(links::activate_links))
+        .routes(routes!(links::list_codes, links::create_code))
+        .routes(routes!(links::activate_codes))
+        .routes(routes!(links::edit_code))
+        .routes(routes!(links::refresh_code))
+        .routes(routes!(money::list_pending))
+        .routes(routes!(money::decide))
+        .routes(routes!(money::refund))
+        .routes(routes!(money::list_subscriptions))
+        .routes(routes!(money::edit_subscription))
+        .routes(routes!(money::cancel_subscription))
+        .routes(routes!(money::run_bills))
+        .routes(routes!(money::list_bills))
+        .routes(routes!(money::mark_paid))
+        .routes(routes!(program_file::load, program_file::export))
+        .routes(routes!(reports::conversions))
+        .routes(routes!(reports::summary))
+        .routes(routes!(reports::rejections))
+        .routes(routes!(reports::history))
+        .routes(routes!(reports::lines))
+}
+
+/// The OpenAPI document of every route (checked in as docs/openapi.json).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// The document as it is checked in: pretty JSON with a final newline.
+pub fn openapi_json() -> String {
+    let mut text = openapi().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+pub fn router(state: ApiState) -> Router {
+    let (router, _document) = routes().split_for_parts();
+    router.fallback(unknown_route).with_state(state)
+}
+
+async fn unknown_route() -> error::ApiError {
+    error::ApiError::not_found("unknown_route", "no such endpoint; see docs/API.md")
 }
 
 /// Serve the API on `listener` until `shutdown`.
-pub async fn serve<L: EventLog, St: Store>(
+pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: ApiState<L, St>,
+    state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await

@@ -1,42 +1,42 @@
 //! Reports (docs/REPORTS.md), read from the store: the conversion report by offer and member,
 //! summaries per offer and per member, rejected conversions by reason, the offer update
-//! history, and the commission lines.
+//! history, and the commission lines. Analyst keys may read them.
 
 use axum::Json;
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
+use model::events::CommissionLine;
 use model::ids::{MemberId, OfferId};
-use model::ports::log::EventLog;
-use model::ports::store::{ReportQuery, Store, SummaryBy};
+use model::ports::store::{ConversionReportRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
+use model::program::ProgramChange;
 use model::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-use crate::ApiState;
-use crate::auth::Scope;
-use crate::error::ApiError;
+use crate::auth::Analyst;
+use crate::error::{ApiError, ErrorBody, QueryParams};
+use crate::page::{Page, Window};
+use crate::schema;
+use crate::state::ApiState;
 
 /// Query parameters of the report endpoints.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ReportParams {
-    /// RFC 3339, inclusive.
+    /// RFC 3339, inclusive: the order date (conversions) or click time.
     pub from: Option<String>,
     /// RFC 3339, exclusive.
     pub to: Option<String>,
     pub offer: Option<String>,
     pub member: Option<String>,
+    /// Commission status (`pending`, `approved`, `billed`, `paid`, `rejected`, `reversed`, `none`).
     pub status: Option<String>,
-    /// `offer` or `member` (summaries).
+    /// Summaries: `offer` (default) or `member`.
     pub by: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     pub limit: Option<u32>,
-    /// Opaque cursor from the previous page's `next`.
+    /// From the previous page's `next`.
     pub cursor: Option<String>,
 }
-
-pub const DEFAULT_PAGE: u32 = 100;
-pub const MAX_PAGE: u32 = 1000;
 
 impl ReportParams {
     pub fn query(&self) -> Result<ReportQuery, ApiError> {
@@ -49,16 +49,7 @@ impl ReportParams {
                 })
                 .transpose()
         };
-        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ApiError::bad_request("bad_limit", format!("limit must be 1 to {MAX_PAGE}")));
-        }
-        let offset = match &self.cursor {
-            Some(cursor) => cursor
-                .parse::<u32>()
-                .map_err(|_| ApiError::bad_request("bad_cursor", "cursor is not one this API gave"))?,
-            None => 0,
-        };
+        let window = Window::parse(self.limit, self.cursor.as_deref())?;
         Ok(ReportQuery {
             from: time("from", &self.from)?,
             to: time("to", &self.to)?,
@@ -75,84 +66,140 @@ impl ReportParams {
                 .transpose()
                 .map_err(|error| ApiError::bad_request("bad_member", error.to_string()))?,
             status: self.status.clone(),
-            limit,
-            offset,
+            limit: window.limit,
+            offset: window.offset,
         })
     }
 }
 
-/// `{"items": [...], "next": "<cursor>" | null}`: `next` is set when the page is full.
-pub fn page<T: Serialize>(items: Vec<T>, query: &ReportQuery) -> Json<Value> {
-    let next = (items.len() as u32 == query.limit).then(|| (query.offset + query.limit).to_string());
-    Json(json!({ "items": items, "next": next }))
+fn window(query: &ReportQuery) -> Window {
+    Window { offset: query.offset, limit: query.limit }
 }
 
-pub async fn conversions<L: EventLog, St: Store>(
-    State(state): State<ApiState<L, St>>,
-    headers: HeaderMap,
-    Query(params): Query<ReportParams>,
-) -> Result<Json<Value>, ApiError> {
-    state.keys.authenticate(&headers)?.require(Scope::Analyst, "read reports")?;
+/// Conversions by offer and member: order date, sale amount, commission, order id, status.
+#[utoipa::path(get, path = "/v1/reports/conversions", tag = "reports", params(ReportParams),
+    responses((status = 200, body = Page<schema::ConversionReportRow>),
+        (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`, `bad_query`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn conversions(
+    State(state): State<ApiState>,
+    Analyst(_): Analyst,
+    QueryParams(params): QueryParams<ReportParams>,
+) -> Result<Json<Page<ConversionReportRow>>, ApiError> {
     let query = params.query()?;
-    Ok(page(state.store.conversion_report(&query).await?, &query))
+    Ok(Json(window(&query).page(state.backend.conversion_report(query).await?)))
 }
 
-pub async fn summary<L: EventLog, St: Store>(
-    State(state): State<ApiState<L, St>>,
-    headers: HeaderMap,
-    Query(params): Query<ReportParams>,
-) -> Result<Json<Value>, ApiError> {
-    state.keys.authenticate(&headers)?.require(Scope::Analyst, "read reports")?;
+/// Totals per offer or per member: clicks, unique clicks, conversions, revenue, commission,
+/// EPC and conversion rate.
+#[utoipa::path(get, path = "/v1/reports/summary", tag = "reports", params(ReportParams),
+    responses((status = 200, body = Page<schema::SummaryRow>),
+        (status = 400, body = ErrorBody, description = "`bad_by`, `bad_time`, `bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`, `bad_query`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn summary(
+    State(state): State<ApiState>,
+    Analyst(_): Analyst,
+    QueryParams(params): QueryParams<ReportParams>,
+) -> Result<Json<Page<SummaryRow>>, ApiError> {
     let by = match params.by.as_deref() {
         Some("offer") | None => SummaryBy::Offer,
         Some("member") => SummaryBy::Member,
         Some(_) => return Err(ApiError::bad_request("bad_by", "by must be offer or member")),
     };
     let query = params.query()?;
-    Ok(page(state.store.summary(&query, by).await?, &query))
+    Ok(Json(window(&query).page(state.backend.summary(query, by).await?)))
 }
 
-pub async fn rejections<L: EventLog, St: Store>(
-    State(state): State<ApiState<L, St>>,
-    headers: HeaderMap,
-    Query(params): Query<ReportParams>,
-) -> Result<Json<Value>, ApiError> {
-    state.keys.authenticate(&headers)?.require(Scope::Analyst, "read reports")?;
+/// Conversions that earn nothing, counted by reason and offer.
+#[utoipa::path(get, path = "/v1/reports/rejections", tag = "reports", params(ReportParams),
+    responses((status = 200, body = Page<schema::RejectionRow>),
+        (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`, `bad_query`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn rejections(
+    State(state): State<ApiState>,
+    Analyst(_): Analyst,
+    QueryParams(params): QueryParams<ReportParams>,
+) -> Result<Json<Page<RejectionRow>>, ApiError> {
     let query = params.query()?;
-    Ok(page(state.store.rejections(&query).await?, &query))
+    Ok(Json(window(&query).page(state.backend.rejections(query).await?)))
 }
 
-pub async fn history<L: EventLog, St: Store>(
-    State(state): State<ApiState<L, St>>,
-    headers: HeaderMap,
-    Query(params): Query<ReportParams>,
-) -> Result<Json<Value>, ApiError> {
-    state.keys.authenticate(&headers)?.require(Scope::Analyst, "read reports")?;
-    let query = params.query()?;
-    let rows = state.store.history(query.offer.as_ref()).await?;
-    let items: Vec<Value> = rows
-        .into_iter()
-        .skip(query.offset as usize)
-        .take(query.limit as usize)
-        .map(|row| {
-            json!({
-                "offset": row.offset,
-                "at": row.record.at,
-                "actor": row.record.actor,
-                "key": row.record.change.key(),
-                "change": row.record.change,
-            })
-        })
-        .collect();
-    Ok(page(items, &query))
+/// One program change: what changed, who changed it and when.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    /// Its place in the program log.
+    pub offset: u64,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// `key:<name>` for changes through the API, `program-file` for a file loaded at start.
+    pub actor: String,
+    /// The entity changed (`offer:summer`, `enrolment:summer:jane`, `api_key:ops`, ...).
+    pub key: String,
+    /// `{"entity": ..., "state": ...}`: the entity's full new state. Postback secrets and key
+    /// hashes are shown as `***`.
+    #[schema(value_type = Object)]
+    pub change: serde_json::Value,
 }
 
-pub async fn lines<L: EventLog, St: Store>(
-    State(state): State<ApiState<L, St>>,
-    headers: HeaderMap,
-    Query(params): Query<ReportParams>,
-) -> Result<Json<Value>, ApiError> {
-    state.keys.authenticate(&headers)?.require(Scope::Analyst, "read reports")?;
+/// Hide what must not leave the admin's hands: postback secrets and key hashes.
+fn redacted(change: &ProgramChange) -> serde_json::Value {
+    let mut value = serde_json::to_value(change).unwrap_or_default();
+    match change {
+        ProgramChange::Advertiser(_) => {
+            if let Some(secrets) = value.pointer_mut("/state/secrets").and_then(|secrets| secrets.as_array_mut()) {
+                for secret in secrets {
+                    secret["secret"] = serde_json::Value::String("***".into());
+                }
+            }
+        }
+        ProgramChange::ApiKey(_) => {
+            if let Some(hash) = value.pointer_mut("/state/hash") {
+                *hash = serde_json::Value::String("***".into());
+            }
+        }
+        _ => {}
+    }
+    value
+}
+
+/// The history of program changes, oldest first; with `offer`, that offer's update history
+/// (the offer, its enrolments, links and codes).
+#[utoipa::path(get, path = "/v1/reports/history", tag = "reports", params(ReportParams),
+    responses((status = 200, body = Page<HistoryEntry>),
+        (status = 400, body = ErrorBody, description = "`bad_offer`, `bad_limit`, `bad_cursor`, `bad_query`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn history(
+    State(state): State<ApiState>,
+    Analyst(_): Analyst,
+    QueryParams(params): QueryParams<ReportParams>,
+) -> Result<Json<Page<HistoryEntry>>, ApiError> {
     let query = params.query()?;
-    Ok(page(state.store.lines(&query).await?, &query))
+    let rows = state.backend.history(query.offer.clone()).await?;
+    let entries = rows.into_iter().map(|row| HistoryEntry {
+        offset: row.offset,
+        at: row.record.at,
+        actor: row.record.actor,
+        key: row.record.change.key(),
+        change: redacted(&row.record.change),
+    });
+    Ok(Json(window(&query).cut(entries)))
+}
+
+/// Commission lines (every tier and kind), filtered by member, offer, status and date.
+#[utoipa::path(get, path = "/v1/lines", tag = "reports", params(ReportParams),
+    responses((status = 200, body = Page<schema::CommissionLine>),
+        (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`, `bad_query`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn lines(
+    State(state): State<ApiState>,
+    Analyst(_): Analyst,
+    QueryParams(params): QueryParams<ReportParams>,
+) -> Result<Json<Page<CommissionLine>>, ApiError> {
+    let query = params.query()?;
+    Ok(Json(window(&query).page(state.backend.lines(query).await?)))
 }

@@ -176,7 +176,7 @@ impl Job for Everything {
             self.clock,
             shutdown.clone(),
         ));
-        let state = ApiState { log, store, program, topics: self.topics, keys: self.keys };
+        let state = ApiState::new(log, store, program, self.topics, self.keys);
         let api = tokio::spawn(api::serve(self.api_listener, state, shutdown.wait()));
         edge.await??;
         attributor.await??;

@@ -287,6 +287,7 @@ fn entity_name(change: &model::program::ProgramChange) -> &'static str {
         ProgramChange::Enrolment(_) => "enrolment",
         ProgramChange::Link(_) => "link",
         ProgramChange::Code(_) => "code",
+        ProgramChange::ApiKey(_) => "api_key",
     }
 }
 

@@ -3,6 +3,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::access::ApiKeyGrant;
 use super::member::{Advertiser, Enrolment, Member, MemberStatus};
 use super::offer::{Offer, validate_http_url};
 use super::tracking::{PromoCodeGrant, TrackingLink};
@@ -21,6 +22,8 @@ pub enum ProgramChange {
     Enrolment(Enrolment),
     Link(TrackingLink),
     Code(PromoCodeGrant),
+    /// An API key of the program API (made, or revoked).
+    ApiKey(ApiKeyGrant),
 }
 
 /// A change as it is written to the program log: who made it and when.
@@ -64,6 +67,8 @@ pub enum ProgramError {
     NotEnrolled { offer: OfferId, member: MemberId },
     #[error("deep link host {host} is not allowed by offer {offer}")]
     DeepLinkNotAllowed { offer: OfferId, host: String },
+    #[error("key {0} is revoked; a revoked key name is not reused")]
+    KeyRevoked(String),
     #[error("{0}")]
     Invalid(String),
 }
@@ -90,6 +95,7 @@ impl ProgramError {
             ProgramError::MemberDeleted(_) => "member_deleted",
             ProgramError::NotEnrolled { .. } => "not_enrolled",
             ProgramError::DeepLinkNotAllowed { .. } => "deep_link_not_allowed",
+            ProgramError::KeyRevoked(_) => "key_revoked",
             ProgramError::Invalid(_) => "invalid",
         }
     }
@@ -109,6 +115,7 @@ impl ProgramChange {
             }
             ProgramChange::Link(link) => format!("link:{}", link.code),
             ProgramChange::Code(grant) => format!("code:{}", grant.code),
+            ProgramChange::ApiKey(key) => format!("api_key:{}", key.name),
         }
     }
 
@@ -119,7 +126,10 @@ impl ProgramChange {
             ProgramChange::Enrolment(enrolment) => Some(&enrolment.offer),
             ProgramChange::Link(link) => Some(&link.offer),
             ProgramChange::Code(grant) => Some(&grant.offer),
-            ProgramChange::Settings(_) | ProgramChange::Advertiser(_) | ProgramChange::Member(_) => None,
+            ProgramChange::Settings(_)
+            | ProgramChange::Advertiser(_)
+            | ProgramChange::Member(_)
+            | ProgramChange::ApiKey(_) => None,
         }
     }
 
@@ -142,6 +152,7 @@ impl ProgramChange {
                 }
                 _ => Ok(()),
             },
+            ProgramChange::ApiKey(key) => key.validate(),
         }
     }
 }
@@ -156,7 +167,20 @@ impl Program {
             ProgramChange::Enrolment(enrolment) => self.check_enrolment(enrolment),
             ProgramChange::Link(link) => self.check_link(link),
             ProgramChange::Code(grant) => self.check_code(grant),
+            ProgramChange::ApiKey(key) => self.check_api_key(key),
         }
+    }
+
+    fn check_api_key(&self, key: &ApiKeyGrant) -> Result<(), ProgramError> {
+        if self.api_key(&key.name).is_some_and(|existing| !existing.is_active()) {
+            return Err(ProgramError::KeyRevoked(key.name.clone()));
+        }
+        if let Some(advertiser) = &key.advertiser
+            && self.advertiser(advertiser).is_none()
+        {
+            return Err(ProgramError::UnknownAdvertiser(advertiser.clone()));
+        }
+        Ok(())
     }
 
     fn check_offer(&self, offer: &Offer) -> Result<(), ProgramError> {

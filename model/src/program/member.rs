@@ -8,7 +8,8 @@ use crate::ids::{AdvertiserId, MemberId, OfferId, PayoutOptionId};
 use crate::time::{Interval, Span, Timestamp};
 
 /// A member's cooperation status (seed 003). Only `approved` members promote and earn;
-/// `stopped` members keep what they earned and billed.
+/// `stopped` members keep what they earned and billed. `disabled` and `deleted` are seed 004's
+/// "Disabled or Deleted affiliate": no tier lines for them or for anyone above them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberStatus {
@@ -18,6 +19,7 @@ pub enum MemberStatus {
     Denied,
     Stopped,
     Deleted,
+    Disabled,
 }
 
 impl MemberStatus {
@@ -28,6 +30,7 @@ impl MemberStatus {
             MemberStatus::Denied => "denied",
             MemberStatus::Stopped => "stopped",
             MemberStatus::Deleted => "deleted",
+            MemberStatus::Disabled => "disabled",
         }
     }
 }

@@ -8,6 +8,7 @@
 //! the log: records there were checked when written, and compaction may reorder entities, so
 //! only checks that depend on the record alone are repeated.
 
+mod access;
 mod change;
 mod file;
 mod member;
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use access::{ApiKeyGrant, KeyScope};
 pub use change::{ProgramChange, ProgramError, ProgramRecord};
 pub use file::ProgramFile;
 pub use member::{Advertiser, Enrolment, Member, MemberStatus, PostbackSecret, RecurringOverride};
@@ -102,6 +104,7 @@ pub struct Program {
     enrolments: BTreeMap<OfferId, BTreeMap<MemberId, Enrolment>>,
     links: BTreeMap<LinkCode, TrackingLink>,
     codes: BTreeMap<PromoCode, PromoCodeGrant>,
+    api_keys: BTreeMap<String, ApiKeyGrant>,
 }
 
 impl Program {
@@ -157,6 +160,7 @@ impl Program {
             }
             ProgramChange::Link(link) => self.link(&link.code).cloned().map(ProgramChange::Link),
             ProgramChange::Code(grant) => self.code(&grant.code).cloned().map(ProgramChange::Code),
+            ProgramChange::ApiKey(key) => self.api_key(&key.name).cloned().map(ProgramChange::ApiKey),
         }
     }
 
@@ -191,6 +195,9 @@ impl Program {
             ProgramChange::Code(grant) => {
                 self.codes.insert(grant.code.clone(), grant);
             }
+            ProgramChange::ApiKey(key) => {
+                self.api_keys.insert(key.name.clone(), key);
+            }
         }
     }
 
@@ -224,6 +231,15 @@ impl Program {
 
     pub fn code(&self, code: &PromoCode) -> Option<&PromoCodeGrant> {
         self.codes.get(code)
+    }
+
+    pub fn api_key(&self, name: &str) -> Option<&ApiKeyGrant> {
+        self.api_keys.get(name)
+    }
+
+    /// Every API key made through the program API, revoked ones included.
+    pub fn api_keys(&self) -> impl Iterator<Item = &ApiKeyGrant> {
+        self.api_keys.values()
     }
 
     pub fn advertisers(&self) -> impl Iterator<Item = &Advertiser> {

@@ -1,0 +1,162 @@
+//! The OpenAPI document: the checked-in docs/openapi.json is the one the code generates, it
+//! has every route the router serves, and the schemas written for the model's types describe
+//! exactly the JSON those types produce.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use model::program::ProgramFile;
+use serde_json::Value;
+
+const CHECKED_IN: &str = include_str!("../../docs/openapi.json");
+
+/// Set `CLICKLEDGER_WRITE_OPENAPI=1` to rewrite docs/openapi.json from the code; the test
+/// then checks the file it wrote.
+#[test]
+fn the_checked_in_document_is_the_generated_one() {
+    let generated = clickledger_api::openapi_json();
+    if std::env::var("CLICKLEDGER_WRITE_OPENAPI").is_ok_and(|value| value == "1") {
+        std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"), &generated).unwrap();
+        return;
+    }
+    assert!(
+        CHECKED_IN == generated,
+        "docs/openapi.json is stale: run CLICKLEDGER_WRITE_OPENAPI=1 cargo test -p clickledger-api --test openapi"
+    );
+}
+
+fn document() -> Value {
+    serde_json::from_str(&clickledger_api::openapi_json()).unwrap()
+}
+
+/// (method, path) of every operation in the document.
+fn operations(document: &Value) -> BTreeSet<(String, String)> {
+    let mut operations = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            operations.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    operations
+}
+
+#[test]
+fn the_document_is_openapi_3_with_every_endpoint_of_the_issue() {
+    let document = document();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let have = operations(&document);
+    let want: BTreeSet<(String, String)> = [
+        ("GET", "/healthz"),
+        ("GET", "/v1/keys"),
+        ("POST", "/v1/keys"),
+        ("DELETE", "/v1/keys/{name}"),
+        ("GET", "/v1/advertisers"),
+        ("POST", "/v1/advertisers"),
+        ("POST", "/v1/advertisers/{id}/rotate-secret"),
+        ("GET", "/v1/offers"),
+        ("POST", "/v1/offers"),
+        ("GET", "/v1/offers/{offer}"),
+        ("PATCH", "/v1/offers/{offer}"),
+        ("POST", "/v1/offers/{offer}/pause"),
+        ("POST", "/v1/offers/{offer}/resume"),
+        ("POST", "/v1/offers/{offer}/expire"),
+        ("POST", "/v1/offers/{offer}/payout-options"),
+        ("PUT", "/v1/offers/{offer}/payout-options/{option}"),
+        ("DELETE", "/v1/offers/{offer}/payout-options/{option}"),
+        ("GET", "/v1/offers/{offer}/enrolments"),
+        ("POST", "/v1/offers/{offer}/enrolments"),
+        ("PATCH", "/v1/offers/{offer}/enrolments"),
+        ("GET", "/v1/members"),
+        ("POST", "/v1/members"),
+        ("GET", "/v1/members/{member}"),
+        ("PATCH", "/v1/members/{member}"),
+        ("DELETE", "/v1/members/{member}"),
+        ("POST", "/v1/members/{member}/status"),
+        ("GET", "/v1/links"),
+        ("POST", "/v1/links"),
+        ("POST", "/v1/links/activation"),
+        ("GET", "/v1/codes"),
+        ("POST", "/v1/codes"),
+        ("POST", "/v1/codes/activation"),
+        ("PATCH", "/v1/codes/{code}"),
+        ("POST", "/v1/codes/{code}/refresh"),
+        ("GET", "/v1/conversions/pending"),
+        ("POST", "/v1/conversions/decisions"),
+        ("POST", "/v1/orders/refunds"),
+        ("GET", "/v1/subscriptions"),
+        ("PATCH", "/v1/subscriptions/{order_key}"),
+        ("POST", "/v1/subscriptions/{order_key}/cancel"),
+        ("POST", "/v1/bills/runs"),
+        ("GET", "/v1/bills"),
+        ("POST", "/v1/bills/{bill}/paid"),
+        ("GET", "/v1/program"),
+        ("POST", "/v1/program"),
+        ("GET", "/v1/reports/conversions"),
+        ("GET", "/v1/reports/summary"),
+        ("GET", "/v1/reports/rejections"),
+        ("GET", "/v1/reports/history"),
+        ("GET", "/v1/lines"),
+    ]
+    .into_iter()
+    .map(|(method, path)| (method.to_string(), path.to_string()))
+    .collect();
+    assert_eq!(have, want);
+    // Every operation but the health check needs a key and documents 401.
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if path == "/healthz" {
+                continue;
+            }
+            assert_eq!(operation["security"], serde_json::json!([{"api_key": []}]), "{method} {path}");
+            assert!(operation["responses"]["401"].is_object(), "{method} {path} documents no 401");
+        }
+    }
+}
+
+/// The property names a schema allows, following `$ref`s into components.
+fn properties(document: &Value, schema: &str) -> BTreeSet<String> {
+    document["components"]["schemas"][schema]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no schema {schema}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn keys_of(value: &Value) -> BTreeSet<String> {
+    value.as_object().unwrap().keys().cloned().collect()
+}
+
+/// Every field of every entity of the sample program, set or not, is in its schema, and the
+/// schema has nothing the type does not.
+#[test]
+fn the_model_schemas_describe_the_model_types() {
+    let document = document();
+    let sample = ProgramFile::from_toml(include_str!("../../deploy/sample-program.toml")).unwrap();
+    let mut offer = sample.offers[0].clone();
+    offer.expires_at = Some(model::Timestamp::from_millis(0));
+    let offer_json = serde_json::to_value(&offer).unwrap();
+    assert_eq!(keys_of(&offer_json), properties(&document, "Offer"));
+    let mut option = offer.payout_options[0].clone();
+    option.hold = Some(model::Span::days(1));
+    option.recurring = sample.offers[1].payout_options[0].recurring.clone();
+    assert_eq!(keys_of(&serde_json::to_value(&option).unwrap()), properties(&document, "PayoutOption"));
+    let mut member = sample.members[1].clone();
+    member.cookie_window = Some(model::Span::days(7));
+    member.handle = Some("@tom".into());
+    assert_eq!(keys_of(&serde_json::to_value(&member).unwrap()), properties(&document, "Member"));
+    let mut enrolment = sample.enrolments[0].clone();
+    enrolment.payout_override = Some(option.rule.clone());
+    enrolment.recurring_override =
+        Some(model::program::RecurringOverride { rate: rust_decimal::Decimal::ONE, every: model::Interval::Months(1) });
+    assert_eq!(keys_of(&serde_json::to_value(&enrolment).unwrap()), properties(&document, "Enrolment"));
+    assert_eq!(keys_of(&serde_json::to_value(&sample.links[0]).unwrap()), properties(&document, "TrackingLink"));
+    let mut code = sample.codes[0].clone();
+    code.starts_at = Some(model::Timestamp::from_millis(0));
+    code.ends_at = Some(model::Timestamp::from_millis(1000));
+    assert_eq!(keys_of(&serde_json::to_value(&code).unwrap()), properties(&document, "PromoCodeGrant"));
+    // A CPS rule is `{"type": "cps", "rate": [...]}`.
+    let rule = serde_json::to_value(&offer.payout_options[0].rule).unwrap();
+    assert_eq!(rule["type"], "cps");
+    assert!(clickledger_api::openapi_json().contains("\"cpa_cps\""), "every rule type is documented");
+}
