@@ -44,13 +44,13 @@ async fn reports<L: EventLog, St: Store>(
     topics: &Topics,
 ) -> BTreeMap<&'static str, serde_json::Value> {
     const KEY: &str = "parity-test-key";
-    let state = api::ApiState {
-        log: log.clone(),
-        store: store.clone(),
+    let state = api::ApiState::new(
+        log.clone(),
+        store.clone(),
         program,
-        topics: topics.clone(),
-        keys: api::auth::KeyRing::with_bootstrap(KEY),
-    };
+        topics.clone(),
+        api::auth::KeyRing::with_bootstrap(KEY),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -74,7 +74,7 @@ impl Job for ApiJob {
         }
         let address = self.listener.local_addr()?;
         tracing::info!(%address, "serving the API");
-        let state = ApiState { log, store, program, topics: self.topics, keys: self.keys };
+        let state = ApiState::new(log, store, program, self.topics, self.keys);
         api::serve(self.listener, state, shutdown.wait()).await?;
         Ok(())
     }
