@@ -113,6 +113,7 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
     let deployment = Deployment::connect(&DeploymentArgs::embedded(&config.data)).await?;
     let topics = deployment.topics();
     let (stop, shutdown) = Shutdown::new();
+    let (ready, started) = tokio::sync::oneshot::channel();
     let job = Everything {
         topics: topics.clone(),
         edge_listener,
@@ -121,8 +122,18 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
         keys: KeyRing::with_bootstrap(&admin_key),
         program_file,
         clock: config.clock.clone(),
+        ready: Some(ready),
     };
     let task = tokio::spawn(deployment.run_until(job, shutdown));
+    // Answer only once the program is loaded and everything serves; a refused program file
+    // fails the start instead of leaving a process that answers nothing.
+    if started.await.is_err() {
+        return Err(match task.await {
+            Ok(Err(error)) => error,
+            Ok(Ok(())) => anyhow::anyhow!("clickledger stopped while starting"),
+            Err(error) => error.into(),
+        });
+    }
     Ok(Running { edge, api, admin_key, topics, stop, task })
 }
 
@@ -134,6 +145,8 @@ struct Everything {
     keys: KeyRing,
     program_file: Option<ProgramFile>,
     clock: Clock,
+    /// Told once everything serves.
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Job for Everything {
@@ -178,6 +191,9 @@ impl Job for Everything {
         ));
         let state = ApiState::new(log, store, program, self.topics, self.keys);
         let api = tokio::spawn(api::serve(self.api_listener, state, shutdown.wait()));
+        if let Some(ready) = self.ready {
+            let _ = ready.send(());
+        }
         edge.await??;
         attributor.await??;
         settler.await??;

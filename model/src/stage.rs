@@ -146,7 +146,7 @@ impl RunnerConfig {
         Self {
             group: group.into(),
             topics,
-            batch: 2_000,
+            batch: 10_000,
             poll_wait: Duration::from_millis(100),
             tick_every: Duration::from_secs(1),
             program_patience: Duration::from_secs(10),
@@ -367,8 +367,9 @@ where
         }
         checkpoint.unsaved.extend(dirty);
         checkpoint.uncommitted.extend(processed);
+        checkpoint.settle(name, &mut consumer, false).await?;
         if checkpoint.due(config.checkpoint_every) {
-            checkpoint.save(name, &partitions, &store, &mut consumer).await?;
+            checkpoint.start(name, &partitions, &store);
         }
         if !received.is_empty() {
             let durable = Timestamp::now();
@@ -382,51 +383,69 @@ where
             metrics::histogram!("clickledger_stage_batch_seconds", "stage" => name).record(started.elapsed());
         }
     }
-    checkpoint.save(name, &partitions, &store, &mut consumer).await?;
+    checkpoint.settle(name, &mut consumer, true).await?;
+    checkpoint.start(name, &partitions, &store);
+    checkpoint.settle(name, &mut consumer, true).await?;
     Ok(())
 }
 
 /// What changed since the last checkpoint: the keys whose state is not saved and the last
-/// input offset applied per partition.
+/// input offset applied per partition; and the save under way, if any.
 struct Checkpoint {
     unsaved: BTreeSet<(PartitionId, String)>,
     uncommitted: BTreeMap<PartitionId, u64>,
+    saving: Option<Saving>,
     last: Instant,
     /// How long the last save took.
     took: Duration,
 }
 
+/// States being written in the background, and the offsets to commit once they are.
+struct Saving {
+    task: tokio::task::JoinHandle<Result<(), StoreError>>,
+    offsets: BTreeMap<PartitionId, u64>,
+    started: Instant,
+}
+
 /// A checkpoint is due after `checkpoint_every`, or after this many times as long as the last
 /// save took, whichever is later: saving large states never takes more than about a tenth
-/// of the stage's time.
+/// of the time.
 const CHECKPOINT_SHARE: u32 = 10;
 
 impl Default for Checkpoint {
     fn default() -> Self {
-        Self { unsaved: BTreeSet::new(), uncommitted: BTreeMap::new(), last: Instant::now(), took: Duration::ZERO }
+        Self {
+            unsaved: BTreeSet::new(),
+            uncommitted: BTreeMap::new(),
+            saving: None,
+            last: Instant::now(),
+            took: Duration::ZERO,
+        }
     }
 }
 
 impl Checkpoint {
     fn due(&self, every: Duration) -> bool {
-        self.last.elapsed() >= every.max(self.took * CHECKPOINT_SHARE)
+        self.saving.is_none() && self.last.elapsed() >= every.max(self.took * CHECKPOINT_SHARE)
     }
 
     fn forget(&mut self, partition: &PartitionId) {
         self.unsaved.retain(|(unsaved, _)| unsaved != partition);
         self.uncommitted.remove(partition);
+        if let Some(saving) = &mut self.saving {
+            saving.offsets.remove(partition);
+        }
     }
 
-    /// Save the changed states (each with the offset of the last input it reflects), then
-    /// commit the input offsets. The outputs of those inputs are already durable.
-    async fn save<T: Serialize, St: Store, C: LogConsumer>(
+    /// Encode the changed states (each with the offset of the last input it reflects) and
+    /// write them in the background, so the stage goes on while a large state is saved. The
+    /// input offsets are committed by [`Checkpoint::settle`] once the states are durable.
+    fn start<T: Serialize, St: Store>(
         &mut self,
         stage: &str,
         partitions: &BTreeMap<PartitionId, Partition<T>>,
         store: &St,
-        consumer: &mut C,
-    ) -> Result<(), StageError> {
-        let started = Instant::now();
+    ) {
         let mut batch = StoreBatch::default();
         for (partition_id, key) in std::mem::take(&mut self.unsaved) {
             if let Some(entry) = partitions.get(&partition_id).and_then(|partition| partition.keys.get(&key)) {
@@ -439,11 +458,31 @@ impl Checkpoint {
                 });
             }
         }
-        if !batch.is_empty() {
-            persist("save state", || store.write(batch.clone())).await?;
+        let store = store.clone();
+        let task = tokio::spawn(async move {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            persist("save state", || store.write(batch.clone())).await
+        });
+        let offsets = std::mem::take(&mut self.uncommitted);
+        self.saving = Some(Saving { task, offsets, started: Instant::now() });
+    }
+
+    /// If a save finished (or, with `wait`, once it has): commit the offsets its states
+    /// reflect.
+    async fn settle<C: LogConsumer>(&mut self, stage: &str, consumer: &mut C, wait: bool) -> Result<(), StageError> {
+        if !self.saving.as_ref().is_some_and(|saving| wait || saving.task.is_finished()) {
+            return Ok(());
         }
+        let Some(saving) = self.saving.take() else {
+            return Ok(());
+        };
+        saving.task.await.map_err(|error| StoreError::Fatal(format!("state save failed: {error}")))??;
+        self.took = saving.started.elapsed();
+        self.last = Instant::now();
         let offsets: Vec<(PartitionId, u64)> =
-            std::mem::take(&mut self.uncommitted).into_iter().map(|(partition, last)| (partition, last + 1)).collect();
+            saving.offsets.into_iter().map(|(partition, last)| (partition, last + 1)).collect();
         if !offsets.is_empty() {
             if let Err(error) = consumer.commit(&offsets).await {
                 // States carry their own offsets; a lost commit only means some inputs are
@@ -451,8 +490,6 @@ impl Checkpoint {
                 tracing::warn!(stage, %error, "offset commit failed");
             }
         }
-        self.took = started.elapsed();
-        self.last = Instant::now();
         Ok(())
     }
 }

@@ -21,7 +21,28 @@ use rusqlite::{Connection, OpenFlags, ToSql, params};
 use super::{from_units, limit_of, summary_row, to_units};
 
 /// Ordered migrations; each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../../deploy/sqlite/001_store.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../deploy/sqlite/001_store.sql")),
+    (2, include_str!("../../../deploy/sqlite/002_state_file.sql")),
+];
+
+/// Stage state lives in its own file next to the store, with its own writer: saving a large
+/// state (the settler's ledger of a busy family is megabytes) must not hold up the writes of
+/// outputs, which every stage makes with every batch.
+const STATE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS stage_state (
+    stage TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    log_offset INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    PRIMARY KEY (stage, partition, key)
+)";
+
+/// Large pages: state rows are large, and fewer overflow pages make saving them cheaper.
+const PRAGMAS: &str = "PRAGMA page_size = 65536;
+     PRAGMA journal_mode = WAL;
+     PRAGMA synchronous = FULL;
+     PRAGMA busy_timeout = 10000;";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -31,6 +52,8 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
+    state_path: PathBuf,
+    state_writer: Mutex<Connection>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -64,14 +87,13 @@ impl SqliteStore {
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let path = path.into();
         let writer = Connection::open(&path).map_err(classify)?;
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = FULL;
-                 PRAGMA busy_timeout = 10000;",
-            )
-            .map_err(classify)?;
-        Ok(Self { inner: Arc::new(Inner { path, writer: Mutex::new(writer) }) })
+        writer.execute_batch(PRAGMAS).map_err(classify)?;
+        let state_path = path.with_extension("state.db");
+        let state_writer = Connection::open(&state_path).map_err(classify)?;
+        state_writer.execute_batch(PRAGMAS).map_err(classify)?;
+        state_writer.execute_batch(STATE_SCHEMA).map_err(classify)?;
+        let inner = Inner { path, writer: Mutex::new(writer), state_path, state_writer: Mutex::new(state_writer) };
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     async fn with_writer<T: Send + 'static>(
@@ -82,6 +104,19 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let mut connection = inner.writer.lock().map_err(|_| StoreError::Fatal("store writer poisoned".into()))?;
             work(&mut connection)
+        })
+        .await
+        .map_err(|error| StoreError::Fatal(error.to_string()))?
+    }
+
+    async fn with_state_reader<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let path = self.inner.state_path.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = open_reader(&path)?;
+            work(&connection)
         })
         .await
         .map_err(|error| StoreError::Fatal(error.to_string()))?
@@ -261,6 +296,14 @@ fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Result<(), St
                 ])
                 .map_err(classify)?;
         }
+    }
+    transaction.commit().map_err(classify)
+}
+
+/// State rows, each kept only if it reflects a later input than the one stored.
+fn write_state(connection: &mut Connection, rows: &[StateRow]) -> Result<(), StoreError> {
+    let transaction = connection.transaction().map_err(classify)?;
+    {
         let mut state = transaction
             .prepare_cached(
                 "INSERT INTO stage_state (stage, partition, key, log_offset, state) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -268,7 +311,7 @@ fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Result<(), St
                  WHERE excluded.log_offset >= stage_state.log_offset",
             )
             .map_err(classify)?;
-        for row in &batch.state {
+        for row in rows {
             state
                 .execute(params![row.stage, row.partition, row.key, row.offset as i64, row.state])
                 .map_err(classify)?;
@@ -387,16 +430,27 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn write(&self, batch: StoreBatch) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
+    async fn write(&self, mut batch: StoreBatch) -> Result<(), StoreError> {
+        let state = std::mem::take(&mut batch.state);
+        if !batch.is_empty() {
+            self.with_writer(move |connection| write_batch(connection, &batch)).await?;
         }
-        self.with_writer(move |connection| write_batch(connection, &batch)).await
+        if !state.is_empty() {
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut connection =
+                    inner.state_writer.lock().map_err(|_| StoreError::Fatal("state writer poisoned".into()))?;
+                write_state(&mut connection, &state)
+            })
+            .await
+            .map_err(|error| StoreError::Fatal(error.to_string()))??;
+        }
+        Ok(())
     }
 
     async fn load_state(&self, stage: &str, partition: u32) -> Result<Vec<StateRow>, StoreError> {
         let stage = stage.to_string();
-        self.with_reader(move |connection| {
+        self.with_state_reader(move |connection| {
             let mut statement = connection
                 .prepare("SELECT key, log_offset, state FROM stage_state WHERE stage = ?1 AND partition = ?2")
                 .map_err(classify)?;

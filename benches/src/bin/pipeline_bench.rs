@@ -181,6 +181,24 @@ async fn stages<L: EventLog, St: Store>(
     let baseline = started.elapsed();
     report("baseline: plain consumer", read, baseline, None);
 
+    // Second baseline: read the topic and write every record to another one (what a stage
+    // does at the least: its outputs are as many records as its inputs).
+    let forward: Arc<str> = Arc::from(format!("{}forward", topics.prefix));
+    let spec = model::ports::log::TopicSpec { name: forward.clone(), partitions: args.partitions, compacted: false };
+    log.create_topics(&[spec]).await?;
+    let started = Instant::now();
+    let forwarded = match &args.kafka_brokers {
+        Some(brokers) => plain_rdkafka_forward(brokers, &topics.events, &forward, total).await?,
+        None => plain_log_forward(&log, &topics, &forward, total).await?,
+    };
+    let forward_baseline = started.elapsed();
+    report(
+        "baseline: plain consumer forwarding every record to another topic",
+        forwarded,
+        forward_baseline,
+        Some(baseline),
+    );
+
     // The attributor alone.
     let before = live();
     let (stop, shutdown) = Shutdown::new();
@@ -199,6 +217,7 @@ async fn stages<L: EventLog, St: Store>(
     let _ = stop.send(true);
     attributor.await??;
     report("attributor", done, elapsed, Some(baseline));
+    println!("  {:.2}x the forwarding baseline's time", elapsed.as_secs_f64() / forward_baseline.as_secs_f64());
     let visitors = total / 5;
     println!(
         "  heap held with {visitors} visitors tracked: {:.1} MiB, {} bytes per visitor (4 clicks each)",
@@ -276,6 +295,79 @@ async fn plain_log_read<L: EventLog>(log: &L, topics: &Topics, total: usize) -> 
     Ok(read)
 }
 
+async fn plain_log_forward<L: EventLog>(
+    log: &L,
+    topics: &Topics,
+    forward: &Arc<str>,
+    total: usize,
+) -> anyhow::Result<u64> {
+    let mut consumer = log.consumer(&topics.group("forward"), std::slice::from_ref(&topics.events))?;
+    let mut read = 0u64;
+    while read < total as u64 {
+        let polled = consumer.poll(10_000, Duration::from_millis(100)).await?;
+        read += polled.records.len() as u64;
+        let records: Vec<Record> = polled
+            .records
+            .into_iter()
+            .map(|record| Record { topic: forward.clone(), key: record.key, payload: record.payload })
+            .collect();
+        if !records.is_empty() {
+            log.append(records).await?;
+        }
+    }
+    Ok(read)
+}
+
+async fn plain_rdkafka_forward(brokers: &str, from: &str, to: &str, total: usize) -> anyhow::Result<u64> {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use rdkafka::message::Message;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let (brokers, from, to) = (brokers.to_string(), from.to_string(), to.to_string());
+    Ok(tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", format!("forward-{}", ulid::Ulid::new()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        // The settings of the stages' producer (adapters/src/log/kafka.rs).
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "1")
+            .create()?;
+        consumer.subscribe(&[&from])?;
+        let mut read = 0u64;
+        while read < total as u64 {
+            let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+                producer.poll(Duration::ZERO);
+                continue;
+            };
+            let message = message?;
+            let key = message.key().unwrap_or_default().to_vec();
+            let payload = message.payload().unwrap_or_default().to_vec();
+            loop {
+                match producer.send(BaseRecord::to(&to).key(&key).payload(&payload)) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        producer.poll(Duration::from_millis(10));
+                    }
+                    Err((error, _)) => return Err(error.into()),
+                }
+            }
+            producer.poll(Duration::ZERO);
+            read += 1;
+        }
+        producer.flush(Duration::from_secs(120))?;
+        Ok(read)
+    })
+    .await??)
+}
+
 async fn plain_rdkafka_read(brokers: &str, topic: &str, total: usize) -> anyhow::Result<u64> {
     use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -327,6 +419,12 @@ async fn lag<L: EventLog, St: Store>(
     let settler = tokio::spawn(settler::run_settler(log, store, program, topics, wall_clock(), shutdown));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    // One postback first: the traffic below must be accepted, not refused.
+    let probe =
+        probe(edge_address, &format!("/pb?code=BENCH&order_id=probe&amount=50.00&token={}", model::testkit::SECRET))
+            .await?;
+    anyhow::ensure!(probe.contains(" 200 "), "the benchmark postback was refused: {probe}");
+
     let clicks_rate = args.rate * 9 / 10;
     let postback_rate = args.rate - clicks_rate;
     let oha = |rate: u32, connections: u32, url: String| {
@@ -338,19 +436,31 @@ async fn lag<L: EventLog, St: Store>(
             .status()
     };
     let started = Instant::now();
+    let progress = std::env::var_os("BENCH_PROGRESS").map(|_| {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let counts: Vec<u64> = ["attributor", "orders", "ledger"].map(|stage| RECORDED.counter(stage)).into();
+                eprintln!("{:>6.1?} attributor, orders, ledger: {counts:?}", started.elapsed());
+            }
+        })
+    });
     let (clicks, postbacks) = tokio::join!(
-        oha(clicks_rate, 32, format!(r"http://{edge_address}/c\?offer=store&member=m1[0-9][0-9]")),
+        oha(clicks_rate, 128, format!(r"http://{edge_address}/c\?offer=store&member=m1[0-9][0-9]")),
         oha(
             postback_rate,
             8,
             format!(
-                r"http://{edge_address}/pb\?code=BENCH&order_id=[a-z0-9]{{20}}&amount=50\.00&token={}",
+                r"http://{edge_address}/pb\?code=BENCH&order_id=[a-z0-9]{{20}}&amount=50&token={}",
                 model::testkit::SECRET
             )
         ),
     );
     anyhow::ensure!(clicks?.success() && postbacks?.success(), "oha failed");
     let offered = started.elapsed();
+    if let Some(progress) = progress {
+        progress.abort();
+    }
     // Let the pipeline drain: until the ledger stage has been idle for two seconds.
     let mut last = (RECORDED.counter("ledger"), Instant::now());
     while last.1.elapsed() < Duration::from_secs(2) {
@@ -388,6 +498,16 @@ async fn lag<L: EventLog, St: Store>(
     attributor.await??;
     settler.await??;
     Ok(())
+}
+
+/// One GET over a fresh connection; the response's head and body.
+async fn probe(address: std::net::SocketAddr, target: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream.write_all(format!("GET {target} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    Ok(String::from_utf8_lossy(&response).into_owned())
 }
 
 /// The stage metrics this benchmark reads: record counters and lag samples, by stage.
