@@ -261,6 +261,9 @@ where
             checkpoint.forget(partition);
         }
         for partition in &polled.assigned {
+            // The state is reloaded from the last save: whatever was not saved of it, and the
+            // offsets of the inputs behind that, no longer stand.
+            checkpoint.forget(partition);
             let rows = persist("load state", || store.load_state(name, partition.partition)).await?;
             let mut restored = Partition::default();
             for row in rows {
@@ -276,6 +279,7 @@ where
         }
 
         let mut inputs = Vec::with_capacity(polled.records.len());
+        let mut undecodable = Vec::new();
         let mut needed_version = 0;
         for record in polled.records {
             match stage.decode(&record) {
@@ -286,6 +290,7 @@ where
                 Err(error) => {
                     metrics::counter!("clickledger_stage_undecodable_total", "stage" => name).increment(1);
                     tracing::error!(stage = name, offset = record.offset, %error, "skipping an undecodable record");
+                    undecodable.push((record.partition_id(), record.offset));
                 }
             }
         }
@@ -355,6 +360,13 @@ where
         if tick_due {
             last_tick = Instant::now();
         }
+        // A skipped record is behind us too: commit past it, or its partition never catches up.
+        for (partition_id, offset) in undecodable {
+            if partitions.contains_key(&partition_id) {
+                let last = processed.entry(partition_id).or_insert(offset);
+                *last = (*last).max(offset);
+            }
+        }
 
         // Outputs with every batch; states and offsets at checkpoints.
         if !out.records.is_empty() {
@@ -402,9 +414,9 @@ struct Checkpoint {
 
 /// States being written in the background, and the offsets to commit once they are.
 struct Saving {
-    task: tokio::task::JoinHandle<Result<(), StoreError>>,
+    /// Resolves to how long the write took.
+    task: tokio::task::JoinHandle<Result<Duration, StoreError>>,
     offsets: BTreeMap<PartitionId, u64>,
-    started: Instant,
 }
 
 /// A checkpoint is due after `checkpoint_every`, or after this many times as long as the last
@@ -460,13 +472,14 @@ impl Checkpoint {
         }
         let store = store.clone();
         let task = tokio::spawn(async move {
-            if batch.is_empty() {
-                return Ok(());
+            let started = Instant::now();
+            if !batch.is_empty() {
+                persist("save state", || store.write(batch.clone())).await?;
             }
-            persist("save state", || store.write(batch.clone())).await
+            Ok(started.elapsed())
         });
         let offsets = std::mem::take(&mut self.uncommitted);
-        self.saving = Some(Saving { task, offsets, started: Instant::now() });
+        self.saving = Some(Saving { task, offsets });
     }
 
     /// If a save finished (or, with `wait`, once it has): commit the offsets its states
@@ -478,8 +491,7 @@ impl Checkpoint {
         let Some(saving) = self.saving.take() else {
             return Ok(());
         };
-        saving.task.await.map_err(|error| StoreError::Fatal(format!("state save failed: {error}")))??;
-        self.took = saving.started.elapsed();
+        self.took = saving.task.await.map_err(|error| StoreError::Fatal(format!("state save failed: {error}")))??;
         self.last = Instant::now();
         let offsets: Vec<(PartitionId, u64)> =
             saving.offsets.into_iter().map(|(partition, last)| (partition, last + 1)).collect();

@@ -404,16 +404,26 @@ impl EventLog for SqliteLog {
 /// reading stopped every writer for seconds (measured: a 6 s stall of the whole pipeline
 /// under 10,000 events/s). Stops when the log is dropped.
 fn checkpoint_now_and_then(connection: Connection, every: Duration, alive: std::sync::Weak<Inner>) {
-    let _ = connection.busy_timeout(RESTART_PATIENCE);
+    let mut missed = 0u32;
     while alive.strong_count() > 0 {
         std::thread::sleep(every);
+        // After many restarts in a row that readers kept from finishing, wait longer once, so
+        // the WAL cannot grow without end.
+        let patience = if missed >= RESTARTS_BEFORE_WAITING_LONGER { Duration::from_secs(1) } else { RESTART_PATIENCE };
+        let _ = connection.busy_timeout(patience);
         for mode in ["PASSIVE", "RESTART"] {
-            if let Err(error) = connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-                tracing::warn!(%error, mode, "embedded log checkpoint failed");
+            let busy = connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| row.get::<_, i64>(0));
+            match busy {
+                Ok(busy) if mode == "RESTART" => missed = if busy == 0 { 0 } else { missed + 1 },
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, mode, "embedded log checkpoint failed"),
             }
         }
     }
 }
+
+/// Restarts that may miss in a row before one waits longer (at 4 a second: 5 s).
+const RESTARTS_BEFORE_WAITING_LONGER: u32 = 20;
 
 /// How long a WAL restart may wait for readers (and so hold up writers).
 const RESTART_PATIENCE: Duration = Duration::from_millis(20);

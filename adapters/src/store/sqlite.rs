@@ -38,11 +38,13 @@ const STATE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS stage_state (
     PRIMARY KEY (stage, partition, key)
 )";
 
-/// Large pages: state rows are large, and fewer overflow pages make saving them cheaper.
-const PRAGMAS: &str = "PRAGMA page_size = 65536;
-     PRAGMA journal_mode = WAL;
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL;
      PRAGMA synchronous = FULL;
      PRAGMA busy_timeout = 10000;";
+
+/// State rows are large (megabytes for a busy family's ledger): large pages mean fewer
+/// overflow pages to read and free when one is replaced. Set before the file has tables.
+const STATE_PAGE_SIZE: &str = "PRAGMA page_size = 65536;";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -90,6 +92,7 @@ impl SqliteStore {
         writer.execute_batch(PRAGMAS).map_err(classify)?;
         let state_path = path.with_extension("state.db");
         let state_writer = Connection::open(&state_path).map_err(classify)?;
+        state_writer.execute_batch(STATE_PAGE_SIZE).map_err(classify)?;
         state_writer.execute_batch(PRAGMAS).map_err(classify)?;
         state_writer.execute_batch(STATE_SCHEMA).map_err(classify)?;
         let inner = Inner { path, writer: Mutex::new(writer), state_path, state_writer: Mutex::new(state_writer) };
@@ -300,6 +303,30 @@ fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Result<(), St
     transaction.commit().map_err(classify)
 }
 
+/// Before migration 2: copy the stage state a store kept in its main file to the state file,
+/// so an upgraded deployment resumes with its state.
+fn move_state_to_its_file(connection: &Connection, state_path: &Path) -> Result<(), StoreError> {
+    let exists: bool = connection
+        .query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'stage_state'", [], |row| {
+            row.get(0)
+        })
+        .map_err(classify)?;
+    if !exists {
+        return Ok(());
+    }
+    let path = state_path.to_string_lossy().into_owned();
+    connection.execute("ATTACH DATABASE ?1 AS state_file", [path]).map_err(classify)?;
+    let copied = connection.execute_batch(
+        "INSERT INTO state_file.stage_state (stage, partition, key, log_offset, state)
+         SELECT stage, partition, key, log_offset, state FROM main.stage_state WHERE true
+         ON CONFLICT (stage, partition, key) DO UPDATE SET log_offset = excluded.log_offset, state = excluded.state
+         WHERE excluded.log_offset >= state_file.stage_state.log_offset",
+    );
+    let detached = connection.execute_batch("DETACH DATABASE state_file");
+    copied.map_err(classify)?;
+    detached.map_err(classify)
+}
+
 /// State rows, each kept only if it reflects a later input than the one stored.
 fn write_state(connection: &mut Connection, rows: &[StateRow]) -> Result<(), StoreError> {
     let transaction = connection.transaction().map_err(classify)?;
@@ -407,7 +434,8 @@ fn parse_id<T, E: std::fmt::Display>(
 
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        self.with_writer(|connection| {
+        let state_path = self.inner.state_path.clone();
+        self.with_writer(move |connection| {
             connection
                 .execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
                 .map_err(classify)?;
@@ -417,6 +445,9 @@ impl Store for SqliteStore {
                     .map_err(classify)?;
                 if applied {
                     continue;
+                }
+                if *version == 2 {
+                    move_state_to_its_file(connection, &state_path)?;
                 }
                 let transaction = connection.transaction().map_err(classify)?;
                 transaction.execute_batch(sql).map_err(classify)?;

@@ -188,7 +188,12 @@ impl Ledger {
             LedgerEvent::MemberApproved { id, member, at } => {
                 self.on_member_approved(program, *id, member, *at, &mut out)
             }
-            LedgerEvent::BillRun { period_end, at, .. } => self.run_bills(program, *period_end, *at, &mut out),
+            LedgerEvent::BillRun { period_end, at, .. } => {
+                // What time made due by the bill run comes first, whether or not a tick got to
+                // it: a replay after a crash then bills exactly what the first run billed.
+                out.extend(self.advance(program, *at));
+                self.run_bills(program, *period_end, *at, &mut out)
+            }
             LedgerEvent::BillPaid { bill, at, .. } => self.mark_paid(bill, *at, &mut out),
             LedgerEvent::SubscriptionTerms { order_key, rate, every, at, .. } => {
                 self.change_terms(order_key, *rate, *every, *at, &mut out)
