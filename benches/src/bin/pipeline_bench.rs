@@ -213,6 +213,8 @@ async fn stages<L: EventLog, St: Store>(
     ));
     let done = wait_for(&[("attributor", total as u64)], Duration::from_secs(900)).await;
     let elapsed = started.elapsed();
+    // The heap once the last checkpoint's buffers are gone: what the visitors' states hold.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let held = live() - before;
     let _ = stop.send(true);
     attributor.await??;
