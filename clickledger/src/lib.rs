@@ -97,13 +97,7 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
         Some(key) => key.clone(),
         None => kept_secret(&config.data, "admin-key", random_secret)?,
     };
-    let program_file = match &config.program {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            Some(ProgramFile::from_toml(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?)
-        }
-        None => None,
-    };
+    let program_file = config.program.as_deref().map(read_program_file).transpose()?;
     let edge_listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let api_listener =
         TcpListener::bind(config.api_listen).await.with_context(|| format!("binding {}", config.api_listen))?;
@@ -157,9 +151,7 @@ impl Job for Everything {
         program: Arc<SharedProgram>,
         shutdown: Shutdown,
     ) -> anyhow::Result<()> {
-        while !program.is_loaded() {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        until_loaded(&program).await;
         let file = match self.program_file {
             Some(file) => Some(file),
             None if program.applied() == 0 => Some(ProgramFile::from_toml(SAMPLE_PROGRAM).map_err(anyhow::Error::msg)?),
@@ -199,6 +191,19 @@ impl Job for Everything {
         settler.await??;
         api.await??;
         Ok(())
+    }
+}
+
+/// A program file (TOML), read and parsed.
+pub fn read_program_file(path: &Path) -> anyhow::Result<ProgramFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    ProgramFile::from_toml(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+}
+
+/// Wait until this process's copy of the program has read the program log to its end.
+pub async fn until_loaded(program: &SharedProgram) {
+    while !program.is_loaded() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 

@@ -387,7 +387,7 @@ where
             let durable = Timestamp::now();
             let lag = metrics::histogram!("clickledger_stage_lag_seconds", "stage" => name);
             for at in received {
-                lag.record((durable.millis() - at.millis()).max(0) as f64 / 1000.0);
+                lag.record(Duration::from_millis(u64::try_from(durable.millis() - at.millis()).unwrap_or(0)));
             }
         }
         if applied > 0 {
@@ -495,12 +495,12 @@ impl Checkpoint {
         self.last = Instant::now();
         let offsets: Vec<(PartitionId, u64)> =
             saving.offsets.into_iter().map(|(partition, last)| (partition, last + 1)).collect();
-        if !offsets.is_empty() {
-            if let Err(error) = consumer.commit(&offsets).await {
-                // States carry their own offsets; a lost commit only means some inputs are
-                // read again and skipped.
-                tracing::warn!(stage, %error, "offset commit failed");
-            }
+        if !offsets.is_empty()
+            && let Err(error) = consumer.commit(&offsets).await
+        {
+            // States carry their own offsets; a lost commit only means some inputs are read
+            // again and skipped.
+            tracing::warn!(stage, %error, "offset commit failed");
         }
         Ok(())
     }

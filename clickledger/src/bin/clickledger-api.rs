@@ -37,13 +37,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let args = Args::parse();
-    let program_file = match &args.program {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            Some(ProgramFile::from_toml(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?)
-        }
-        None => None,
-    };
+    let program_file = args.program.as_deref().map(clickledger::read_program_file).transpose()?;
     let listener = TcpListener::bind(args.api_listen).await.with_context(|| format!("binding {}", args.api_listen))?;
     let deployment = Deployment::connect(&args.deployment).await?;
     let topics = deployment.topics();
@@ -65,9 +59,7 @@ impl Job for ApiJob {
         program: Arc<SharedProgram>,
         shutdown: Shutdown,
     ) -> anyhow::Result<()> {
-        while !program.is_loaded() {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        clickledger::until_loaded(&program).await;
         if let Some(file) = self.program_file {
             let planned = clickledger::load_program(&log, &self.topics, &program, file, "program-file").await?;
             tracing::info!(changes = planned, "program file loaded");
