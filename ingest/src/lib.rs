@@ -25,5 +25,6 @@ pub mod params;
 pub mod rejection;
 pub mod server;
 
+pub use adapters::deployment::shutdown_signal;
 pub use edge::{Edge, EdgeConfig};
-pub use server::{run, shutdown_signal};
+pub use server::run;
