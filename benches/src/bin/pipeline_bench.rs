@@ -123,6 +123,23 @@ async fn bench<L: EventLog, St: Store>(
     }
 }
 
+fn spawn_attributor<L: EventLog, St: Store>(
+    log: &L,
+    store: &St,
+    program: &Arc<SharedProgram>,
+    topics: &Topics,
+    shutdown: &Shutdown,
+) -> tokio::task::JoinHandle<Result<(), model::stage::StageError>> {
+    tokio::spawn(attributor::run_attributor(
+        log.clone(),
+        store.clone(),
+        program.clone(),
+        topics.clone(),
+        keys(),
+        shutdown.clone().wait(),
+    ))
+}
+
 fn keys() -> ClickKeyRing {
     ClickKeyRing::parse("1:benchmark-click-key-benchmark-click-key").unwrap_or_else(|_| unreachable!())
 }
@@ -203,14 +220,7 @@ async fn stages<L: EventLog, St: Store>(
     let before = live();
     let (stop, shutdown) = Shutdown::new();
     let started = Instant::now();
-    let attributor = tokio::spawn(attributor::run_attributor(
-        log.clone(),
-        store.clone(),
-        program.clone(),
-        topics.clone(),
-        keys(),
-        shutdown.clone().wait(),
-    ));
+    let attributor = spawn_attributor(&log, &store, &program, &topics, &shutdown);
     let done = wait_for(&[("attributor", total as u64)], Duration::from_secs(900)).await;
     let elapsed = started.elapsed();
     // The heap once the last checkpoint's buffers are gone: what the visitors' states hold.
@@ -410,14 +420,7 @@ async fn lag<L: EventLog, St: Store>(
     let edge_address = listener.local_addr()?;
     let edge = ingest::Edge::new(ingest::EdgeConfig::new(topics.clone(), keys()), log.clone(), program.clone());
     let edge = tokio::spawn(ingest::run(listener, edge, shutdown.clone().wait()));
-    let attributor = tokio::spawn(attributor::run_attributor(
-        log.clone(),
-        store.clone(),
-        program.clone(),
-        topics.clone(),
-        keys(),
-        shutdown.clone().wait(),
-    ));
+    let attributor = spawn_attributor(&log, &store, &program, &topics, &shutdown);
     let settler = tokio::spawn(settler::run_settler(log, store, program, topics, wall_clock(), shutdown));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
