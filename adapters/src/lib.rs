@@ -8,3 +8,4 @@ pub mod deployment;
 pub mod log;
 pub mod services;
 pub mod store;
+mod wal;

@@ -141,8 +141,8 @@ fn batch() -> StoreBatch {
 async fn the_store_keeps_the_latest_revision_once_and_reports_exactly<S: Store>(store: S) {
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
-    store.write(batch()).await.unwrap();
-    store.write(batch()).await.unwrap();
+    store.write(batch().into()).await.unwrap();
+    store.write(batch().into()).await.unwrap();
     // Newer revisions win; an older one written later changes nothing.
     let approved = StoreBatch {
         lines: vec![
@@ -152,13 +152,13 @@ async fn the_store_keeps_the_latest_revision_once_and_reports_exactly<S: Store>(
         state: vec![StateRow { stage: "ledger".into(), partition: 2, key: "kid".into(), offset: 57, state: vec![1] }],
         ..StoreBatch::default()
     };
-    store.write(approved).await.unwrap();
+    store.write(approved.into()).await.unwrap();
     let stale = StoreBatch {
         lines: vec![line("first", "kid", 1, 1, dec!(99.00), LineStatus::Pending, 0)],
         state: vec![StateRow { stage: "ledger".into(), partition: 2, key: "kid".into(), offset: 12, state: vec![9] }],
         ..StoreBatch::default()
     };
-    store.write(stale).await.unwrap();
+    store.write(stale.into()).await.unwrap();
 
     let all = ReportQuery::default();
     let lines = store.lines(&all).await.unwrap();
@@ -172,6 +172,31 @@ async fn the_store_keeps_the_latest_revision_once_and_reports_exactly<S: Store>(
     assert_eq!(state.len(), 1);
     assert_eq!((state[0].offset, state[0].state.clone()), (57, vec![1]), "the highest offset's state");
     assert!(store.load_state("ledger", 3).await.unwrap().is_empty());
+    // An empty state deletes its row (a journaled state's rows that a snapshot replaced).
+    let row = |key: &str, offset: u64, state: Vec<u8>| StateRow {
+        stage: "ledger".into(),
+        partition: 4,
+        key: key.into(),
+        offset,
+        state,
+    };
+    let parts = StoreBatch {
+        state: vec![row("f\u{1f}s:1", 5, vec![1]), row("f\u{1f}c:1:2", 6, vec![2])],
+        ..StoreBatch::default()
+    };
+    store.write(parts.into()).await.unwrap();
+    let replaced = StoreBatch {
+        state: vec![
+            row("f\u{1f}s:1", 7, Vec::new()),
+            row("f\u{1f}c:1:2", 7, Vec::new()),
+            row("f\u{1f}s:3", 7, vec![3]),
+        ],
+        ..StoreBatch::default()
+    };
+    store.write(replaced.into()).await.unwrap();
+    let left: Vec<(String, u64, Vec<u8>)> =
+        store.load_state("ledger", 4).await.unwrap().into_iter().map(|row| (row.key, row.offset, row.state)).collect();
+    assert_eq!(left, vec![("f\u{1f}s:3".to_string(), 7, vec![3])]);
 
     let report = store.conversion_report(&all).await.unwrap();
     assert_eq!(report.len(), 1, "only the attributed conversion");

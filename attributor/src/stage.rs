@@ -22,6 +22,8 @@ pub struct VisitorState {
     pub clicks: Vec<RecentClick>,
 }
 
+impl model::stage::WholeState for VisitorState {}
+
 impl VisitorState {
     fn remember(&mut self, click: &Click) {
         let recent = RecentClick {

@@ -12,6 +12,7 @@ pub mod clickid;
 pub mod events;
 pub mod follow;
 pub mod ids;
+pub mod journal;
 pub mod money;
 pub mod ports;
 pub mod program;

@@ -2,11 +2,14 @@
 //! state per key, and write outputs — exactly, under restarts and rebalances.
 //!
 //! The guarantees, and how they hold:
-//! - **Nothing is lost.** Every batch's outputs (log records, then store rows) are durable
-//!   before the next batch is read. Changed states and input offsets are saved together at a
-//!   checkpoint (every [`RunnerConfig::checkpoint_every`], and at a clean stop): first the
-//!   states, each with the offset of the last input it reflects, then the offsets. An input
-//!   offset is never committed before the state that reflects it is saved.
+//! - **Nothing is lost.** Every batch's outputs (log records, then store rows) are written
+//!   while the next batch is applied, one batch in flight at a time and in order. Changed
+//!   states and input offsets are saved together at a checkpoint (every
+//!   [`RunnerConfig::checkpoint_every`], and at a clean stop): first every applied batch's
+//!   outputs are durable, then the states, each with the offset of the last input it
+//!   reflects, then the offsets. An input offset is never committed before the state that
+//!   reflects it is saved, and a state is never saved before the outputs of the inputs it
+//!   reflects.
 //! - **Nothing is counted twice.** After a crash (or when a partition moves to another
 //!   worker) the state is loaded from the last checkpoint, and an input at or below its key's
 //!   offset is skipped: its effects are in the state already. An input above it is applied
@@ -25,8 +28,9 @@ use serde::de::DeserializeOwned;
 
 use crate::events::wire::WireError;
 use crate::follow::SharedProgram;
+use crate::journal::{self, Journal};
 use crate::ports::log::{Delivered, EventLog, LogConsumer, LogError, PartitionId, Record};
-use crate::ports::store::{StateRow, Store, StoreBatch, StoreError};
+use crate::ports::store::{Store, StoreBatch, StoreError};
 use crate::program::Program;
 use crate::time::Timestamp;
 
@@ -46,10 +50,50 @@ pub struct Context<'a> {
     pub offset: u64,
 }
 
+/// How the state of one key is saved and restored.
+///
+/// A state is saved whole at every checkpoint that follows a change ([`WholeState`]: small
+/// states), or journaled: a state that grows large and changes a little at a time (the
+/// settler's ledger of a family) reports what changed since the last save
+/// ([`StageState::take_changes`]), and the runner saves that as a change row chained to the
+/// previous one. Once the changes add up to twice the size of the last snapshot, the next save
+/// is a snapshot again and the rows it replaces are deleted; so saving costs in proportion to
+/// what changed, and a restore reads at most about three times the state (`journal`).
+pub trait StageState: Default + Send + 'static {
+    /// The whole state.
+    fn encode(&self) -> Vec<u8>;
+
+    fn decode(bytes: &[u8]) -> Result<Self, String>;
+
+    /// What changed since the last call, encoded; `None` for a state saved whole. The runner
+    /// calls it at every save, so a state journals only between saves.
+    fn take_changes(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Apply changes taken by [`StageState::take_changes`] to the state they were taken from.
+    fn apply_changes(&mut self, _changes: &[u8]) -> Result<(), String> {
+        Err("this state is saved whole".to_string())
+    }
+}
+
+/// A state saved whole (MessagePack, named fields) at every checkpoint after it changed.
+pub trait WholeState: Serialize + DeserializeOwned + Default + Send + 'static {}
+
+impl<T: WholeState> StageState for T {
+    fn encode(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(self).unwrap_or_default()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        rmp_serde::from_slice(bytes).map_err(|error| error.to_string())
+    }
+}
+
 /// The logic of one stage; the runner does the rest.
 pub trait Stage: Send + 'static {
     type Input: Send;
-    type State: Serialize + DeserializeOwned + Default + Send + 'static;
+    type State: StageState;
 
     /// The stage's name, in the state table.
     fn name(&self) -> &'static str;
@@ -168,15 +212,12 @@ struct KeyState<T> {
     /// The offset of the last input this state reflects.
     offset: Option<u64>,
     state: T,
+    journal: Journal,
 }
 
 #[derive(Default)]
 struct Partition<T> {
     keys: HashMap<String, KeyState<T>>,
-}
-
-fn encode_state<T: Serialize>(state: &T) -> Vec<u8> {
-    rmp_serde::to_vec_named(state).unwrap_or_default()
 }
 
 /// Retry a retriable failure with backoff (the log or store is down: wait, do not crash).
@@ -241,6 +282,7 @@ where
     let mut partitions: BTreeMap<PartitionId, Partition<S::State>> = BTreeMap::new();
     let mut last_tick = Instant::now();
     let mut checkpoint = Checkpoint::default();
+    let mut writing: Option<tokio::task::JoinHandle<Result<(), StageError>>> = None;
     loop {
         let polled = tokio::select! {
             () = &mut shutdown => break,
@@ -265,14 +307,14 @@ where
             // offsets of the inputs behind that, no longer stand.
             checkpoint.forget(partition);
             let rows = persist("load state", || store.load_state(name, partition.partition)).await?;
+            let (states, unreadable) = journal::restore::<S::State>(rows);
+            for (key, error) in unreadable {
+                tracing::error!(stage = name, %key, %error, "unreadable stage state");
+            }
             let mut restored = Partition::default();
-            for row in rows {
-                match rmp_serde::from_slice::<S::State>(&row.state) {
-                    Ok(state) => {
-                        restored.keys.insert(row.key, KeyState { offset: Some(row.offset), state });
-                    }
-                    Err(error) => tracing::error!(stage = name, key = %row.key, %error, "unreadable stage state"),
-                }
+            for state in states {
+                let entry = KeyState { offset: Some(state.offset), state: state.state, journal: state.journal };
+                restored.keys.insert(state.key, entry);
             }
             tracing::info!(stage = name, partition = %partition.partition, keys = restored.keys.len(), "partition assigned");
             partitions.insert(partition.clone(), restored);
@@ -318,10 +360,11 @@ where
                     continue;
                 };
                 processed.insert(partition_id.clone(), record.offset);
-                let entry = partition
-                    .keys
-                    .entry(record.key.clone())
-                    .or_insert_with(|| KeyState { offset: None, state: S::State::default() });
+                let entry = partition.keys.entry(record.key.clone()).or_insert_with(|| KeyState {
+                    offset: None,
+                    state: S::State::default(),
+                    journal: Journal::default(),
+                });
                 if entry.offset.is_some_and(|offset| record.offset <= offset) {
                     continue;
                 }
@@ -368,37 +411,72 @@ where
             }
         }
 
-        // Outputs with every batch; states and offsets at checkpoints.
-        if !out.records.is_empty() {
-            let records = out.records;
-            persist("append outputs", || log.append(records.clone())).await?;
-        }
-        if !out.store.is_empty() {
-            let batch = out.store;
-            persist("write store", || store.write(batch.clone())).await?;
+        // Outputs with every batch, written while the next batch is applied (one batch in
+        // flight, in order); states and offsets at checkpoints.
+        let outputs = BatchOutputs { stage: name, records: out.records, store: out.store, received, applied, started };
+        if let Some(previous) = writing.take() {
+            finish(previous).await?;
         }
         checkpoint.unsaved.extend(dirty);
         checkpoint.uncommitted.extend(processed);
         checkpoint.settle(name, &mut consumer, false).await?;
         if checkpoint.due(config.checkpoint_every) {
-            checkpoint.start(name, &partitions, &store);
+            // The states saved reflect this batch: its outputs are durable first.
+            outputs.write(log.clone(), store.clone()).await?;
+            checkpoint.start(name, &mut partitions, &store);
+        } else {
+            writing = Some(tokio::spawn(outputs.write(log.clone(), store.clone())));
         }
-        if !received.is_empty() {
+    }
+    if let Some(previous) = writing.take() {
+        finish(previous).await?;
+    }
+    checkpoint.settle(name, &mut consumer, true).await?;
+    checkpoint.start(name, &mut partitions, &store);
+    checkpoint.settle(name, &mut consumer, true).await?;
+    Ok(())
+}
+
+/// What one batch produced, to write.
+struct BatchOutputs {
+    stage: &'static str,
+    records: Vec<Record>,
+    store: StoreBatch,
+    /// When the edge received the inputs that want their lag measured.
+    received: Vec<Timestamp>,
+    applied: usize,
+    started: Instant,
+}
+
+impl BatchOutputs {
+    /// Log records, then store rows; then the batch counts as done in the metrics.
+    async fn write<L: EventLog, St: Store>(self, log: L, store: St) -> Result<(), StageError> {
+        let stage = self.stage;
+        if !self.records.is_empty() {
+            let records = self.records;
+            persist("append outputs", || log.append(records.clone())).await?;
+        }
+        if !self.store.is_empty() {
+            let batch = Arc::new(self.store);
+            persist("write store", || store.write(batch.clone())).await?;
+        }
+        if !self.received.is_empty() {
             let durable = Timestamp::now();
-            let lag = metrics::histogram!("clickledger_stage_lag_seconds", "stage" => name);
-            for at in received {
+            let lag = metrics::histogram!("clickledger_stage_lag_seconds", "stage" => stage);
+            for at in self.received {
                 lag.record(Duration::from_millis(u64::try_from(durable.millis() - at.millis()).unwrap_or(0)));
             }
         }
-        if applied > 0 {
-            metrics::counter!("clickledger_stage_records_total", "stage" => name).increment(applied as u64);
-            metrics::histogram!("clickledger_stage_batch_seconds", "stage" => name).record(started.elapsed());
+        if self.applied > 0 {
+            metrics::counter!("clickledger_stage_records_total", "stage" => stage).increment(self.applied as u64);
+            metrics::histogram!("clickledger_stage_batch_seconds", "stage" => stage).record(self.started.elapsed());
         }
+        Ok(())
     }
-    checkpoint.settle(name, &mut consumer, true).await?;
-    checkpoint.start(name, &partitions, &store);
-    checkpoint.settle(name, &mut consumer, true).await?;
-    Ok(())
+}
+
+async fn finish(writing: tokio::task::JoinHandle<Result<(), StageError>>) -> Result<(), StageError> {
+    writing.await.map_err(|error| StoreError::Fatal(format!("writing outputs failed: {error}")))?
 }
 
 /// What changed since the last checkpoint: the keys whose state is not saved and the last
@@ -452,25 +530,23 @@ impl Checkpoint {
     /// Encode the changed states (each with the offset of the last input it reflects) and
     /// write them in the background, so the stage goes on while a large state is saved. The
     /// input offsets are committed by [`Checkpoint::settle`] once the states are durable.
-    fn start<T: Serialize, St: Store>(
+    fn start<T: StageState, St: Store>(
         &mut self,
         stage: &str,
-        partitions: &BTreeMap<PartitionId, Partition<T>>,
+        partitions: &mut BTreeMap<PartitionId, Partition<T>>,
         store: &St,
     ) {
         let mut batch = StoreBatch::default();
         for (partition_id, key) in std::mem::take(&mut self.unsaved) {
-            if let Some(entry) = partitions.get(&partition_id).and_then(|partition| partition.keys.get(&key)) {
-                batch.state.push(StateRow {
-                    stage: stage.to_string(),
-                    partition: partition_id.partition,
-                    key,
-                    offset: entry.offset.unwrap_or(0),
-                    state: encode_state(&entry.state),
-                });
+            if let Some(entry) = partitions.get_mut(&partition_id).and_then(|partition| partition.keys.get_mut(&key)) {
+                let offset = entry.offset.unwrap_or(0);
+                let rows =
+                    journal::save(stage, partition_id.partition, &key, offset, &mut entry.state, &mut entry.journal);
+                batch.state.extend(rows);
             }
         }
         let store = store.clone();
+        let batch = Arc::new(batch);
         let task = tokio::spawn(async move {
             let started = Instant::now();
             if !batch.is_empty() {

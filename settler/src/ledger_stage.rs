@@ -3,6 +3,9 @@
 //! whether they counted as unique), commission lines, bills and subscription accounts, and
 //! credits subscriptions and ends hold periods as time passes.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use model::events::{LedgerEvent, wire};
 use model::ports::log::Delivered;
 use model::ports::store::ClickRow;
@@ -11,11 +14,18 @@ use model::{Span, Timestamp};
 
 use crate::commission::{Ledger, Outputs};
 
-/// Unique-click windows are forgotten this long after they end (late clicks still meet them).
+/// Unique-click windows are forgotten this long after they end (by the newest click of the
+/// family), so a click that arrives this late still meets them.
 const FORGET_WINDOWS_AFTER: Span = Span::hours(1);
 
+/// How often a family's ended windows are looked for (a pass reads all of them).
+const FORGET_EVERY: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Default)]
-pub struct LedgerStage;
+pub struct LedgerStage {
+    /// When each family's ended windows were last looked for.
+    forgot_at: HashMap<String, Instant>,
+}
 
 fn store(outputs: Outputs, out: &mut StageOutput) {
     out.store.lines.extend(outputs.lines);
@@ -69,18 +79,18 @@ impl Stage for LedgerStage {
     }
 
     fn wants_tick(&self, ledger: &Ledger) -> bool {
-        ledger.has_timed_work()
+        ledger.has_timed_work() || ledger.has_click_windows()
     }
 
-    fn tick(&mut self, context: &Context<'_>, _key: &str, ledger: &mut Ledger, out: &mut StageOutput) -> bool {
+    fn tick(&mut self, context: &Context<'_>, key: &str, ledger: &mut Ledger, out: &mut StageOutput) -> bool {
         let outputs = ledger.advance(context.program, context.now);
-        let changed = !outputs.is_empty();
+        let mut changed = !outputs.is_empty();
         store(outputs, out);
+        let forget_due = self.forgot_at.get(key).is_none_or(|at| at.elapsed() >= FORGET_EVERY);
+        if forget_due && ledger.has_click_windows() {
+            self.forgot_at.insert(key.to_string(), Instant::now());
+            changed |= ledger.forget_click_windows(context.program, FORGET_WINDOWS_AFTER);
+        }
         changed
     }
-}
-
-/// Forget unique-click windows that ended more than an hour before `now`.
-pub fn forget_old_windows(ledger: &mut Ledger, program: &model::program::Program, now: Timestamp) {
-    ledger.forget_unique_clicks_before(program, now.saturating_sub(FORGET_WINDOWS_AFTER));
 }

@@ -33,6 +33,8 @@ pub struct OrderState {
     revision: u64,
 }
 
+impl model::stage::WholeState for OrderState {}
+
 #[derive(Debug)]
 pub struct OrderStage {
     topics: Topics,

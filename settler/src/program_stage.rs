@@ -15,6 +15,8 @@ pub struct SeenMember {
     status: Option<MemberStatus>,
 }
 
+impl model::stage::WholeState for SeenMember {}
+
 #[derive(Debug)]
 pub struct ProgramStage {
     topics: Topics,

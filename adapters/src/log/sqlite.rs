@@ -216,7 +216,7 @@ impl SqliteLog {
         let alive = Arc::downgrade(&inner);
         std::thread::Builder::new()
             .name("sqlite-log-checkpoint".into())
-            .spawn(move || checkpoint_now_and_then(checkpointer, config.checkpoint_interval, alive))
+            .spawn(move || crate::wal::checkpoint_now_and_then(checkpointer, config.checkpoint_interval, alive))
             .map_err(fatal)?;
         Ok(Self { inner })
     }
@@ -394,39 +394,6 @@ impl EventLog for SqliteLog {
         })
     }
 }
-
-/// Checkpoints run here, on their own connection, instead of inside a commit (SQLite's
-/// automatic checkpoint is off on the writer's connection). A PASSIVE checkpoint copies most
-/// of the WAL without blocking the writer; the RESTART right after only has the frames written
-/// meanwhile left to copy, and the WAL starts over instead of growing. A RESTART holds the
-/// write lock while it waits for readers on older snapshots, so it waits at most
-/// [`RESTART_PATIENCE`] and is tried again next time: with a longer wait, consumers that kept
-/// reading stopped every writer for seconds (measured: a 6 s stall of the whole pipeline
-/// under 10,000 events/s). Stops when the log is dropped.
-fn checkpoint_now_and_then(connection: Connection, every: Duration, alive: std::sync::Weak<Inner>) {
-    let mut missed = 0u32;
-    while alive.strong_count() > 0 {
-        std::thread::sleep(every);
-        // After many restarts in a row that readers kept from finishing, wait longer once, so
-        // the WAL cannot grow without end.
-        let patience = if missed >= RESTARTS_BEFORE_WAITING_LONGER { Duration::from_secs(1) } else { RESTART_PATIENCE };
-        let _ = connection.busy_timeout(patience);
-        for mode in ["PASSIVE", "RESTART"] {
-            let busy = connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| row.get::<_, i64>(0));
-            match busy {
-                Ok(busy) if mode == "RESTART" => missed = if busy == 0 { 0 } else { missed + 1 },
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, mode, "embedded log checkpoint failed"),
-            }
-        }
-    }
-}
-
-/// Restarts that may miss in a row before one waits longer (at 4 a second: 5 s).
-const RESTARTS_BEFORE_WAITING_LONGER: u32 = 20;
-
-/// How long a WAL restart may wait for readers (and so hold up writers).
-const RESTART_PATIENCE: Duration = Duration::from_millis(20);
 
 struct Writer {
     connection: Connection,

@@ -7,6 +7,7 @@
 //! idempotent (ReplacingMergeTree on deterministic ids), so a failed insert is simply retried:
 //! [`classify`] is the one place that decides what is worth retrying, and [`retrying`] backs off.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -442,7 +443,7 @@ impl Store for ClickHouseStore {
         Ok(())
     }
 
-    async fn write(&self, batch: StoreBatch) -> Result<(), StoreError> {
+    async fn write(&self, batch: Arc<StoreBatch>) -> Result<(), StoreError> {
         let clicks: Vec<ClickInsert> = batch
             .clicks
             .iter()
@@ -570,7 +571,7 @@ impl Store for ClickHouseStore {
     async fn load_state(&self, stage: &str, partition: u32) -> Result<Vec<StateRow>, StoreError> {
         let rows: Vec<StateFetch> = self
             .fetch(
-                "SELECT key, log_offset, state FROM stage_state FINAL WHERE stage = ? AND partition = ?",
+                "SELECT key, log_offset, state FROM stage_state FINAL WHERE stage = ? AND partition = ? AND state != ''",
                 &[Bind::Text(stage.to_string()), Bind::Int(i64::from(partition))],
             )
             .await?;

@@ -40,7 +40,12 @@ const STATE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS stage_state (
 
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL;
      PRAGMA synchronous = FULL;
-     PRAGMA busy_timeout = 10000;";
+     PRAGMA busy_timeout = 10000;
+     PRAGMA wal_autocheckpoint = 0;";
+
+/// How often the WAL of the store and of the state file is checkpointed, by a thread of its
+/// own rather than inside a writer's commit (`crate::wal`).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// State rows are large (megabytes for a busy family's ledger): large pages mean fewer
 /// overflow pages to read and free when one is replaced. Set before the file has tables.
@@ -95,8 +100,18 @@ impl SqliteStore {
         state_writer.execute_batch(STATE_PAGE_SIZE).map_err(classify)?;
         state_writer.execute_batch(PRAGMAS).map_err(classify)?;
         state_writer.execute_batch(STATE_SCHEMA).map_err(classify)?;
+        let checkpointers =
+            [Connection::open(&path).map_err(classify)?, Connection::open(&state_path).map_err(classify)?];
         let inner = Inner { path, writer: Mutex::new(writer), state_path, state_writer: Mutex::new(state_writer) };
-        Ok(Self { inner: Arc::new(inner) })
+        let inner = Arc::new(inner);
+        for (n, checkpointer) in checkpointers.into_iter().enumerate() {
+            let alive = Arc::downgrade(&inner);
+            std::thread::Builder::new()
+                .name(format!("sqlite-store-checkpoint-{n}"))
+                .spawn(move || crate::wal::checkpoint_now_and_then(checkpointer, CHECKPOINT_EVERY, alive))
+                .map_err(|error| StoreError::Fatal(error.to_string()))?;
+        }
+        Ok(Self { inner })
     }
 
     async fn with_writer<T: Send + 'static>(
@@ -338,10 +353,20 @@ fn write_state(connection: &mut Connection, rows: &[StateRow]) -> Result<(), Sto
                  WHERE excluded.log_offset >= stage_state.log_offset",
             )
             .map_err(classify)?;
+        let mut delete = transaction
+            .prepare_cached(
+                "DELETE FROM stage_state WHERE stage = ?1 AND partition = ?2 AND key = ?3 AND log_offset <= ?4",
+            )
+            .map_err(classify)?;
         for row in rows {
-            state
-                .execute(params![row.stage, row.partition, row.key, row.offset as i64, row.state])
-                .map_err(classify)?;
+            // An empty state deletes the row (a journaled state's rows that a snapshot replaced).
+            if row.state.is_empty() {
+                delete.execute(params![row.stage, row.partition, row.key, row.offset as i64]).map_err(classify)?;
+            } else {
+                state
+                    .execute(params![row.stage, row.partition, row.key, row.offset as i64, row.state])
+                    .map_err(classify)?;
+            }
         }
     }
     transaction.commit().map_err(classify)
@@ -461,17 +486,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn write(&self, mut batch: StoreBatch) -> Result<(), StoreError> {
-        let state = std::mem::take(&mut batch.state);
-        if !batch.is_empty() {
-            self.with_writer(move |connection| write_batch(connection, &batch)).await?;
+    async fn write(&self, batch: Arc<StoreBatch>) -> Result<(), StoreError> {
+        if batch.rows() > batch.state.len() {
+            let outputs = batch.clone();
+            self.with_writer(move |connection| write_batch(connection, &outputs)).await?;
         }
-        if !state.is_empty() {
+        if !batch.state.is_empty() {
             let inner = self.inner.clone();
             tokio::task::spawn_blocking(move || {
                 let mut connection =
                     inner.state_writer.lock().map_err(|_| StoreError::Fatal("state writer poisoned".into()))?;
-                write_state(&mut connection, &state)
+                write_state(&mut connection, &batch.state)
             })
             .await
             .map_err(|error| StoreError::Fatal(error.to_string()))??;

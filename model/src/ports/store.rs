@@ -5,6 +5,7 @@
 //! with the highest revision. Reports read the latest revision of each row.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -58,7 +59,8 @@ pub struct ConversionRow {
     pub revision: u64,
 }
 
-/// A stage's state for one key, as of the input offset it reflects.
+/// A stage's state for one key (or one part of it, `model::journal`), as of the input offset
+/// it reflects. An empty `state` deletes the row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateRow {
     pub stage: String,
@@ -208,8 +210,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Create or upgrade the schema (ordered migrations, each applied once).
     fn migrate(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Write a batch; outputs are durable before any state row of the batch.
-    fn write(&self, batch: StoreBatch) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Write a batch; outputs are durable before any state row of the batch. The batch is
+    /// shared, so a retry after a retriable error sends the same rows without copying them.
+    fn write(&self, batch: Arc<StoreBatch>) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The latest state rows of a stage's partition.
     fn load_state(&self, stage: &str, partition: u32)

@@ -24,7 +24,7 @@ impl Ledger {
         out: &mut Outputs,
     ) {
         let mut groups: BTreeMap<(MemberId, Currency), (Decimal, Vec<DerivedId>)> = BTreeMap::new();
-        for (id, state) in &self.lines {
+        for (id, state) in self.lines.iter() {
             let line = &state.line;
             if line.status == LineStatus::Approved && line.bill.is_none() && line.earned_at < period_end {
                 let group = groups.entry((line.member.clone(), line.currency)).or_default();

@@ -10,7 +10,7 @@
 //! re-prices the ones after it; so the lines depend on which events arrived, not on the order
 //! they arrived in.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use model::events::{
     AttributedConversion, Bill, Click, CommissionLine, Decision, Item, LedgerEvent, LineKind, LineStatus, Refund,
@@ -24,8 +24,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::rules::{self, SaleFacts};
-use super::sequence::{MonthSales, SeqKey, Sequence};
+use super::sequence::{MonthSales, MonthSalesChanges, SeqKey, Sequence, SequenceChanges};
 use super::tiers::tier_shares;
+use super::tracked::{Change, Tracked};
 
 /// Counts of a member in an offer, for reports and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -124,22 +125,54 @@ impl Outputs {
 }
 
 /// The money state of a set of members (the settler keeps one per family).
+///
+/// Its maps record what changed, so the settler saves a busy family's ledger as the changes
+/// since the last save ([`LedgerChanges`]) rather than whole.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ledger {
     /// When each visitor's last counted unique click for (offer, member) happened.
-    pub(super) unique_clicks: BTreeMap<(OfferId, MemberId, VisitorId), Timestamp>,
+    pub(super) unique_clicks: Tracked<(OfferId, MemberId, VisitorId), Timestamp>,
     /// Unique clicks of each member and offer, in canonical order (CPC instances).
-    pub(super) click_sequences: BTreeMap<(MemberId, OfferId), Sequence>,
+    pub(super) click_sequences: Tracked<(MemberId, OfferId), Sequence>,
     /// Accepted, priced orders of each member and offer, in canonical order (CPA/CPS instances).
-    pub(super) order_sequences: BTreeMap<(MemberId, OfferId), Sequence>,
+    pub(super) order_sequences: Tracked<(MemberId, OfferId), Sequence>,
     /// Sales of each member and offer per calendar month, in canonical order.
-    pub(super) month_sales: BTreeMap<(MemberId, OfferId, YearMonth), MonthSales>,
-    pub(super) orders: BTreeMap<OrderKey, OrderBook>,
-    pub(super) lines: BTreeMap<DerivedId, LineState>,
-    /// Pending lines waiting for their hold period, by approval time.
+    pub(super) month_sales: Tracked<(MemberId, OfferId, YearMonth), MonthSales>,
+    pub(super) orders: Tracked<OrderKey, OrderBook>,
+    pub(super) lines: Tracked<DerivedId, LineState>,
+    /// Pending lines waiting for their hold period, by approval time; rebuilt from the lines
+    /// when a ledger is restored.
+    #[serde(skip)]
     pub(super) holds: BTreeSet<(Timestamp, DerivedId)>,
-    pub(super) subscriptions: BTreeMap<OrderKey, SubscriptionAccount>,
-    pub(super) bills: BTreeMap<DerivedId, Bill>,
+    pub(super) subscriptions: Tracked<OrderKey, SubscriptionAccount>,
+    pub(super) bills: Tracked<DerivedId, Bill>,
+}
+
+/// What changed in a [`Ledger`] between two saves: each changed entry's value after, `None`
+/// for one removed; sequences and month sales by their own changes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LedgerChanges {
+    unique_clicks: Vec<Change<(OfferId, MemberId, VisitorId), Timestamp>>,
+    click_sequences: Vec<Change<(MemberId, OfferId), SequenceChanges>>,
+    order_sequences: Vec<Change<(MemberId, OfferId), SequenceChanges>>,
+    month_sales: Vec<Change<(MemberId, OfferId, YearMonth), MonthSalesChanges>>,
+    orders: Vec<Change<OrderKey, OrderBook>>,
+    lines: Vec<Change<DerivedId, LineState>>,
+    subscriptions: Vec<Change<OrderKey, SubscriptionAccount>>,
+    bills: Vec<Change<DerivedId, Bill>>,
+}
+
+/// [`LedgerChanges`] as written: the same fields, values borrowed from the ledger.
+#[derive(Serialize)]
+struct ChangesToSave<'a> {
+    unique_clicks: Vec<Change<(OfferId, MemberId, VisitorId), &'a Timestamp>>,
+    click_sequences: Vec<Change<(MemberId, OfferId), SequenceChanges>>,
+    order_sequences: Vec<Change<(MemberId, OfferId), SequenceChanges>>,
+    month_sales: Vec<Change<(MemberId, OfferId, YearMonth), MonthSalesChanges>>,
+    orders: Vec<Change<OrderKey, &'a OrderBook>>,
+    lines: Vec<Change<DerivedId, &'a LineState>>,
+    subscriptions: Vec<Change<OrderKey, &'a SubscriptionAccount>>,
+    bills: Vec<Change<DerivedId, &'a Bill>>,
 }
 
 /// A line about to be created.
@@ -202,6 +235,48 @@ impl Ledger {
         out
     }
 
+    /// What changed since the last call (or since the ledger was restored), encoded as
+    /// [`LedgerChanges`].
+    fn take_ledger_changes(&mut self) -> Vec<u8> {
+        let changes = ChangesToSave {
+            unique_clicks: self.unique_clicks.take_changes_borrowed(),
+            click_sequences: self.click_sequences.take_nested_changes(Sequence::take_changes),
+            order_sequences: self.order_sequences.take_nested_changes(Sequence::take_changes),
+            month_sales: self.month_sales.take_nested_changes(MonthSales::take_changes),
+            orders: self.orders.take_changes_borrowed(),
+            lines: self.lines.take_changes_borrowed(),
+            subscriptions: self.subscriptions.take_changes_borrowed(),
+            bills: self.bills.take_changes_borrowed(),
+        };
+        rmp_serde::to_vec_named(&changes).unwrap_or_default()
+    }
+
+    /// Apply changes taken from a ledger equal to this one.
+    fn apply_ledger_changes(&mut self, changes: LedgerChanges) {
+        self.unique_clicks.apply_changes(changes.unique_clicks);
+        self.click_sequences.apply_nested_changes(changes.click_sequences, Sequence::apply_changes);
+        self.order_sequences.apply_nested_changes(changes.order_sequences, Sequence::apply_changes);
+        self.month_sales.apply_nested_changes(changes.month_sales, MonthSales::apply_changes);
+        self.orders.apply_changes(changes.orders);
+        for (id, line) in &changes.lines {
+            if let Some(approve_at) = line.as_ref().and_then(|line| line.approve_at) {
+                self.holds.insert((approve_at, id.clone()));
+            }
+        }
+        self.lines.apply_changes(changes.lines);
+        self.subscriptions.apply_changes(changes.subscriptions);
+        self.bills.apply_changes(changes.bills);
+    }
+
+    /// The holds of a ledger read back without them.
+    fn rebuild_holds(&mut self) {
+        self.holds = self
+            .lines
+            .iter()
+            .filter_map(|(id, state)| state.approve_at.map(|approve_at| (approve_at, id.clone())))
+            .collect();
+    }
+
     /// Everything that falls due by `now`: subscription credits and approvals after a hold.
     pub fn advance(&mut self, program: &Program, now: Timestamp) -> Outputs {
         let mut out = Outputs::default();
@@ -221,14 +296,23 @@ impl Ledger {
         !self.unique_clicks.is_empty()
     }
 
-    /// Forget unique-click windows that ended before `horizon`; they can no longer block a click.
-    pub fn forget_unique_clicks_before(&mut self, program: &Program, horizon: Timestamp) {
+    /// Forget the unique-click windows that ended more than `margin` before the newest click
+    /// the ledger counted; true if any were. Time here is the clicks' own, so a backlog of old
+    /// clicks still meets the windows it needs; a click later than `margin` behind the newest
+    /// may find its window forgotten and count as unique.
+    pub fn forget_click_windows(&mut self, program: &Program, margin: Span) -> bool {
+        let Some(newest) = self.unique_clicks.values().max().copied() else {
+            return false;
+        };
+        let horizon = newest.saturating_sub(margin);
+        let before = self.unique_clicks.len();
         self.unique_clicks.retain(|(offer_id, _, _), counted_at| {
             let window = program
                 .offer(offer_id)
                 .map_or(model::program::DEFAULT_UNIQUE_CLICK_WINDOW, |offer| offer.unique_click_window);
             counted_at.saturating_add(window) > horizon
         });
+        self.unique_clicks.len() < before
     }
 
     pub fn line(&self, id: &DerivedId) -> Option<&CommissionLine> {
@@ -285,7 +369,7 @@ impl Ledger {
         };
         let key = SeqKey { at: click.received_at, id: click.id };
         let click_id = click.id.to_string();
-        let sequence = self.click_sequences.entry((click.member.clone(), click.offer.clone())).or_default();
+        let sequence = self.click_sequences.get_or_default((click.member.clone(), click.offer.clone()));
         let (instance, later) = sequence.insert(key, click_id.clone());
         let Some(amount) = rules::click_amount(payout.rule, instance) else {
             return true;
@@ -359,13 +443,10 @@ impl Ledger {
         self.orders.insert(order_key.clone(), book);
         if counts {
             let mut affected = BTreeSet::new();
-            let (instance, later) = self
-                .order_sequences
-                .entry((member.clone(), offer.clone()))
-                .or_default()
-                .insert(key, order_key.to_string());
+            let (instance, later) =
+                self.order_sequences.get_or_default((member.clone(), offer.clone())).insert(key, order_key.to_string());
             affected.extend(later.into_iter().map(|(_, later_order)| later_order));
-            let later_in_month = self.month_sales.entry((member.clone(), offer.clone(), month)).or_default().insert(
+            let later_in_month = self.month_sales.get_or_default((member.clone(), offer.clone(), month)).insert(
                 key,
                 order_key.to_string(),
                 sale_amount,
@@ -418,10 +499,14 @@ impl Ledger {
             // Settled long ago: its price no longer moves.
             return;
         };
-        let month_before = self
-            .month_sales
-            .get(&(book.member.clone(), book.offer.clone(), book.month))
-            .map_or(Decimal::ZERO, |month| month.before(&book.key));
+        // Only accumulated monthly tiers read the month's earlier sales (a sum over them).
+        let month_before = match pricing.rule {
+            PayoutRule::Accumulated { .. } => self
+                .month_sales
+                .get(&(book.member.clone(), book.offer.clone(), book.month))
+                .map_or(Decimal::ZERO, |month| month.before(&book.key)),
+            _ => Decimal::ZERO,
+        };
         let facts =
             SaleFacts { amount: book.sale_amount, items: &book.items, instance, month_sales_before: month_before };
         let amounts: Vec<(String, Decimal, String, &'static str)> = rules::conversion_amounts(&pricing.rule, &facts)
@@ -869,6 +954,30 @@ impl Ledger {
                 });
             }
         }
+    }
+}
+
+/// A family's ledger is saved as its changes between saves, and whole (MessagePack, named
+/// fields) now and then.
+impl model::stage::StageState for Ledger {
+    fn encode(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(self).unwrap_or_default()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let mut ledger: Ledger = rmp_serde::from_slice(bytes).map_err(|error| error.to_string())?;
+        ledger.rebuild_holds();
+        Ok(ledger)
+    }
+
+    fn take_changes(&mut self) -> Option<Vec<u8>> {
+        Some(self.take_ledger_changes())
+    }
+
+    fn apply_changes(&mut self, changes: &[u8]) -> Result<(), String> {
+        let changes: LedgerChanges = rmp_serde::from_slice(changes).map_err(|error| error.to_string())?;
+        self.apply_ledger_changes(changes);
+        Ok(())
     }
 }
 

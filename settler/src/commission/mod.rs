@@ -17,6 +17,7 @@ mod recurring;
 pub mod rules;
 pub mod sequence;
 pub mod tiers;
+mod tracked;
 
 pub use evaluate::{PricedLine, evaluate_conversion};
 pub use ledger::{Counter, Ledger, LineState, OrderBook, Outputs, Pricing};

@@ -11,12 +11,12 @@
 //! Items older than [`SETTLED_AFTER`] behind the newest are settled: only their count is kept.
 //! An item arriving even later than that is counted as if it came first among the recent ones.
 
-use std::collections::BTreeMap;
-
 use model::ids::EventId;
 use model::time::{Span, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+use super::tracked::{Change, Tracked};
 
 /// How far behind the newest item an item is still re-ordered.
 pub const SETTLED_AFTER: Span = Span::days(2);
@@ -33,7 +33,14 @@ pub struct SeqKey {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sequence {
     settled: u64,
-    recent: BTreeMap<SeqKey, String>,
+    recent: Tracked<SeqKey, String>,
+}
+
+/// What changed in a [`Sequence`] since the last save.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SequenceChanges {
+    settled: u64,
+    recent: Vec<Change<SeqKey, String>>,
 }
 
 impl Sequence {
@@ -95,6 +102,15 @@ impl Sequence {
         self.len() == 0
     }
 
+    pub fn take_changes(&mut self) -> SequenceChanges {
+        SequenceChanges { settled: self.settled, recent: self.recent.take_changes() }
+    }
+
+    pub fn apply_changes(&mut self, changes: SequenceChanges) {
+        self.settled = changes.settled;
+        self.recent.apply_changes(changes.recent);
+    }
+
     fn settle(&mut self) {
         let Some(newest) = self.recent.keys().next_back().map(|key| key.at) else {
             return;
@@ -113,8 +129,11 @@ impl Sequence {
 /// The sales of one member in one offer in one calendar month, in canonical order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MonthSales {
-    sales: BTreeMap<SeqKey, (String, Decimal)>,
+    sales: Tracked<SeqKey, (String, Decimal)>,
 }
+
+/// What changed in a [`MonthSales`] since the last save.
+pub type MonthSalesChanges = Vec<Change<SeqKey, (String, Decimal)>>;
 
 impl MonthSales {
     /// The month's sales before `key`.
@@ -126,6 +145,14 @@ impl MonthSales {
     pub fn insert(&mut self, key: SeqKey, order: String, amount: Decimal) -> Vec<String> {
         self.sales.insert(key, (order, amount));
         self.sales.range(key..).skip(1).map(|(_, (order, _))| order.clone()).collect()
+    }
+
+    pub fn take_changes(&mut self) -> MonthSalesChanges {
+        self.sales.take_changes()
+    }
+
+    pub fn apply_changes(&mut self, changes: MonthSalesChanges) {
+        self.sales.apply_changes(changes);
     }
 
     /// Remove a sale; returns the later sales.
