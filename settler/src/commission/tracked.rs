@@ -89,7 +89,7 @@ impl<K: Ord + Clone, V> Tracked<K, V> {
     where
         V: Clone,
     {
-        self.take_changed().into_iter().map(|key| (key.clone(), self.map.get(&key).cloned())).collect()
+        self.take_changes_borrowed().into_iter().map(|(key, value)| (key, value.cloned())).collect()
     }
 
     /// What changed since the last call, as the changed keys' values now, borrowed (to encode
