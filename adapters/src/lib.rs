@@ -6,6 +6,7 @@
 
 pub mod deployment;
 pub mod log;
+pub mod memory;
 pub mod services;
 pub mod store;
 mod wal;

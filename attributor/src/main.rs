@@ -1,5 +1,8 @@
 //! `attributor`: the attributor stage against Kafka and ClickHouse (or the embedded files).
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 
 use adapters::deployment::{Deployment, DeploymentArgs, Job, Shutdown};
@@ -22,6 +25,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    adapters::memory::small_pages();
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let args = Args::parse();
     let keys = ClickKeyRing::parse(&args.click_keys)?;

@@ -57,9 +57,16 @@ fn is_visible_ascii(byte: u8) -> bool {
 macro_rules! string_id {
     ($(#[$meta:meta])* $name:ident, kind = $kind:literal, max = $max:expr, alphabet = $alphabet:literal, allowed = $allowed:path $(, normalize = $normalize:path)?) => {
         $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+        #[serde(try_from = "String")]
         pub struct $name(String);
+
+        /// As its string (not through `into = "String"`, which would copy it first).
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
 
         impl $name {
             pub const MAX_LEN: usize = $max;

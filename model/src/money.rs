@@ -73,9 +73,15 @@ pub fn parse_amount(text: &str) -> Result<Decimal, AmountError> {
 }
 
 /// An ISO 4217 currency code (`USD`). Only active codes are accepted.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Currency([u8; 3]);
+
+impl Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
 
 /// Active ISO 4217 codes (list of 2024), excluding funds and precious metals.
 const ISO_4217: &[&str] = &[

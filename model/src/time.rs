@@ -8,8 +8,7 @@ use chrono::{DateTime, Datelike, Months, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A UTC instant with millisecond precision. On the wire: RFC 3339 (`2026-11-21T05:14:00.123Z`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Timestamp(i64);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +29,9 @@ impl Timestamp {
     }
 
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
+        if let Some(instant) = Self::parse_canonical(text.as_bytes()) {
+            return Ok(instant);
+        }
         DateTime::parse_from_rfc3339(text)
             .map(|instant| Self(instant.timestamp_millis()))
             .map_err(|_| TimestampError(text.to_string()))
@@ -66,9 +68,132 @@ impl Timestamp {
     }
 }
 
+/// Milliseconds from the Unix epoch to 0000-01-01 and to 10000-01-01: the instants written in
+/// the canonical form without help.
+const CANONICAL_FROM: i64 = -62_167_219_200_000;
+const CANONICAL_UNTIL: i64 = 253_402_300_800_000;
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+/// Days from 1970-01-01 to a civil date, and back (proleptic Gregorian; H. Hinnant's
+/// `days_from_civil` / `civil_from_days`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+impl Timestamp {
+    /// The canonical form, `YYYY-MM-DDTHH:MM:SS.mmmZ`, for years 0 to 9999; written without
+    /// allocating, since every event, line and saved state carries timestamps.
+    fn canonical(self) -> Option<[u8; 24]> {
+        if !(CANONICAL_FROM..CANONICAL_UNTIL).contains(&self.0) {
+            return None;
+        }
+        let (year, month, day) = civil_from_days(self.0.div_euclid(MILLIS_PER_DAY));
+        let of_day = self.0.rem_euclid(MILLIS_PER_DAY);
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut value: i64| {
+            for index in (at..at + width).rev() {
+                text[index] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, of_day / 3_600_000);
+        put(14, 2, of_day / 60_000 % 60);
+        put(17, 2, of_day / 1000 % 60);
+        put(20, 3, of_day % 1000);
+        Some(text)
+    }
+
+    /// The canonical form read back; anything else (offsets, other precisions, leap seconds)
+    /// is left to the full RFC 3339 parser.
+    fn parse_canonical(text: &[u8]) -> Option<Self> {
+        let shape = text.len() == 24
+            && text.iter().enumerate().all(|(index, byte)| match index {
+                4 | 7 => *byte == b'-',
+                10 => *byte == b'T',
+                13 | 16 => *byte == b':',
+                19 => *byte == b'.',
+                23 => *byte == b'Z',
+                _ => byte.is_ascii_digit(),
+            });
+        if !shape {
+            return None;
+        }
+        let number =
+            |from: usize, to: usize| text[from..to].iter().fold(0i64, |acc, byte| acc * 10 + i64::from(byte - b'0'));
+        let (year, month, day) = (number(0, 4), number(5, 7), number(8, 10));
+        let (hour, minute, second, millis) = (number(11, 13), number(14, 16), number(17, 19), number(20, 23));
+        let valid = (1..=12).contains(&month)
+            && (1..=days_in_month(year, month)).contains(&day)
+            && hour < 24
+            && minute < 60
+            && second < 60;
+        valid.then(|| {
+            let of_day = ((hour * 60 + minute) * 60 + second) * 1000 + millis;
+            Self(days_from_civil(year, month, day) * MILLIS_PER_DAY + of_day)
+        })
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true))
+        match self.canonical() {
+            Some(text) => f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?),
+            None => f.write_str(&self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true)),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.canonical() {
+            Some(text) => serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?),
+            None => serializer.collect_str(self),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 timestamp")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                Timestamp::parse(text).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
     }
 }
 
@@ -216,6 +341,33 @@ mod tests {
         assert_eq!(instant.to_string(), "2026-11-21T05:14:00.123Z");
         assert_eq!(Timestamp::parse("2026-11-21T06:14:00.123+01:00").unwrap(), instant);
         assert!(Timestamp::parse("yesterday").is_err());
+    }
+
+    proptest::proptest! {
+        /// The canonical form is exactly what chrono writes and reads, at every instant.
+        #[test]
+        fn the_canonical_form_is_chronos(millis in CANONICAL_FROM - 86_400_000..CANONICAL_UNTIL + 86_400_000) {
+            let instant = Timestamp(millis);
+            let chrono_text = instant.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true);
+            proptest::prop_assert_eq!(instant.to_string(), chrono_text.clone());
+            let chrono_parsed = DateTime::parse_from_rfc3339(&chrono_text).map(|at| at.timestamp_millis()).ok();
+            proptest::prop_assert_eq!(Timestamp::parse(&chrono_text).ok().map(Timestamp::millis), chrono_parsed);
+        }
+    }
+
+    #[test]
+    fn only_real_dates_take_the_canonical_path() {
+        for text in ["2026-02-29T00:00:00.000Z", "2026-13-01T00:00:00.000Z", "2026-11-21T24:00:00.000Z"] {
+            assert!(Timestamp::parse(text).is_err(), "{text}");
+        }
+        assert_eq!(Timestamp::parse("2024-02-29T23:59:59.999Z").unwrap().to_string(), "2024-02-29T23:59:59.999Z");
+        assert_eq!(
+            Timestamp::parse("2026-11-21T05:14:59.000Z").unwrap(),
+            Timestamp::parse("2026-11-21T05:14:59Z").unwrap()
+        );
+        let json = serde_json::to_string(&Timestamp::parse("1999-12-31T23:59:59.250Z").unwrap()).unwrap();
+        assert_eq!(json, "\"1999-12-31T23:59:59.250Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap().to_string(), "1999-12-31T23:59:59.250Z");
     }
 
     #[test]

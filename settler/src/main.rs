@@ -1,6 +1,9 @@
 //! `settler`: the order, ledger and program stages against Kafka and ClickHouse (or the
 //! embedded files).
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 
 use adapters::deployment::{Deployment, DeploymentArgs, Job, Shutdown};
@@ -20,6 +23,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    adapters::memory::small_pages();
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let args = Args::parse();
     let deployment = Deployment::connect(&args.deployment).await?;

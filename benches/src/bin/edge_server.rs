@@ -41,6 +41,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    adapters::memory::small_pages();
     let args = Args::parse();
     if args.durability == "none" {
         return serve(NullLog, &args).await;

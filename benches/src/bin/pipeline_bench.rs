@@ -80,6 +80,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    adapters::memory::small_pages();
     let args = Args::parse();
     metrics::set_global_recorder(&*RECORDED).map_err(|_| anyhow::anyhow!("a metrics recorder is already set"))?;
     let run = ulid::Ulid::new().to_string().to_lowercase();
