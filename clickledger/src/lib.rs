@@ -179,6 +179,7 @@ impl Job for Everything {
             program.clone(),
             self.topics.clone(),
             self.clock,
+            settler::instances_per_process(),
             shutdown.clone(),
         ));
         let state = ApiState::new(log, store, program, self.topics, self.keys);

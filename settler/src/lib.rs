@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use model::follow::SharedProgram;
 use model::ports::log::{EventLog, Topics};
-use model::ports::store::Store;
+use model::ports::store::{Store, StoreError};
 use model::stage::{Clock, RunnerConfig, Shutdown, StageError, run_stage};
 
 /// Consumer groups of the settler's stages, under the topic prefix.
@@ -28,7 +28,14 @@ pub const ORDERS_GROUP: &str = "settler-orders";
 pub const LEDGER_GROUP: &str = "settler-ledger";
 pub const PROGRAM_GROUP: &str = "settler-program";
 
-/// Run the settler's three stages until `shutdown`. `clock` drives subscription credits and
+/// How many instances of the order and ledger stages a process runs by default: one per core.
+pub fn instances_per_process() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Run the settler's stages until `shutdown`: `instances` members of the order and ledger
+/// stages' consumer groups (each on its own task, so a process uses as many cores as it has
+/// partitions to give them) and the program stage. `clock` drives subscription credits and
 /// hold periods (tests give their own).
 pub async fn run_settler<L: EventLog, St: Store>(
     log: L,
@@ -36,6 +43,7 @@ pub async fn run_settler<L: EventLog, St: Store>(
     program: Arc<SharedProgram>,
     topics: Topics,
     clock: Clock,
+    instances: usize,
     shutdown: Shutdown,
 ) -> Result<(), StageError> {
     let config = |group: &str, topic: &Arc<str>| {
@@ -43,29 +51,36 @@ pub async fn run_settler<L: EventLog, St: Store>(
         config.clock = clock.clone();
         config
     };
-    let orders = run_stage(
-        orders::OrderStage::new(topics.clone()),
-        log.clone(),
-        store.clone(),
-        program.clone(),
-        config(ORDERS_GROUP, &topics.orders),
-        shutdown.clone().wait(),
-    );
-    let ledger = run_stage(
-        ledger_stage::LedgerStage::default(),
-        log.clone(),
-        store.clone(),
-        program.clone(),
-        config(LEDGER_GROUP, &topics.ledger),
-        shutdown.clone().wait(),
-    );
-    let history = run_stage(
+    // Dropped on the first error, which stops the other stages as a crash would.
+    let mut stages = tokio::task::JoinSet::new();
+    for _ in 0..instances.max(1) {
+        stages.spawn(run_stage(
+            orders::OrderStage::new(topics.clone()),
+            log.clone(),
+            store.clone(),
+            program.clone(),
+            config(ORDERS_GROUP, &topics.orders),
+            shutdown.clone().wait(),
+        ));
+        stages.spawn(run_stage(
+            ledger_stage::LedgerStage::default(),
+            log.clone(),
+            store.clone(),
+            program.clone(),
+            config(LEDGER_GROUP, &topics.ledger),
+            shutdown.clone().wait(),
+        ));
+    }
+    stages.spawn(run_stage(
         program_stage::ProgramStage::new(topics.clone()),
         log,
         store,
         program,
         config(PROGRAM_GROUP, &topics.program),
         shutdown.wait(),
-    );
-    tokio::try_join!(orders, ledger, history).map(|_| ())
+    ));
+    while let Some(stage) = stages.join_next().await {
+        stage.map_err(|error| StoreError::Fatal(format!("a settler stage failed: {error}")))??;
+    }
+    Ok(())
 }

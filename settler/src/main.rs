@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use adapters::deployment::{Deployment, DeploymentArgs, Job, Shutdown};
 use clap::Parser;
-use clickledger_settler::run_settler;
+use clickledger_settler::{self as settler, run_settler};
 use model::follow::SharedProgram;
 use model::ports::log::{EventLog, Topics};
 use model::ports::store::Store;
@@ -19,6 +19,10 @@ use model::stage::wall_clock;
 struct Args {
     #[command(flatten)]
     deployment: DeploymentArgs,
+    /// Members of the order and ledger stages' consumer groups in this process, each on its
+    /// own task (default: one per core). More than the topics' partitions stay idle.
+    #[arg(long, env = "CLICKLEDGER_SETTLER_INSTANCES")]
+    instances: Option<usize>,
 }
 
 #[tokio::main]
@@ -28,11 +32,13 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let deployment = Deployment::connect(&args.deployment).await?;
     let topics = deployment.topics();
-    deployment.run(Settler { topics }).await
+    let instances = args.instances.unwrap_or_else(settler::instances_per_process);
+    deployment.run(Settler { topics, instances }).await
 }
 
 struct Settler {
     topics: Topics,
+    instances: usize,
 }
 
 impl Job for Settler {
@@ -43,7 +49,7 @@ impl Job for Settler {
         program: Arc<SharedProgram>,
         shutdown: Shutdown,
     ) -> anyhow::Result<()> {
-        run_settler(log, store, program, self.topics, wall_clock(), shutdown).await?;
+        run_settler(log, store, program, self.topics, wall_clock(), self.instances, shutdown).await?;
         Ok(())
     }
 }

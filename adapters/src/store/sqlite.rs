@@ -24,6 +24,7 @@ use super::{from_units, limit_of, summary_row, to_units};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../deploy/sqlite/001_store.sql")),
     (2, include_str!("../../../deploy/sqlite/002_state_file.sql")),
+    (3, include_str!("../../../deploy/sqlite/003_click_columns.sql")),
 ];
 
 /// Stage state lives in its own file next to the store, with its own writer: saving a large
@@ -160,18 +161,24 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
+fn text(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or_default()
+}
+
 fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Result<(), StoreError> {
     let transaction = connection.transaction().map_err(classify)?;
     {
         let mut clicks = transaction
             .prepare_cached(
-                "INSERT INTO clicks (id, received_ms, offer, member, link, visitor, bot, rejected, unique_click, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (id) DO UPDATE SET unique_click = excluded.unique_click, payload = excluded.payload",
+                "INSERT INTO clicks (id, received_ms, offer, member, link, visitor, bot, rejected, unique_click, click_id,
+                     deep_link, sub1, sub2, sub3, sub4, sub5)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT (id) DO UPDATE SET unique_click = excluded.unique_click",
             )
             .map_err(classify)?;
         for row in &batch.clicks {
             let click = &row.click;
+            let subs = &click.subs;
             clicks
                 .execute(params![
                     click.id.to_string(),
@@ -183,7 +190,13 @@ fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Result<(), St
                     click.bot,
                     click.rejected.map_or("", |reason| reason.as_str()),
                     row.unique,
-                    json(row),
+                    click.click_id,
+                    text(&click.deep_link),
+                    text(&subs.sub1),
+                    text(&subs.sub2),
+                    text(&subs.sub3),
+                    text(&subs.sub4),
+                    text(&subs.sub5),
                 ])
                 .map_err(classify)?;
         }

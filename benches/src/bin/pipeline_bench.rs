@@ -67,6 +67,10 @@ struct Args {
     seconds: u32,
     #[arg(long, default_value_t = 4)]
     partitions: u32,
+    /// Instances of the settler's order and ledger stages (default: one per core, as the
+    /// binaries run them).
+    #[arg(long, default_value_t = settler::instances_per_process())]
+    instances: usize,
     /// Kafka bootstrap servers; without them the embedded log.
     #[arg(long, env = "CLICKLEDGER_KAFKA_BROKERS")]
     kafka_brokers: Option<String>,
@@ -241,8 +245,15 @@ async fn stages<L: EventLog, St: Store>(
     // The settler alone, over the attributor's outputs.
     let (stop, shutdown) = Shutdown::new();
     let started = Instant::now();
-    let settler =
-        tokio::spawn(settler::run_settler(log.clone(), store.clone(), program, topics, wall_clock(), shutdown));
+    let settler = tokio::spawn(settler::run_settler(
+        log.clone(),
+        store.clone(),
+        program,
+        topics,
+        wall_clock(),
+        args.instances,
+        shutdown,
+    ));
     let done = wait_for(&[("orders", conversions as u64), ("ledger", total as u64)], Duration::from_secs(1800)).await;
     let elapsed = started.elapsed();
     let _ = stop.send(true);
@@ -422,7 +433,8 @@ async fn lag<L: EventLog, St: Store>(
     let edge = ingest::Edge::new(ingest::EdgeConfig::new(topics.clone(), keys()), log.clone(), program.clone());
     let edge = tokio::spawn(ingest::run(listener, edge, shutdown.clone().wait()));
     let attributor = spawn_attributor(&log, &store, &program, &topics, &shutdown);
-    let settler = tokio::spawn(settler::run_settler(log, store, program, topics, wall_clock(), shutdown));
+    let settler =
+        tokio::spawn(settler::run_settler(log, store, program, topics, wall_clock(), args.instances, shutdown));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // One postback first: the traffic below must be accepted, not refused.

@@ -408,6 +408,7 @@ pub fn start_workers<L: EventLog, St: Store>(
             program.clone(),
             topics.clone(),
             clock.clock(),
+            1,
             shutdown.clone(),
         )));
     }

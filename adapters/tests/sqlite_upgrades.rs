@@ -1,0 +1,99 @@
+//! Stores made by earlier versions keep their data across the upgrades: migration 2 copies
+//! stage state from the main file to its own before dropping the table there; migration 3
+//! moves a click's sub ids, click id and deep link from its JSON copy into columns.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use clickledger_adapters::store::sqlite::SqliteStore;
+use model::ports::store::Store;
+
+#[tokio::test]
+async fn state_kept_in_the_main_file_moves_to_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    {
+        // A store at schema version 1, with state in its main file.
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.execute_batch(include_str!("../../deploy/sqlite/001_store.sql")).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL);
+                 INSERT INTO schema_migrations VALUES (1, 0);
+                 INSERT INTO stage_state VALUES ('ledger', 2, 'jane', 41, x'0102');",
+            )
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    store.migrate().await.unwrap();
+    let rows = store.load_state("ledger", 2).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].key.as_str(), rows[0].offset, rows[0].state.as_slice()), ("jane", 41, &[1u8, 2][..]));
+    let main = rusqlite::Connection::open(&path).unwrap();
+    let left: i64 =
+        main.query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'stage_state'", [], |row| row.get(0)).unwrap();
+    assert_eq!(left, 0, "the main file no longer has the table");
+}
+
+#[tokio::test]
+async fn clicks_stored_as_json_keep_their_sub_ids_in_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.execute_batch(include_str!("../../deploy/sqlite/001_store.sql")).unwrap();
+        connection
+            .execute_batch(
+                r#"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL);
+                 INSERT INTO schema_migrations VALUES (1, 0), (2, 0);
+                 INSERT INTO clicks VALUES ('c1', 1000, 'summer', 'kid', '', 'v1', 0, '', 1,
+                     '{"click":{"id":"c1","click_id":"k1","deep_link":"https://shop.example/shoes","subs":{"sub1":"news","sub3":"x"}},"unique":true}');
+                 INSERT INTO clicks VALUES ('c2', 2000, 'summer', 'kid', '', 'v2', 0, '', 0,
+                     '{"click":{"id":"c2","click_id":"k2","subs":{}},"unique":false}');"#,
+            )
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    store.migrate().await.unwrap();
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let mut query = connection
+        .prepare("SELECT id, click_id, deep_link, sub1, sub2, sub3, sub4, sub5, unique_click FROM clicks ORDER BY id")
+        .unwrap();
+    let rows: Vec<(String, String, String, String, String, String, String, String, i64)> = query
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+                row.get(7)?,
+                row.get(8)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let text = |value: &str| value.to_string();
+    assert_eq!(
+        rows,
+        [
+            (
+                text("c1"),
+                text("k1"),
+                text("https://shop.example/shoes"),
+                text("news"),
+                text(""),
+                text("x"),
+                text(""),
+                text(""),
+                1
+            ),
+            (text("c2"), text("k2"), text(""), text(""), text(""), text(""), text(""), text(""), 0),
+        ]
+    );
+    let payload: i64 = connection
+        .query_row("SELECT COUNT(*) FROM pragma_table_info('clicks') WHERE name = 'payload'", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(payload, 0, "the JSON copy is gone");
+}
