@@ -5,7 +5,8 @@
 //! which records the key. It serializes as the plain map, so a saved ledger reads the same
 //! whether or not its maps are tracked.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
+use std::hash::Hash;
 use std::ops::Deref;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -13,7 +14,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Clone, Debug)]
 pub struct Tracked<K: Ord, V> {
     map: BTreeMap<K, V>,
-    changed: BTreeSet<K>,
+    /// A hash set: recording a change is on every write path, and comparing string keys down
+    /// a second B-tree cost more than hashing them once.
+    changed: HashSet<K>,
 }
 
 /// A key's value after the changes: `None` when it was removed.
@@ -21,7 +24,7 @@ pub type Change<K, V> = (K, Option<V>);
 
 impl<K: Ord, V> Default for Tracked<K, V> {
     fn default() -> Self {
-        Self { map: BTreeMap::new(), changed: BTreeSet::new() }
+        Self { map: BTreeMap::new(), changed: HashSet::new() }
     }
 }
 
@@ -40,7 +43,7 @@ impl<K: Ord, V> Deref for Tracked<K, V> {
     }
 }
 
-impl<K: Ord + Clone, V> Tracked<K, V> {
+impl<K: Ord + Hash + Clone, V> Tracked<K, V> {
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         self.changed.insert(key.clone());
         self.map.insert(key, value)
@@ -79,12 +82,13 @@ impl<K: Ord + Clone, V> Tracked<K, V> {
         });
     }
 
-    /// The keys changed since the last call.
-    pub fn take_changed(&mut self) -> BTreeSet<K> {
+    /// The keys changed since the last call, in no particular order.
+    pub fn take_changed(&mut self) -> HashSet<K> {
         std::mem::take(&mut self.changed)
     }
 
-    /// What changed since the last call, as the changed keys' values now.
+    /// What changed since the last call, as the changed keys' values now (in no particular
+    /// order: each key once).
     pub fn take_changes(&mut self) -> Vec<Change<K, V>>
     where
         V: Clone,
@@ -146,7 +150,7 @@ impl<K: Ord + Serialize, V: Serialize> Serialize for Tracked<K, V> {
 
 impl<'de, K: Ord + Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Tracked<K, V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Self { map: BTreeMap::deserialize(deserializer)?, changed: BTreeSet::new() })
+        Ok(Self { map: BTreeMap::deserialize(deserializer)?, changed: HashSet::new() })
     }
 }
 
@@ -168,7 +172,8 @@ mod tests {
         }
         map.retain(|key, _| *key != 3);
         *map.get_or_default(4) += "d";
-        let changes = map.take_changes();
+        let mut changes = map.take_changes();
+        changes.sort();
         assert_eq!(changes, vec![(1, None), (2, Some("b!".to_string())), (3, None), (4, Some("d".to_string()))]);
         let mut replayed = before;
         replayed.apply_changes(changes);
