@@ -362,6 +362,29 @@ fn seed_004_accumulated_monthly_tiers_step_up_at_300_and_600_and_reset_on_the_fi
     assert_eq!(paid, expected);
 }
 
+/// The month's sales are kept whole: rejecting an early sale re-prices a later one of the month
+/// even when that one is days old, so the result does not depend on which arrived first.
+#[test]
+fn rejecting_an_early_sale_reprices_the_month_however_old_the_later_sales_are() {
+    let program =
+        ProgramBuilder::new().offer(offer("store", accumulated())).enrolled("store", [member("jane")]).build();
+    let mut rejected_last = Scenario::new(program.clone());
+    rejected_last.sale("store", "jane", "M1", dec!(300), ts("2026-03-02T10:00:00Z"));
+    rejected_last.sale("store", "jane", "M2", dec!(100), ts("2026-03-05T10:00:00Z")); // before 300: 20%
+    rejected_last.sale("store", "jane", "M3", dec!(100), ts("2026-03-25T10:00:00Z")); // settles M2's place
+    assert_eq!(rejected_last.order_total("M2"), dec!(20.00));
+    rejected_last.decide("M1", Verdict::Reject, ts("2026-03-26T00:00:00Z"));
+    // M1 never happened for the counts: M2 had 0 before it (10%), M3 100 (10%).
+    assert_eq!([rejected_last.order_total("M2"), rejected_last.order_total("M3")], [dec!(10.00), dec!(10.00)]);
+
+    let mut rejected_first = Scenario::new(program);
+    rejected_first.sale("store", "jane", "M1", dec!(300), ts("2026-03-02T10:00:00Z"));
+    rejected_first.decide("M1", Verdict::Reject, ts("2026-03-03T00:00:00Z"));
+    rejected_first.sale("store", "jane", "M2", dec!(100), ts("2026-03-05T10:00:00Z"));
+    rejected_first.sale("store", "jane", "M3", dec!(100), ts("2026-03-25T10:00:00Z"));
+    assert_eq!([rejected_first.order_total("M2"), rejected_first.order_total("M3")], [dec!(10.00), dec!(10.00)]);
+}
+
 #[test]
 fn accumulated_months_follow_the_program_time_zone() {
     let settings = ProgramSettings { time_zone: "America/New_York".into(), ..ProgramSettings::default() };

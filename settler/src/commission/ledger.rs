@@ -495,9 +495,13 @@ impl Ledger {
         let sequence_key = (book.member.clone(), book.offer.clone());
         let instance = instance
             .or_else(|| self.order_sequences.get(&sequence_key).and_then(|sequence| sequence.instance_of(&book.key)));
-        let Some(instance) = instance else {
-            // Settled long ago: its price no longer moves.
-            return;
+        let instance = match (instance, &pricing.rule) {
+            (Some(instance), _) => instance,
+            // The month's sales are kept whole, so an accumulated price moves with them however
+            // old the order is; it reads no instance.
+            (None, PayoutRule::Accumulated { .. }) => 0,
+            // Settled long ago: its instance, and so its price, no longer moves.
+            (None, _) => return,
         };
         // Only accumulated monthly tiers read the month's earlier sales (a sum over them).
         let month_before = match pricing.rule {
