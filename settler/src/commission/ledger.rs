@@ -10,7 +10,7 @@
 //! re-prices the ones after it; so the lines depend on which events arrived, not on the order
 //! they arrived in.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use model::events::{
     AttributedConversion, Bill, Click, CommissionLine, Decision, Item, LedgerEvent, LineKind, LineStatus, Refund,
@@ -81,6 +81,27 @@ impl OrderBook {
     fn counts(&self) -> bool {
         self.pricing.is_some() && !self.rejected
     }
+
+    /// Whether the order counts and its price moves with the orders before it.
+    fn repriceable(&self) -> bool {
+        self.counts() && self.pricing.as_ref().is_some_and(|pricing| pricing.rule.depends_on_earlier())
+    }
+}
+
+/// Count a repriceable order in or out of its member's and offer's tally.
+fn tally(repriceable: &mut HashMap<(MemberId, OfferId), u64>, book: &OrderBook, counted: bool) {
+    if !book.repriceable() {
+        return;
+    }
+    let key = (book.member.clone(), book.offer.clone());
+    if counted {
+        *repriceable.entry(key).or_default() += 1;
+    } else if let Some(count) = repriceable.get_mut(&key) {
+        *count -= 1;
+        if *count == 0 {
+            repriceable.remove(&key);
+        }
+    }
 }
 
 /// A line and the bookkeeping its later changes need.
@@ -144,6 +165,12 @@ pub struct Ledger {
     /// when a ledger is restored.
     #[serde(skip)]
     pub(super) holds: BTreeSet<(Timestamp, DerivedId)>,
+    /// How many counted orders of each member and offer are priced by the orders before them
+    /// (`PayoutRule::depends_on_earlier`). Where there are none (a flat CPS, say) an order that
+    /// arrives late re-prices nothing, and the orders after it are not even looked up. Rebuilt
+    /// from the orders when a ledger is restored.
+    #[serde(skip)]
+    pub(super) repriceable: HashMap<(MemberId, OfferId), u64>,
     pub(super) subscriptions: Tracked<OrderKey, SubscriptionAccount>,
     pub(super) bills: Tracked<DerivedId, Bill>,
 }
@@ -257,6 +284,14 @@ impl Ledger {
         self.click_sequences.apply_nested_changes(changes.click_sequences, Sequence::apply_changes);
         self.order_sequences.apply_nested_changes(changes.order_sequences, Sequence::apply_changes);
         self.month_sales.apply_nested_changes(changes.month_sales, MonthSales::apply_changes);
+        for (key, book) in &changes.orders {
+            if let Some(before) = self.orders.get(key) {
+                tally(&mut self.repriceable, before, false);
+            }
+            if let Some(after) = book {
+                tally(&mut self.repriceable, after, true);
+            }
+        }
         self.orders.apply_changes(changes.orders);
         for (id, line) in &changes.lines {
             if let Some(approve_at) = line.as_ref().and_then(|line| line.approve_at) {
@@ -268,13 +303,17 @@ impl Ledger {
         self.bills.apply_changes(changes.bills);
     }
 
-    /// The holds of a ledger read back without them.
-    fn rebuild_holds(&mut self) {
+    /// The holds and tallies of a ledger read back without them.
+    fn rebuild_skipped(&mut self) {
         self.holds = self
             .lines
             .iter()
             .filter_map(|(id, state)| state.approve_at.map(|approve_at| (approve_at, id.clone())))
             .collect();
+        self.repriceable.clear();
+        for book in self.orders.values() {
+            tally(&mut self.repriceable, book, true);
+        }
     }
 
     /// Everything that falls due by `now`: subscription credits and approvals after a hold.
@@ -440,8 +479,16 @@ impl Ledger {
         let counts = book.counts();
         let (member, offer, key, month, sale_amount) =
             (book.member.clone(), book.offer.clone(), book.key, book.month, book.sale_amount);
+        // Whether any order this one could come before is priced by what came before it.
+        let any_repriceable = self.repriceable.contains_key(&(member.clone(), offer.clone()));
+        tally(&mut self.repriceable, &book, true);
         self.orders.insert(order_key.clone(), book);
-        if counts {
+        if counts && !any_repriceable {
+            let instance =
+                self.order_sequences.get_or_default((member.clone(), offer.clone())).place(key, order_key.to_string());
+            self.month_sales.get_or_default((member, offer, month)).add(key, order_key.to_string(), sale_amount);
+            self.price_order(program, &order_key, Some(instance), conversion.id, out);
+        } else if counts {
             let mut affected = BTreeSet::new();
             let (instance, later) =
                 self.order_sequences.get_or_default((member.clone(), offer.clone())).insert(key, order_key.to_string());
@@ -742,6 +789,7 @@ impl Ledger {
             return;
         };
         let (member, offer, key, month) = (book.member.clone(), book.offer.clone(), book.key, book.month);
+        tally(&mut self.repriceable, book, false);
         let mut affected = BTreeSet::new();
         if let Some(sequence) = self.order_sequences.get_mut(&(member.clone(), offer.clone())) {
             affected.extend(sequence.remove(&key).into_iter().map(|(_, later)| later));
@@ -970,7 +1018,7 @@ impl model::stage::StageState for Ledger {
 
     fn decode(bytes: &[u8]) -> Result<Self, String> {
         let mut ledger: Ledger = rmp_serde::from_slice(bytes).map_err(|error| error.to_string())?;
-        ledger.rebuild_holds();
+        ledger.rebuild_skipped();
         Ok(ledger)
     }
 

@@ -65,6 +65,15 @@ impl Sequence {
 
     /// Remove an item; returns the items after it with their new (one lower) instance numbers.
     /// An item that already settled leaves the count, and every recent item moves down.
+    /// [`Sequence::insert`] when nothing after the item needs to know: its instance only.
+    pub fn place(&mut self, key: SeqKey, item: String) -> u64 {
+        let after = self.recent.range(key..).count() as u64;
+        let before = self.settled + self.recent.len() as u64 - after;
+        self.recent.insert(key, item);
+        self.settle();
+        before + 1
+    }
+
     pub fn remove(&mut self, key: &SeqKey) -> Vec<(u64, String)> {
         if self.recent.remove(key).is_none() {
             let settled_before_recent = self.recent.keys().next().is_none_or(|oldest| key < oldest);
@@ -145,6 +154,11 @@ impl MonthSales {
     pub fn insert(&mut self, key: SeqKey, order: String, amount: Decimal) -> Vec<String> {
         self.sales.insert(key, (order, amount));
         self.sales.range(key..).skip(1).map(|(_, (order, _))| order.clone()).collect()
+    }
+
+    /// [`MonthSales::insert`] when nothing after the sale needs to know.
+    pub fn add(&mut self, key: SeqKey, order: String, amount: Decimal) {
+        self.sales.insert(key, (order, amount));
     }
 
     pub fn take_changes(&mut self) -> MonthSalesChanges {
