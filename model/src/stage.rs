@@ -164,7 +164,10 @@ pub fn wall_clock() -> Clock {
 pub struct RunnerConfig {
     pub group: String,
     pub topics: Vec<Arc<str>>,
-    /// Records per poll, and so per flush, at most.
+    /// Records per poll, and so per output transaction, at most. A poll returns what is there,
+    /// so at a steady rate batches stay small; a stage that is behind takes large ones, and
+    /// the store's indexes on hashed ids (commission lines) are written once per transaction
+    /// for many rows rather than page by page (docs/PERFORMANCE.md).
     pub batch: usize,
     pub poll_wait: Duration,
     /// How often time-driven work runs.
@@ -190,7 +193,7 @@ impl RunnerConfig {
         Self {
             group: group.into(),
             topics,
-            batch: 10_000,
+            batch: 100_000,
             poll_wait: Duration::from_millis(100),
             tick_every: Duration::from_secs(1),
             program_patience: Duration::from_secs(10),
