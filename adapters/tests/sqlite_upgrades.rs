@@ -1,6 +1,7 @@
 //! Stores made by earlier versions keep their data across the upgrades: migration 2 copies
 //! stage state from the main file to its own before dropping the table there; migration 3
-//! moves a click's sub ids, click id and deep link from its JSON copy into columns.
+//! moves a click's sub ids, click id and deep link from its JSON copy into columns, and
+//! migration 4 a commission line's keyword, description and bill.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use clickledger_adapters::store::sqlite::SqliteStore;
@@ -75,4 +76,33 @@ async fn clicks_stored_as_json_keep_their_sub_ids_in_columns() {
         .query_row("SELECT COUNT(*) FROM pragma_table_info('clicks') WHERE name = 'payload'", [], |row| row.get(0))
         .unwrap();
     assert_eq!(payload, 0, "the JSON copy is gone");
+}
+
+#[tokio::test]
+async fn lines_stored_as_json_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.execute_batch(include_str!("../../deploy/sqlite/001_store.sql")).unwrap();
+        connection
+            .execute_batch(
+                r#"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL);
+                 INSERT INTO schema_migrations VALUES (1, 0), (2, 0), (3, 0);
+                 INSERT INTO commission_lines VALUES ('3c87c77c8a4815da180b1d23cf1cb639', 2, 'jane', 1, 'jane', 'store',
+                     'acme:O1', '00000000000000000000000005', 'conversion', 'cps', 50000, 'USD', 'approved', 1000,
+                     '{"id":"3c87c77c8a4815da180b1d23cf1cb639","member":"jane","tier":1,"earned_by":"jane","offer":"store","order_key":"acme:O1","source":"00000000000000000000000005","kind":"conversion","rule":"cps","keyword":"sale","amount":"5.00","currency":"USD","status":"approved","description":"CPS: 10% of 50","earned_at":"1970-01-01T00:00:01.000Z","revision":2,"bill":"b7a1"}');"#,
+            )
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    store.migrate().await.unwrap();
+    let lines = store.lines(&model::ports::store::ReportQuery::default()).await.unwrap();
+    assert_eq!(lines.len(), 1);
+    let line = &lines[0];
+    assert_eq!(
+        (line.keyword.as_str(), line.description.as_str(), line.bill.as_ref().map(|bill| bill.to_string())),
+        ("sale", "CPS: 10% of 50", Some("b7a1".to_string()))
+    );
+    assert_eq!((line.amount.to_string(), line.revision, line.earned_at.millis()), ("5.00".to_string(), 2, 1000));
 }

@@ -23,7 +23,7 @@ use model::program::ProgramRecord;
 use model::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{from_units, limit_of, summary_row, to_units};
+use super::{from_units, limit_of, line_from_row, line_row, summary_row, to_units};
 
 /// Ordered migrations; each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(u32, &str)] = &[
@@ -125,25 +125,26 @@ struct ConversionInsert {
     payload: String,
 }
 
+/// A commission line as the columns both stores keep it in (the SQLite store too).
 #[derive(Row, Serialize, Deserialize)]
-struct LineInsert {
-    id: String,
-    revision: u32,
-    member: String,
-    tier: u8,
-    earned_by: String,
-    offer: String,
-    order_key: String,
-    source: String,
-    kind: String,
-    rule: String,
-    keyword: String,
-    amount: i64,
-    currency: String,
-    status: String,
-    description: String,
-    earned_ms: i64,
-    bill: String,
+pub(crate) struct LineInsert {
+    pub(crate) id: String,
+    pub(crate) revision: u32,
+    pub(crate) member: String,
+    pub(crate) tier: u8,
+    pub(crate) earned_by: String,
+    pub(crate) offer: String,
+    pub(crate) order_key: String,
+    pub(crate) source: String,
+    pub(crate) kind: String,
+    pub(crate) rule: String,
+    pub(crate) keyword: String,
+    pub(crate) amount: i64,
+    pub(crate) currency: String,
+    pub(crate) status: String,
+    pub(crate) description: String,
+    pub(crate) earned_ms: i64,
+    pub(crate) bill: String,
 }
 
 #[derive(Row, Serialize, Deserialize)]
@@ -202,60 +203,6 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
 
 fn text<T: std::fmt::Display>(value: Option<T>) -> String {
     value.map(|value| value.to_string()).unwrap_or_default()
-}
-
-fn line_row(line: &CommissionLine) -> LineInsert {
-    LineInsert {
-        id: line.id.to_string(),
-        revision: line.revision,
-        member: line.member.to_string(),
-        tier: line.tier,
-        earned_by: line.earned_by.to_string(),
-        offer: text(line.offer.as_ref()),
-        order_key: text(line.order_key.as_ref()),
-        source: line.source.to_string(),
-        kind: line.kind.as_str().to_string(),
-        rule: line.rule.clone(),
-        keyword: line.keyword.clone(),
-        amount: to_units(line.amount),
-        currency: line.currency.to_string(),
-        status: line.status.as_str().to_string(),
-        description: line.description.clone(),
-        earned_ms: line.earned_at.millis(),
-        bill: text(line.bill.as_ref()),
-    }
-}
-
-fn line_from_row(row: LineInsert) -> Result<CommissionLine, StoreError> {
-    let bad = |what: &str| StoreError::Fatal(format!("stored line {}: bad {what}", row.id));
-    let status = serde_json::from_value(serde_json::Value::String(row.status.clone())).map_err(|_| bad("status"))?;
-    let kind = serde_json::from_value(serde_json::Value::String(row.kind.clone())).map_err(|_| bad("kind"))?;
-    Ok(CommissionLine {
-        id: serde_json::from_value(serde_json::Value::String(row.id.clone())).map_err(|_| bad("id"))?,
-        member: MemberId::new(&row.member).map_err(|_| bad("member"))?,
-        tier: row.tier,
-        earned_by: MemberId::new(&row.earned_by).map_err(|_| bad("earned_by"))?,
-        offer: (!row.offer.is_empty()).then(|| OfferId::new(&row.offer)).transpose().map_err(|_| bad("offer"))?,
-        order_key: (!row.order_key.is_empty()).then(|| model::OrderKey::from_string(row.order_key.clone())),
-        source: EventId::parse(&row.source).ok_or_else(|| bad("source"))?,
-        kind,
-        rule: row.rule,
-        keyword: row.keyword,
-        amount: {
-            let mut amount = from_units(row.amount);
-            amount.rescale(2);
-            amount
-        },
-        currency: model::Currency::new(&row.currency).map_err(|_| bad("currency"))?,
-        status,
-        description: row.description,
-        earned_at: Timestamp::from_millis(row.earned_ms),
-        revision: row.revision,
-        bill: (!row.bill.is_empty())
-            .then(|| serde_json::from_value(serde_json::Value::String(row.bill.clone())))
-            .transpose()
-            .map_err(|_| bad("bill"))?,
-    })
 }
 
 impl ClickHouseStore {

@@ -4,7 +4,12 @@
 pub mod clickhouse;
 pub mod sqlite;
 
-use model::ports::store::{ReportQuery, SummaryRow};
+pub(crate) use self::clickhouse::LineInsert;
+
+use model::events::CommissionLine;
+use model::ids::{EventId, MemberId, OfferId};
+use model::ports::store::{ReportQuery, StoreError, SummaryRow};
+use model::time::Timestamp;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 /// Amounts are stored as integers in ten-thousandths (exact, and summable in SQL).
@@ -71,4 +76,62 @@ mod tests {
         }
         assert_eq!(from_units(to_units(dec!(129.9))).to_string(), "129.90");
     }
+}
+
+fn text<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map(|value| value.to_string()).unwrap_or_default()
+}
+
+pub(crate) fn line_row(line: &CommissionLine) -> LineInsert {
+    LineInsert {
+        id: line.id.to_string(),
+        revision: line.revision,
+        member: line.member.to_string(),
+        tier: line.tier,
+        earned_by: line.earned_by.to_string(),
+        offer: text(line.offer.as_ref()),
+        order_key: text(line.order_key.as_ref()),
+        source: line.source.to_string(),
+        kind: line.kind.as_str().to_string(),
+        rule: line.rule.clone(),
+        keyword: line.keyword.clone(),
+        amount: to_units(line.amount),
+        currency: line.currency.to_string(),
+        status: line.status.as_str().to_string(),
+        description: line.description.clone(),
+        earned_ms: line.earned_at.millis(),
+        bill: text(line.bill.as_ref()),
+    }
+}
+
+pub(crate) fn line_from_row(row: LineInsert) -> Result<CommissionLine, StoreError> {
+    let bad = |what: &str| StoreError::Fatal(format!("stored line {}: bad {what}", row.id));
+    let status = serde_json::from_value(serde_json::Value::String(row.status.clone())).map_err(|_| bad("status"))?;
+    let kind = serde_json::from_value(serde_json::Value::String(row.kind.clone())).map_err(|_| bad("kind"))?;
+    Ok(CommissionLine {
+        id: serde_json::from_value(serde_json::Value::String(row.id.clone())).map_err(|_| bad("id"))?,
+        member: MemberId::new(&row.member).map_err(|_| bad("member"))?,
+        tier: row.tier,
+        earned_by: MemberId::new(&row.earned_by).map_err(|_| bad("earned_by"))?,
+        offer: (!row.offer.is_empty()).then(|| OfferId::new(&row.offer)).transpose().map_err(|_| bad("offer"))?,
+        order_key: (!row.order_key.is_empty()).then(|| model::OrderKey::from_string(row.order_key.clone())),
+        source: EventId::parse(&row.source).ok_or_else(|| bad("source"))?,
+        kind,
+        rule: row.rule,
+        keyword: row.keyword,
+        amount: {
+            let mut amount = from_units(row.amount);
+            amount.rescale(2);
+            amount
+        },
+        currency: model::Currency::new(&row.currency).map_err(|_| bad("currency"))?,
+        status,
+        description: row.description,
+        earned_at: Timestamp::from_millis(row.earned_ms),
+        revision: row.revision,
+        bill: (!row.bill.is_empty())
+            .then(|| serde_json::from_value(serde_json::Value::String(row.bill.clone())))
+            .transpose()
+            .map_err(|_| bad("bill"))?,
+    })
 }

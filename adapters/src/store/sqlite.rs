@@ -18,13 +18,14 @@ use model::program::ProgramRecord;
 use model::time::Timestamp;
 use rusqlite::{Connection, OpenFlags, ToSql, params};
 
-use super::{from_units, limit_of, summary_row, to_units};
+use super::{LineInsert, from_units, limit_of, line_from_row, line_row, summary_row, to_units};
 
 /// Ordered migrations; each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../deploy/sqlite/001_store.sql")),
     (2, include_str!("../../../deploy/sqlite/002_state_file.sql")),
     (3, include_str!("../../../deploy/sqlite/003_click_columns.sql")),
+    (4, include_str!("../../../deploy/sqlite/004_line_columns.sql")),
 ];
 
 /// Stage state lives in its own file next to the store, with its own writer: saving a large
@@ -236,31 +237,35 @@ fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Result<(), St
         let mut lines = transaction
             .prepare_cached(
                 "INSERT INTO commission_lines (id, revision, member, tier, earned_by, offer, order_key, source, kind, rule,
-                     amount, currency, status, earned_ms, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                     keyword, amount, currency, status, description, earned_ms, bill)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
                  ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, amount = excluded.amount,
-                     status = excluded.status, payload = excluded.payload
+                     status = excluded.status, rule = excluded.rule, keyword = excluded.keyword,
+                     description = excluded.description, bill = excluded.bill
                  WHERE excluded.revision >= commission_lines.revision",
             )
             .map_err(classify)?;
         for line in &batch.lines {
+            let row = line_row(line);
             lines
                 .execute(params![
-                    line.id.as_str(),
-                    i64::from(line.revision),
-                    line.member.as_str(),
-                    line.tier,
-                    line.earned_by.as_str(),
-                    line.offer.as_ref().map_or("", |id| id.as_str()),
-                    line.order_key.as_ref().map_or("", |key| key.as_str()),
-                    line.source.to_string(),
-                    line.kind.as_str(),
-                    line.rule,
-                    to_units(line.amount),
-                    line.currency.as_str(),
-                    line.status.as_str(),
-                    line.earned_at.millis(),
-                    json(line),
+                    row.id,
+                    i64::from(row.revision),
+                    row.member,
+                    row.tier,
+                    row.earned_by,
+                    row.offer,
+                    row.order_key,
+                    row.source,
+                    row.kind,
+                    row.rule,
+                    row.keyword,
+                    row.amount,
+                    row.currency,
+                    row.status,
+                    row.description,
+                    row.earned_ms,
+                    row.bill,
                 ])
                 .map_err(classify)?;
         }
@@ -633,11 +638,33 @@ impl Store for SqliteStore {
         self.with_reader(move |connection| {
             let filters = Filters::new(&query, "earned_ms", Some("status"));
             let sql = format!(
-                "SELECT payload FROM commission_lines {} ORDER BY earned_ms, id {}",
+                "SELECT id, revision, member, tier, earned_by, offer, order_key, source, kind, rule, keyword, amount,
+                        currency, status, description, earned_ms, bill
+                 FROM commission_lines {} ORDER BY earned_ms, id {}",
                 filters.sql(),
                 page(&query)
             );
-            fetch(connection, &sql, &filters, |row| from_json(&column::<String>(row, 0)?))
+            fetch(connection, &sql, &filters, |row| {
+                line_from_row(LineInsert {
+                    id: column(row, 0)?,
+                    revision: column(row, 1)?,
+                    member: column(row, 2)?,
+                    tier: column(row, 3)?,
+                    earned_by: column(row, 4)?,
+                    offer: column(row, 5)?,
+                    order_key: column(row, 6)?,
+                    source: column(row, 7)?,
+                    kind: column(row, 8)?,
+                    rule: column(row, 9)?,
+                    keyword: column(row, 10)?,
+                    amount: column(row, 11)?,
+                    currency: column(row, 12)?,
+                    status: column(row, 13)?,
+                    description: column(row, 14)?,
+                    earned_ms: column(row, 15)?,
+                    bill: column(row, 16)?,
+                })
+            })
         })
         .await
     }
