@@ -288,9 +288,10 @@ proptest! {
         for saved in &changes {
             restored.apply_changes(saved).unwrap();
         }
-        prop_assert!(restored.encode() == ledger.encode(), "the restored ledger differs");
-        // What is not saved but rebuilt (holds, the tallies of repriceable orders) is rebuilt alike.
-        prop_assert!(restored == ledger, "the restored ledger's rebuilt parts differ");
+        // Equal in what is saved and in what is rebuilt on restore (holds, the tallies of
+        // repriceable orders); the unique-click windows are hash maps, so compare values, not bytes.
+        prop_assert!(restored == ledger, "the restored ledger differs");
+        prop_assert!(Ledger::decode(&ledger.encode()).unwrap() == ledger, "the ledger does not read back");
         // Holds are rebuilt: both approve the same lines when their time comes.
         let later = Timestamp::from_millis(i64::from(u32::MAX) * 1_000);
         prop_assert_eq!(restored.advance(&program, later), ledger.advance(&program, later));

@@ -27,6 +27,7 @@ use super::rules::{self, SaleFacts};
 use super::sequence::{MonthSales, MonthSalesChanges, SeqKey, Sequence, SequenceChanges};
 use super::tiers::tier_shares;
 use super::tracked::{Change, Tracked};
+use super::windows::{ClickWindows, WindowChanges};
 
 /// Counts of a member in an offer, for reports and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -152,7 +153,7 @@ impl Outputs {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ledger {
     /// When each visitor's last counted unique click for (offer, member) happened.
-    pub(super) unique_clicks: Tracked<(OfferId, MemberId, VisitorId), Timestamp>,
+    pub(super) unique_clicks: ClickWindows,
     /// Unique clicks of each member and offer, in canonical order (CPC instances).
     pub(super) click_sequences: Tracked<(MemberId, OfferId), Sequence>,
     /// Accepted, priced orders of each member and offer, in canonical order (CPA/CPS instances).
@@ -192,7 +193,7 @@ pub struct LedgerChanges {
 /// [`LedgerChanges`] as written: the same fields, values borrowed from the ledger.
 #[derive(Serialize)]
 struct ChangesToSave<'a> {
-    unique_clicks: Vec<Change<(OfferId, MemberId, VisitorId), &'a Timestamp>>,
+    unique_clicks: WindowChanges<'a>,
     click_sequences: Vec<Change<(MemberId, OfferId), SequenceChanges>>,
     order_sequences: Vec<Change<(MemberId, OfferId), SequenceChanges>>,
     month_sales: Vec<Change<(MemberId, OfferId, YearMonth), MonthSalesChanges>>,
@@ -266,7 +267,7 @@ impl Ledger {
     /// [`LedgerChanges`].
     fn take_ledger_changes(&mut self) -> Vec<u8> {
         let changes = ChangesToSave {
-            unique_clicks: self.unique_clicks.take_changes_borrowed(),
+            unique_clicks: self.unique_clicks.take_changes(),
             click_sequences: self.click_sequences.take_nested_changes(Sequence::take_changes),
             order_sequences: self.order_sequences.take_nested_changes(Sequence::take_changes),
             month_sales: self.month_sales.take_nested_changes(MonthSales::take_changes),
@@ -340,18 +341,16 @@ impl Ledger {
     /// clicks still meets the windows it needs; a click later than `margin` behind the newest
     /// may find its window forgotten and count as unique.
     pub fn forget_click_windows(&mut self, program: &Program, margin: Span) -> bool {
-        let Some(newest) = self.unique_clicks.values().max().copied() else {
+        let Some(newest) = self.unique_clicks.newest() else {
             return false;
         };
         let horizon = newest.saturating_sub(margin);
-        let before = self.unique_clicks.len();
-        self.unique_clicks.retain(|(offer_id, _, _), counted_at| {
+        self.unique_clicks.retain(|offer_id, counted_at| {
             let window = program
                 .offer(offer_id)
                 .map_or(model::program::DEFAULT_UNIQUE_CLICK_WINDOW, |offer| offer.unique_click_window);
             counted_at.saturating_add(window) > horizon
-        });
-        self.unique_clicks.len() < before
+        })
     }
 
     pub fn line(&self, id: &DerivedId) -> Option<&CommissionLine> {
@@ -395,13 +394,12 @@ impl Ledger {
         let Some(offer) = program.offer(&click.offer) else {
             return false;
         };
-        let visitor_key = (click.offer.clone(), click.member.clone(), click.visitor.clone());
-        if let Some(counted_at) = self.unique_clicks.get(&visitor_key) {
+        if let Some(counted_at) = self.unique_clicks.get(&click.offer, &click.member, &click.visitor) {
             if click.received_at < counted_at.saturating_add(offer.unique_click_window) {
                 return false;
             }
         }
-        self.unique_clicks.insert(visitor_key, click.received_at);
+        self.unique_clicks.insert(&click.offer, &click.member, &click.visitor, click.received_at);
         let Some(payout) = program.payout(&click.offer, &click.member).filter(|payout| payout.rule.pays_clicks())
         else {
             return true;

@@ -6,6 +6,7 @@
 //! - [`ledger`]: the state machine over ledger events: unique clicks, orders, refunds,
 //!   approve / reject, recruiting commissions.
 //! - `recurring`: subscription accounts and their credits.
+//! - `windows`: unique-click windows, nested by offer and member in memory.
 //! - `bills`: bill runs with minimum-payout carry-over, and payment.
 //! - [`evaluate`]: pricing a conversion for a member without touching any state, the unit
 //!   the engine benchmark measures.
@@ -18,6 +19,7 @@ pub mod rules;
 pub mod sequence;
 pub mod tiers;
 mod tracked;
+mod windows;
 
 pub use evaluate::{PricedLine, evaluate_conversion};
 pub use ledger::{Counter, Ledger, LineState, OrderBook, Outputs, Pricing};

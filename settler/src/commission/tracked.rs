@@ -71,17 +71,6 @@ impl<K: Ord + Hash + Clone, V> Tracked<K, V> {
         self.map.entry(key).or_default()
     }
 
-    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
-        let changed = &mut self.changed;
-        self.map.retain(|key, value| {
-            let kept = keep(key, value);
-            if !kept {
-                changed.insert(key.clone());
-            }
-            kept
-        });
-    }
-
     /// The keys changed since the last call, in no particular order.
     pub fn take_changed(&mut self) -> HashSet<K> {
         std::mem::take(&mut self.changed)
@@ -170,7 +159,7 @@ mod tests {
         if let Some(value) = map.get_mut(&2) {
             value.push('!');
         }
-        map.retain(|key, _| *key != 3);
+        map.remove(&3);
         *map.get_or_default(4) += "d";
         let mut changes = map.take_changes();
         changes.sort();
