@@ -394,10 +394,10 @@ impl Ledger {
         let Some(offer) = program.offer(&click.offer) else {
             return false;
         };
-        if let Some(counted_at) = self.unique_clicks.get(&click.offer, &click.member, &click.visitor) {
-            if click.received_at < counted_at.saturating_add(offer.unique_click_window) {
-                return false;
-            }
+        if let Some(counted_at) = self.unique_clicks.get(&click.offer, &click.member, &click.visitor)
+            && click.received_at < counted_at.saturating_add(offer.unique_click_window)
+        {
+            return false;
         }
         self.unique_clicks.insert(&click.offer, &click.member, &click.visitor, click.received_at);
         let Some(payout) = program.payout(&click.offer, &click.member).filter(|payout| payout.rule.pays_clicks())

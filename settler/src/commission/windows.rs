@@ -195,6 +195,7 @@ impl<'de> Deserialize<'de> for ClickWindows {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::BTreeMap;
 
