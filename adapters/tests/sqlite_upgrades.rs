@@ -4,27 +4,36 @@
 //! migration 4 a commission line's keyword, description and bill.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::Path;
+
 use clickledger_adapters::store::sqlite::SqliteStore;
 use model::ports::store::Store;
+
+/// A store file at schema `version` (the tables of migration 1, the migrations up to `version`
+/// recorded as applied) with `rows` written into it, then opened and upgraded.
+async fn upgraded(path: &Path, version: i64, rows: &str) -> SqliteStore {
+    {
+        let connection = rusqlite::Connection::open(path).unwrap();
+        connection.execute_batch(include_str!("../../deploy/sqlite/001_store.sql")).unwrap();
+        connection
+            .execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
+            .unwrap();
+        for applied in 1..=version {
+            connection.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [applied]).unwrap();
+        }
+        connection.execute_batch(rows).unwrap();
+    }
+    let store = SqliteStore::open(path).unwrap();
+    store.migrate().await.unwrap();
+    store
+}
 
 #[tokio::test]
 async fn state_kept_in_the_main_file_moves_to_the_state_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
-    {
-        // A store at schema version 1, with state in its main file.
-        let connection = rusqlite::Connection::open(&path).unwrap();
-        connection.execute_batch(include_str!("../../deploy/sqlite/001_store.sql")).unwrap();
-        connection
-            .execute_batch(
-                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL);
-                 INSERT INTO schema_migrations VALUES (1, 0);
-                 INSERT INTO stage_state VALUES ('ledger', 2, 'jane', 41, x'0102');",
-            )
-            .unwrap();
-    }
-    let store = SqliteStore::open(&path).unwrap();
-    store.migrate().await.unwrap();
+    // A store at schema version 1, with state in its main file.
+    let store = upgraded(&path, 1, "INSERT INTO stage_state VALUES ('ledger', 2, 'jane', 41, x'0102');").await;
     let rows = store.load_state("ledger", 2).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].key.as_str(), rows[0].offset, rows[0].state.as_slice()), ("jane", 41, &[1u8, 2][..]));
@@ -38,22 +47,15 @@ async fn state_kept_in_the_main_file_moves_to_the_state_file() {
 async fn clicks_stored_as_json_keep_their_sub_ids_in_columns() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
-    {
-        let connection = rusqlite::Connection::open(&path).unwrap();
-        connection.execute_batch(include_str!("../../deploy/sqlite/001_store.sql")).unwrap();
-        connection
-            .execute_batch(
-                r#"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL);
-                 INSERT INTO schema_migrations VALUES (1, 0), (2, 0);
-                 INSERT INTO clicks VALUES ('c1', 1000, 'summer', 'kid', '', 'v1', 0, '', 1,
+    upgraded(
+        &path,
+        2,
+        r#"INSERT INTO clicks VALUES ('c1', 1000, 'summer', 'kid', '', 'v1', 0, '', 1,
                      '{"click":{"id":"c1","click_id":"k1","deep_link":"https://shop.example/shoes","subs":{"sub1":"news","sub3":"x"}},"unique":true}');
                  INSERT INTO clicks VALUES ('c2', 2000, 'summer', 'kid', '', 'v2', 0, '', 0,
                      '{"click":{"id":"c2","click_id":"k2","subs":{}},"unique":false}');"#,
-            )
-            .unwrap();
-    }
-    let store = SqliteStore::open(&path).unwrap();
-    store.migrate().await.unwrap();
+    )
+    .await;
     let connection = rusqlite::Connection::open(&path).unwrap();
     let mut query = connection
         .prepare("SELECT id, click_id, deep_link, sub1, sub2, sub3, sub4, sub5, unique_click FROM clicks ORDER BY id")
@@ -82,21 +84,14 @@ async fn clicks_stored_as_json_keep_their_sub_ids_in_columns() {
 async fn lines_stored_as_json_read_back_whole() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
-    {
-        let connection = rusqlite::Connection::open(&path).unwrap();
-        connection.execute_batch(include_str!("../../deploy/sqlite/001_store.sql")).unwrap();
-        connection
-            .execute_batch(
-                r#"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL);
-                 INSERT INTO schema_migrations VALUES (1, 0), (2, 0), (3, 0);
-                 INSERT INTO commission_lines VALUES ('3c87c77c8a4815da180b1d23cf1cb639', 2, 'jane', 1, 'jane', 'store',
+    let store = upgraded(
+        &path,
+        3,
+        r#"INSERT INTO commission_lines VALUES ('3c87c77c8a4815da180b1d23cf1cb639', 2, 'jane', 1, 'jane', 'store',
                      'acme:O1', '00000000000000000000000005', 'conversion', 'cps', 50000, 'USD', 'approved', 1000,
                      '{"id":"3c87c77c8a4815da180b1d23cf1cb639","member":"jane","tier":1,"earned_by":"jane","offer":"store","order_key":"acme:O1","source":"00000000000000000000000005","kind":"conversion","rule":"cps","keyword":"sale","amount":"5.00","currency":"USD","status":"approved","description":"CPS: 10% of 50","earned_at":"1970-01-01T00:00:01.000Z","revision":2,"bill":"b7a1"}');"#,
-            )
-            .unwrap();
-    }
-    let store = SqliteStore::open(&path).unwrap();
-    store.migrate().await.unwrap();
+    )
+    .await;
     let lines = store.lines(&model::ports::store::ReportQuery::default()).await.unwrap();
     assert_eq!(lines.len(), 1);
     let line = &lines[0];
