@@ -481,22 +481,20 @@ impl Ledger {
         let any_repriceable = self.repriceable.contains_key(&(member.clone(), offer.clone()));
         tally(&mut self.repriceable, &book, true);
         self.orders.insert(order_key.clone(), book);
-        if counts && !any_repriceable {
-            let instance =
-                self.order_sequences.get_or_default((member.clone(), offer.clone())).place(key, order_key.to_string());
-            self.month_sales.get_or_default((member, offer, month)).add(key, order_key.to_string(), sale_amount);
-            self.price_order(program, &order_key, Some(instance), conversion.id, out);
-        } else if counts {
-            let mut affected = BTreeSet::new();
-            let (instance, later) =
-                self.order_sequences.get_or_default((member.clone(), offer.clone())).insert(key, order_key.to_string());
-            affected.extend(later.into_iter().map(|(_, later_order)| later_order));
-            let later_in_month = self.month_sales.get_or_default((member.clone(), offer.clone(), month)).insert(
-                key,
-                order_key.to_string(),
-                sale_amount,
-            );
-            affected.extend(later_in_month);
+        if counts {
+            let sequence = self.order_sequences.get_or_default((member.clone(), offer.clone()));
+            let month_sales = self.month_sales.get_or_default((member, offer, month));
+            let (instance, affected) = if any_repriceable {
+                let (instance, later) = sequence.insert(key, order_key.to_string());
+                let mut affected: BTreeSet<String> = later.into_iter().map(|(_, later_order)| later_order).collect();
+                affected.extend(month_sales.insert(key, order_key.to_string(), sale_amount));
+                (instance, affected)
+            } else {
+                // Nothing after it moves: no need to know what is after it.
+                let instance = sequence.place(key, order_key.to_string());
+                month_sales.add(key, order_key.to_string(), sale_amount);
+                (instance, BTreeSet::new())
+            };
             self.price_order(program, &order_key, Some(instance), conversion.id, out);
             for later_order in affected {
                 let later_order = OrderKey::from_string(later_order);

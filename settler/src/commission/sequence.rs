@@ -47,11 +47,8 @@ impl Sequence {
     /// Insert an item; returns its 1-based instance number and the items after it (which each
     /// moved one instance up), with their new instance numbers.
     pub fn insert(&mut self, key: SeqKey, item: String) -> (u64, Vec<(u64, String)>) {
-        // Items arrive nearly in order: count the few after the key, not the many before it.
-        let after = self.recent.range(key..).count() as u64;
-        let before = self.settled + self.recent.len() as u64 - after;
+        let instance = self.instance_for(&key);
         self.recent.insert(key, item);
-        let instance = before + 1;
         let later = self
             .recent
             .range(key..)
@@ -67,11 +64,17 @@ impl Sequence {
     /// An item that already settled leaves the count, and every recent item moves down.
     /// [`Sequence::insert`] when nothing after the item needs to know: its instance only.
     pub fn place(&mut self, key: SeqKey, item: String) -> u64 {
-        let after = self.recent.range(key..).count() as u64;
-        let before = self.settled + self.recent.len() as u64 - after;
+        let instance = self.instance_for(&key);
         self.recent.insert(key, item);
         self.settle();
-        before + 1
+        instance
+    }
+
+    /// The instance an item inserted now at `key` takes. Items arrive nearly in order: count
+    /// the few after the key, not the many before it.
+    fn instance_for(&self, key: &SeqKey) -> u64 {
+        let after = self.recent.range(*key..).count() as u64;
+        self.settled + self.recent.len() as u64 - after + 1
     }
 
     pub fn remove(&mut self, key: &SeqKey) -> Vec<(u64, String)> {
