@@ -124,7 +124,7 @@ impl Deployment {
         let topics = Topics::with_prefix(&args.topic_prefix);
         let log = match &args.kafka_brokers {
             Some(brokers) => {
-                let mut config = KafkaConfig::new(brokers);
+                let mut config = KafkaConfig::new(brokers).bundling(&topics);
                 config.linger = std::time::Duration::from_millis(args.kafka_linger_ms);
                 config.extra = args.kafka_options.clone();
                 Log::Kafka(KafkaLog::connect(config)?)

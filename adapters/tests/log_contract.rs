@@ -21,7 +21,18 @@ fn sqlite() -> (SqliteLog, tempfile::TempDir) {
 }
 
 fn kafka() -> KafkaLog {
-    KafkaLog::connect(KafkaConfig::new(services::kafka_brokers().expect("Kafka is required"))).unwrap()
+    KafkaLog::connect(KafkaConfig::new(brokers())).unwrap()
+}
+
+fn brokers() -> String {
+    services::kafka_brokers().expect("Kafka is required")
+}
+
+/// A Kafka log that writes `topic` in bundles.
+fn kafka_bundling(topic: &Arc<str>) -> KafkaLog {
+    let mut config = KafkaConfig::new(brokers());
+    config.bundled = vec![topic.clone()];
+    KafkaLog::connect(config).unwrap()
 }
 
 fn records(topic: &Arc<str>, count: usize) -> Vec<Record> {
@@ -52,8 +63,7 @@ async fn drain<C: LogConsumer>(consumer: &mut C, count: usize) -> Vec<(Partition
     seen
 }
 
-async fn appended_records_reach_a_group_once_in_key_order<L: EventLog>(log: L) {
-    let topic: Arc<str> = Arc::from(unique("contract"));
+async fn appended_records_reach_a_group_once_in_key_order<L: EventLog>(log: L, topic: Arc<str>) {
     log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 3, compacted: false }]).await.unwrap();
     let sent = records(&topic, 60);
     // Appends of one request are acknowledged together; requests in parallel share commits.
@@ -96,8 +106,7 @@ async fn appended_records_reach_a_group_once_in_key_order<L: EventLog>(log: L) {
     }
 }
 
-async fn a_group_resumes_after_its_committed_offsets<L: EventLog>(log: L) {
-    let topic: Arc<str> = Arc::from(unique("resume"));
+async fn a_group_resumes_after_its_committed_offsets<L: EventLog>(log: L, topic: Arc<str>) {
     log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 2, compacted: false }]).await.unwrap();
     log.append(records(&topic, 10)).await.unwrap();
     let group = unique("group");
@@ -131,23 +140,95 @@ async fn appending_to_an_unknown_topic_is_fatal<L: EventLog>(log: L) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_records_reach_a_group_once_in_key_order() {
     let (log, _dir) = sqlite();
-    appended_records_reach_a_group_once_in_key_order(log).await;
+    appended_records_reach_a_group_once_in_key_order(log, Arc::from(unique("contract"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_records_reach_a_group_once_in_key_order() {
-    appended_records_reach_a_group_once_in_key_order(kafka()).await;
+    appended_records_reach_a_group_once_in_key_order(kafka(), Arc::from(unique("contract"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_bundled_records_reach_a_group_once_in_key_order() {
+    let topic = Arc::from(unique("bundled"));
+    appended_records_reach_a_group_once_in_key_order(kafka_bundling(&topic), topic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_group_resumes_after_committed_offsets() {
     let (log, _dir) = sqlite();
-    a_group_resumes_after_its_committed_offsets(log).await;
+    a_group_resumes_after_its_committed_offsets(log, Arc::from(unique("resume"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_group_resumes_after_committed_offsets() {
-    a_group_resumes_after_its_committed_offsets(kafka()).await;
+    a_group_resumes_after_its_committed_offsets(kafka(), Arc::from(unique("resume"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_bundled_group_resumes_after_committed_offsets() {
+    let topic = Arc::from(unique("bundled-resume"));
+    a_group_resumes_after_its_committed_offsets(kafka_bundling(&topic), topic).await;
+}
+
+/// The messages the broker holds in `topic`'s partition 0.
+fn broker_messages(topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let (low, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)).unwrap();
+    high - low
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_bundle_is_one_message_handed_out_a_record_at_a_time() {
+    let topic: Arc<str> = Arc::from(unique("bundle"));
+    let log = kafka_bundling(&topic);
+    log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 1, compacted: false }]).await.unwrap();
+    let record = |n: usize| Record {
+        topic: topic.clone(),
+        key: format!("order-{n}"),
+        payload: format!("event-{n}").into_bytes(),
+    };
+    log.append((0..10).map(record).collect()).await.unwrap();
+    assert_eq!(broker_messages(&topic), 1, "ten records of one append and partition: one message");
+    log.append(vec![record(10)]).await.unwrap();
+    assert_eq!(broker_messages(&topic), 2);
+
+    // A poll takes what it may; the rest of the bundle comes with the next poll.
+    let group = unique("group");
+    let mut consumer = log.consumer(&group, &[topic.clone()]).unwrap();
+    let mut first = Vec::new();
+    while first.is_empty() {
+        first = consumer.poll(4, Duration::from_millis(500)).await.unwrap().records;
+    }
+    let keys =
+        |records: &[model::ports::log::Delivered]| records.iter().map(|record| record.key.clone()).collect::<Vec<_>>();
+    assert_eq!(keys(&first), ["order-0", "order-1", "order-2", "order-3"]);
+    assert_eq!(first[3].payload, b"event-3");
+    let rest = drain(&mut consumer, 7).await;
+    let rest_keys: Vec<&str> = rest.iter().map(|(_, _, key, _)| key.as_str()).collect();
+    assert_eq!(rest_keys, ["order-4", "order-5", "order-6", "order-7", "order-8", "order-9", "order-10"]);
+    let offsets: Vec<u64> =
+        first.iter().map(|record| record.offset).chain(rest.iter().map(|(_, offset, ..)| *offset)).collect();
+    assert!(offsets.windows(2).all(|pair| pair[0] < pair[1]), "{offsets:?}");
+    let partition = PartitionId { topic: topic.clone(), partition: 0 };
+    assert_eq!(log.end_offset(&partition).await.unwrap(), offsets[10] + 1, "the end is after the last record");
+    drop(consumer);
+
+    // Committed halfway through the bundle: a new member reads the bundle again from its
+    // start (at-least-once), then what follows.
+    let halfway = unique("group");
+    let mut reader = log.consumer(&halfway, &[topic.clone()]).unwrap();
+    let mut read = Vec::new();
+    while read.is_empty() {
+        read = reader.poll(4, Duration::from_millis(500)).await.unwrap().records;
+    }
+    reader.commit(&[(partition.clone(), read[3].offset + 1)]).await.unwrap();
+    drop(reader);
+    let mut resumed = log.consumer(&halfway, &[topic.clone()]).unwrap();
+    let seen = drain(&mut resumed, 11).await;
+    assert_eq!(seen.first().map(|(_, _, key, _)| key.as_str()), Some("order-0"), "the bundle again, whole");
+    assert_eq!(seen.len(), 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

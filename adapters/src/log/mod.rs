@@ -2,5 +2,6 @@
 //! [`sqlite::SqliteLog`] for the embedded one. Both implement `model::ports::EventLog` with the
 //! same behaviour, checked by the shared suite in `adapters/tests/log_contract.rs`.
 
+pub mod bundle;
 pub mod kafka;
 pub mod sqlite;

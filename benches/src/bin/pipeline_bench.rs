@@ -6,9 +6,11 @@
 //! - the baseline: a plain consumer reading the same topic and doing nothing (the log adapter's
 //!   own consumer for the embedded log; a bare rdkafka `BaseConsumer` for Kafka),
 //! - the attributor alone, from the first poll until every event's outputs are durable, and
-//!   the heap it holds per tracked visitor,
+//!   the heap it holds per tracked visitor; then the baseline again,
+//! - the log port's consumer reading the settler's input topics,
 //! - the settler alone, over what the attributor wrote, until every click and order has its
-//!   rows in the store.
+//!   rows in the store,
+//! - last, a plain consumer writing every record it reads to another topic.
 //!
 //! `lag`: the edge, the attributor and the settler in one process; `oha` sends clicks and code
 //! postbacks at a fixed rate over loopback; the runner's `clickledger_stage_lag_seconds`
@@ -97,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
     };
     match (&args.kafka_brokers, &args.clickhouse_url) {
         (Some(brokers), Some(url)) => {
-            let log = KafkaLog::connect(KafkaConfig::new(brokers))?;
+            let log = KafkaLog::connect(KafkaConfig::new(brokers).bundling(&topics))?;
             let store = ClickHouseStore::connect(url, &format!("bench_{run}")).await?;
             bench(&args, log, store, topics, "Kafka", store_name).await
         }
@@ -194,32 +196,11 @@ async fn stages<L: EventLog, St: Store>(
     let prefill = started.elapsed();
     println!("pre-filled {total} events ({clicks} clicks, {conversions} sales) in {prefill:.1?}");
 
-    // Baseline: read the topic, do nothing.
-    let started = Instant::now();
-    let read = match &args.kafka_brokers {
-        Some(brokers) => plain_rdkafka_read(brokers, &topics.events, total).await?,
-        None => plain_log_read(&log, &topics, total).await?,
-    };
-    let baseline = started.elapsed();
-    report("baseline: plain consumer", read, baseline, None);
-
-    // Second baseline: read the topic and write every record to another one (what a stage
-    // does at the least: its outputs are as many records as its inputs).
-    let forward: Arc<str> = Arc::from(format!("{}forward", topics.prefix));
-    let spec = model::ports::log::TopicSpec { name: forward.clone(), partitions: args.partitions, compacted: false };
-    log.create_topics(&[spec]).await?;
-    let started = Instant::now();
-    let forwarded = match &args.kafka_brokers {
-        Some(brokers) => plain_rdkafka_forward(brokers, &topics.events, &forward, total).await?,
-        None => plain_log_forward(&log, &topics, &forward, total).await?,
-    };
-    let forward_baseline = started.elapsed();
-    report(
-        "baseline: plain consumer forwarding every record to another topic",
-        forwarded,
-        forward_baseline,
-        Some(baseline),
-    );
+    // Baseline: read the topic, do nothing. Measured before and after the attributor: a
+    // broker whose store grows serves later reads slower (Tansu: twice as slow after a few
+    // million records), so the stage is compared with both.
+    let baseline = plain_read(args, &log, &topics, "baseline-before", total).await?;
+    report("baseline: plain consumer", total as u64, baseline, None);
 
     // The attributor alone.
     let before = live();
@@ -233,14 +214,26 @@ async fn stages<L: EventLog, St: Store>(
     let held = live() - before;
     let _ = stop.send(true);
     attributor.await??;
+    let after = plain_read(args, &log, &topics, "baseline-after", total).await?;
+    report("baseline: plain consumer, after the attributor", total as u64, after, None);
     report("attributor", done, elapsed, Some(baseline));
-    println!("  {:.2}x the forwarding baseline's time", elapsed.as_secs_f64() / forward_baseline.as_secs_f64());
+    println!("  {:.2}x the plain consumer's time after it", elapsed.as_secs_f64() / after.as_secs_f64());
     let visitors = total / 5;
     println!(
         "  heap held with {visitors} visitors tracked: {:.1} MiB, {} bytes per visitor (4 clicks each)",
         held as f64 / 1_048_576.0,
         held / visitors as i64
     );
+
+    // Baseline of the settler: the log port's own consumer reading its input topics as the
+    // attributor wrote them (on Kafka: in bundles, unpacked by the adapter).
+    let inputs = [topics.orders.clone(), topics.ledger.clone()];
+    let mut consumer = log.consumer(&topics.group("baseline-settler"), &inputs)?;
+    let started = Instant::now();
+    let read = drain(&mut consumer, total).await?;
+    let settler_baseline = started.elapsed();
+    drop(consumer);
+    report("baseline: the log port's consumer reading the settler's inputs", read, settler_baseline, None);
 
     // The settler alone, over the attributor's outputs.
     let (stop, shutdown) = Shutdown::new();
@@ -249,7 +242,7 @@ async fn stages<L: EventLog, St: Store>(
         log.clone(),
         store.clone(),
         program,
-        topics,
+        topics.clone(),
         wall_clock(),
         args.instances,
         shutdown,
@@ -262,7 +255,29 @@ async fn stages<L: EventLog, St: Store>(
         "settler (orders + ledger stages; events = clicks + sales settled)",
         done.min(total as u64),
         elapsed,
-        Some(baseline),
+        Some(after),
+    );
+    println!(
+        "  {:.2}x the time of the log port's consumer reading its inputs",
+        elapsed.as_secs_f64() / settler_baseline.as_secs_f64()
+    );
+
+    // Last (what it writes makes the broker slower): read the topic and write every record
+    // to another one, a record per record with the stages' producer settings — what a stage
+    // writing unbundled outputs would do at the least.
+    let forward: Arc<str> = Arc::from(format!("{}forward", topics.prefix));
+    let spec = model::ports::log::TopicSpec { name: forward.clone(), partitions: args.partitions, compacted: false };
+    log.create_topics(&[spec]).await?;
+    let started = Instant::now();
+    let forwarded = match &args.kafka_brokers {
+        Some(brokers) => plain_rdkafka_forward(brokers, &topics.events, &forward, total).await?,
+        None => plain_log_forward(&log, &topics, &forward, total).await?,
+    };
+    report(
+        "baseline: plain consumer forwarding every record to another topic",
+        forwarded,
+        started.elapsed(),
+        Some(after),
     );
     let lines = store
         .lines(&model::ports::store::ReportQuery { limit: 1, ..Default::default() })
@@ -306,8 +321,27 @@ async fn wait_for(targets: &[(&str, u64)], patience: Duration) -> u64 {
     }
 }
 
-async fn plain_log_read<L: EventLog>(log: &L, topics: &Topics, total: usize) -> anyhow::Result<u64> {
-    let mut consumer = log.consumer(&topics.group("baseline"), std::slice::from_ref(&topics.events))?;
+/// A plain consumer of the `events` topic, in a group of its own, until it read `total`.
+async fn plain_read<L: EventLog>(
+    args: &Args,
+    log: &L,
+    topics: &Topics,
+    group: &str,
+    total: usize,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    match &args.kafka_brokers {
+        Some(brokers) => plain_rdkafka_read(brokers, &topics.events, total).await?,
+        None => {
+            let mut consumer = log.consumer(&topics.group(group), std::slice::from_ref(&topics.events))?;
+            drain(&mut consumer, total).await?
+        }
+    };
+    Ok(started.elapsed())
+}
+
+/// Poll until `total` records were read.
+async fn drain<C: LogConsumer>(consumer: &mut C, total: usize) -> anyhow::Result<u64> {
     let mut read = 0u64;
     let mut bytes = 0usize;
     while read < total as u64 {

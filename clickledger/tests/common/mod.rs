@@ -328,8 +328,9 @@ pub fn trace() {
 pub async fn kafka(partitions: u32) -> (adapters::log::kafka::KafkaLog, Topics) {
     trace();
     let brokers = adapters::services::kafka_brokers().expect("Kafka is required: run the README's test command");
-    let log = adapters::log::kafka::KafkaLog::connect(adapters::log::kafka::KafkaConfig::new(brokers)).unwrap();
     let topics = Topics::with_prefix(&unique("e2e-"));
+    let config = adapters::log::kafka::KafkaConfig::new(brokers).bundling(&topics);
+    let log = adapters::log::kafka::KafkaLog::connect(config).unwrap();
     log.create_topics(&topics.specs(partitions)).await.unwrap();
     (log, topics)
 }

@@ -1,0 +1,188 @@
+//! Bundles: many records of one partition in one Kafka message.
+//!
+//! The pipeline's own topics (`orders`, `ledger`) are written a batch at a time, thousands of
+//! records per append. A broker pays for every message it stores and serves; the test broker
+//! (Tansu, one SQLite row per message) accepts about 12,000 messages a second on this machine,
+//! so a stage that wrote one message per record could never keep up with a consumer reading
+//! one message per event (docs/PERFORMANCE.md). The Kafka adapter therefore writes the records
+//! of one append that share a partition as one message — a bundle — and its consumer hands
+//! them out one by one again. Nothing above the adapter sees a bundle.
+//!
+//! A bundle is a message with the header [`HEADER`] (value [`VERSION`]), no key, an explicit
+//! partition (the one every record's key hashes to, [`partition_for`]) and this payload,
+//! repeated for each record in order:
+//!
+//! ```text
+//! u32 little-endian  key length     | key bytes (UTF-8)
+//! u32 little-endian  payload length | payload bytes
+//! ```
+//!
+//! **Positions.** The log port numbers records, not messages. The record `i` of `n` in the
+//! message at Kafka offset `k` is at position `k << 16 | i`, except the last, which is at
+//! `k << 16 | 0xFFFF`; a message that is not a bundle is one record at `k << 16 | 0xFFFF`. So
+//! positions rise within a partition, the position after a message's last record is the next
+//! message's first (`(k + 1) << 16`), and a partition's end is its high watermark shifted.
+//! Committing position `p` commits Kafka offset `p >> 16`: at a message's end that is the next
+//! message; in the middle of a bundle it is the bundle itself, which a new member reads again
+//! from its first record (at-least-once; the stages skip what their state already reflects).
+//!
+//! [`partition_for`]: model::ports::log::partition_for
+
+use model::ports::log::Record;
+
+/// The header that marks a bundle.
+pub const HEADER: &str = "clickledger.bundle";
+/// The bundle format this adapter writes and reads.
+pub const VERSION: &[u8] = b"1";
+
+/// Bits of a position below the Kafka offset.
+const SHIFT: u32 = 16;
+/// The low bits of a message's last record.
+const LAST: u64 = (1 << SHIFT) - 1;
+/// Records in one bundle at most (every record but the last needs its own low bits).
+pub const MAX_RECORDS: usize = 4096;
+/// Payload bytes of one bundle at most (well under Kafka's default `message.max.bytes`); a
+/// single larger record is a bundle of its own.
+pub const MAX_BYTES: usize = 512 * 1024;
+
+const _: () = assert!(MAX_RECORDS as u64 <= LAST);
+
+/// The position of record `index` of `count` in the message at Kafka offset `offset`.
+pub fn position(offset: i64, index: usize, count: usize) -> u64 {
+    let base = u64::try_from(offset).unwrap_or(0) << SHIFT;
+    if index + 1 >= count { base | LAST } else { base | index as u64 }
+}
+
+/// The position after the last record of a partition whose high watermark is `watermark`.
+pub fn end_position(watermark: i64) -> u64 {
+    u64::try_from(watermark).unwrap_or(0) << SHIFT
+}
+
+/// The Kafka offset to commit so that reading resumes at or before position `next`.
+pub fn commit_offset(next: u64) -> i64 {
+    i64::try_from(next >> SHIFT).unwrap_or(i64::MAX)
+}
+
+/// The records of one partition, in order, as bundle payloads within the size limits.
+pub fn encode(records: &[&Record]) -> Vec<Vec<u8>> {
+    let mut bundles = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut count = 0;
+    for record in records {
+        let size = 8 + record.key.len() + record.payload.len();
+        if count > 0 && (count == MAX_RECORDS || current.len() + size > MAX_BYTES) {
+            bundles.push(std::mem::take(&mut current));
+            count = 0;
+        }
+        current.reserve(size);
+        for part in [record.key.as_bytes(), &record.payload] {
+            current.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            current.extend_from_slice(part);
+        }
+        count += 1;
+    }
+    if count > 0 {
+        bundles.push(current);
+    }
+    bundles
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed bundle at byte {at}")]
+pub struct Malformed {
+    pub at: usize,
+}
+
+/// The (key, payload) records of a bundle payload.
+pub fn decode(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, Malformed> {
+    /// One length-prefixed part at `*at`, moving `*at` past it.
+    fn part<'a>(bytes: &'a [u8], at: &mut usize) -> Result<&'a [u8], Malformed> {
+        let start = *at;
+        let malformed = Malformed { at: start };
+        let length = bytes.get(start..start + 4).ok_or(malformed)?;
+        let length = u32::from_le_bytes([length[0], length[1], length[2], length[3]]) as usize;
+        let part = bytes.get(start + 4..start + 4 + length).ok_or(Malformed { at: start })?;
+        *at = start + 4 + length;
+        Ok(part)
+    }
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let start = at;
+        let key = std::str::from_utf8(part(bytes, &mut at)?).map_err(|_| Malformed { at: start })?;
+        let payload = part(bytes, &mut at)?;
+        records.push((key.to_string(), payload.to_vec()));
+        if records.len() > MAX_RECORDS {
+            return Err(Malformed { at: start });
+        }
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn record(key: &str, payload: &str) -> Record {
+        Record { topic: Arc::from("t"), key: key.into(), payload: payload.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn records_come_back_in_order_with_their_keys() {
+        let records = [record("order-1", "{\"a\":1}"), record("", ""), record("order-2", "x")];
+        let bundles = encode(&records.iter().collect::<Vec<_>>());
+        assert_eq!(bundles.len(), 1);
+        assert_eq!(
+            decode(&bundles[0]).unwrap(),
+            vec![
+                ("order-1".to_string(), b"{\"a\":1}".to_vec()),
+                (String::new(), Vec::new()),
+                ("order-2".to_string(), b"x".to_vec())
+            ]
+        );
+        assert_eq!(&bundles[0][..4], &7u32.to_le_bytes(), "the documented layout: key length first");
+    }
+
+    #[test]
+    fn bundles_split_at_the_record_and_byte_limits() {
+        let many: Vec<Record> = (0..MAX_RECORDS + 1).map(|n| record(&format!("k{n}"), "p")).collect();
+        let bundles = encode(&many.iter().collect::<Vec<_>>());
+        assert_eq!(
+            bundles.iter().map(|bundle| decode(bundle).unwrap().len()).collect::<Vec<_>>(),
+            vec![MAX_RECORDS, 1]
+        );
+
+        let big = "x".repeat(MAX_BYTES / 2);
+        let large = [record("a", &big), record("b", &big), record("c", &"y".repeat(MAX_BYTES * 2))];
+        let bundles = encode(&large.iter().collect::<Vec<_>>());
+        let keys: Vec<Vec<String>> =
+            bundles.iter().map(|bundle| decode(bundle).unwrap().into_iter().map(|(key, _)| key).collect()).collect();
+        assert_eq!(keys, vec![vec!["a".to_string()], vec!["b".to_string()], vec!["c".to_string()]]);
+    }
+
+    #[test]
+    fn a_truncated_or_garbled_bundle_is_refused() {
+        let bundle = encode(&[&record("key", "payload")]).remove(0);
+        assert_eq!(decode(&bundle[..bundle.len() - 1]), Err(Malformed { at: 7 }));
+        assert_eq!(decode(&bundle[..2]), Err(Malformed { at: 0 }));
+        let mut not_utf8 = bundle.clone();
+        not_utf8[4] = 0xFF;
+        assert_eq!(decode(&not_utf8), Err(Malformed { at: 0 }));
+        assert_eq!(decode(&[]), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn positions_rise_and_end_where_the_next_message_starts() {
+        // A bundle of three at offset 5, a plain record at offset 6.
+        let positions: Vec<u64> = (0..3).map(|i| position(5, i, 3)).chain([position(6, 0, 1)]).collect();
+        assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "{positions:?}");
+        assert_eq!(positions[2] + 1, position(6, 0, 1) - LAST, "after a bundle's last record: the next message");
+        assert_eq!(positions[3] + 1, end_position(7), "after the partition's last record: its end");
+        assert_eq!(commit_offset(positions[3] + 1), 7);
+        assert_eq!(commit_offset(positions[2] + 1), 6, "a bundle read to its end is not read again");
+        assert_eq!(commit_offset(positions[0] + 1), 5, "a bundle read halfway is read again");
+        assert_eq!(commit_offset(end_position(0)), 0);
+    }
+}
