@@ -33,7 +33,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionListElem;
@@ -258,9 +258,8 @@ impl KafkaLog {
         }
         for ((topic, partition), group) in groups {
             for payload in bundle::encode(&group) {
-                let headers = OwnedHeaders::new().insert(Header { key: bundle::HEADER, value: Some(bundle::VERSION) });
                 let future_record =
-                    FutureRecord::<(), _>::to(topic).partition(partition as i32).payload(&payload).headers(headers);
+                    FutureRecord::to(topic).partition(partition as i32).key(bundle::KEY).payload(&payload);
                 match self.producer.send_result(future_record) {
                     Ok(delivery) => deliveries.push(delivery),
                     Err((error, _)) => return (deliveries, Some(classify(&error))),
@@ -586,10 +585,7 @@ impl KafkaConsumer {
         let topic = self.topic(message.topic());
         let partition = message.partition() as u32;
         let payload = message.payload().unwrap_or_default();
-        let is_bundle = message.headers().is_some_and(|headers| {
-            headers.iter().any(|header| header.key == bundle::HEADER && header.value == Some(bundle::VERSION))
-        });
-        if is_bundle {
+        if message.key() == Some(bundle::KEY) {
             match bundle::decode(payload) {
                 Ok(records) => {
                     let count = records.len();
