@@ -91,6 +91,9 @@ impl KafkaConfig {
     }
 }
 
+/// A topic and one of its partitions.
+type Place<'a> = (&'a Arc<str>, u32);
+
 /// Whether any broker is up, as librdkafka last reported or a probe found.
 #[derive(Debug)]
 struct Health {
@@ -240,7 +243,8 @@ impl KafkaLog {
         counts: &HashMap<Arc<str>, u32>,
     ) -> (Vec<rdkafka::producer::DeliveryFuture>, Option<LogError>) {
         let mut deliveries = Vec::with_capacity(records.len());
-        let mut groups: Vec<((&Arc<str>, u32), Vec<&Record>)> = Vec::new();
+        // The records of each (topic, partition), in the order of their first record.
+        let mut groups: Vec<(Place<'_>, Vec<&Record>)> = Vec::new();
         for record in records {
             let Some(partitions) = counts.get(&record.topic) else {
                 let future_record = FutureRecord::to(&record.topic).key(&record.key).payload(&record.payload);
