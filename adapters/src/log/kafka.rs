@@ -196,6 +196,9 @@ impl KafkaLog {
 
     /// The partition counts of the bundled topics among `records`, if all are known.
     fn cached_counts(&self, records: &[Record]) -> Option<HashMap<Arc<str>, u32>> {
+        if !records.iter().any(|record| self.bundled(&record.topic)) {
+            return Some(HashMap::new());
+        }
         let cache = self.partitions.lock().ok()?;
         let mut counts = HashMap::new();
         for record in records.iter().filter(|record| self.bundled(&record.topic)) {
@@ -329,20 +332,19 @@ impl EventLog for KafkaLog {
         // Once the partition counts are known the messages are queued before this returns,
         // so appends made one after the other keep their order.
         let queued = up.then(|| self.cached_counts(&records)).flatten().map(|counts| self.send(&records, &counts));
-        let log = self.clone();
+        // Otherwise they are looked up first, off the async threads.
+        let lookup = (up && queued.is_none()).then(|| (self.clone(), records));
         async move {
-            if !up {
-                return Err(LogError::Unavailable("no Kafka broker is up".into()));
-            }
-            let (deliveries, refused) = match queued {
-                Some(queued) => queued,
-                None => {
+            let (deliveries, refused) = match (queued, lookup) {
+                (Some(queued), _) => queued,
+                (None, Some((log, records))) => {
                     let counts = {
                         let (log, records) = (log.clone(), records.clone());
                         tokio::task::spawn_blocking(move || log.partition_counts(&records)).await.map_err(fatal)??
                     };
                     log.send(&records, &counts)
                 }
+                (None, None) => return Err(LogError::Unavailable("no Kafka broker is up".into())),
             };
             let mut result = refused.map_or(Ok(()), Err);
             for delivery in deliveries {
