@@ -217,6 +217,8 @@ async fn stages<L: EventLog, St: Store>(
     let after = plain_read(args, &log, &topics, "baseline-after", total).await?;
     report("baseline: plain consumer, after the attributor", total as u64, after, None);
     report("attributor", done, elapsed, Some(baseline));
+    let batches = RECORDED.samples("batch:attributor");
+    println!("  batches: {} taking {:.2} s in all", batches.len(), batches.iter().sum::<f64>());
     println!("  {:.2}x the plain consumer's time after it", elapsed.as_secs_f64() / after.as_secs_f64());
     let visitors = total / 5;
     println!(
@@ -629,10 +631,12 @@ impl metrics::Recorder for &'static Recorded {
     }
 
     fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
-        if key.name() != "clickledger_stage_lag_seconds" {
-            return metrics::Histogram::noop();
-        }
+        let label = match key.name() {
+            "clickledger_stage_lag_seconds" => stage_label(key),
+            "clickledger_stage_batch_seconds" => format!("batch:{}", stage_label(key)),
+            _ => return metrics::Histogram::noop(),
+        };
         let mut lags = self.lags.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        metrics::Histogram::from_arc(lags.entry(stage_label(key)).or_default().clone())
+        metrics::Histogram::from_arc(lags.entry(label).or_default().clone())
     }
 }
