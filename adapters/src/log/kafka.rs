@@ -207,35 +207,27 @@ impl KafkaLog {
         Some(counts)
     }
 
-    /// The partition counts of the bundled topics among `records`, from the cache or the
-    /// broker (blocking: call off the async threads).
-    fn partition_counts(&self, records: &[Record]) -> Result<HashMap<Arc<str>, u32>, LogError> {
-        let mut counts = HashMap::new();
+    /// Look up the partition counts of the bundled topics among `records` that are not in the
+    /// cache yet (blocking: call off the async threads).
+    fn learn_partition_counts(&self, records: &[Record]) -> Result<(), LogError> {
         for record in records.iter().filter(|record| self.bundled(&record.topic)) {
-            if counts.contains_key(&record.topic) {
+            let known = self.partitions.lock().map(|cache| cache.contains_key(&record.topic)).unwrap_or(false);
+            if known {
                 continue;
             }
-            let cached = self.partitions.lock().ok().and_then(|cache| cache.get(&record.topic).copied());
-            let count = match cached {
-                Some(count) => count,
-                None => {
-                    let metadata = self
-                        .metadata
-                        .fetch_metadata(Some(&record.topic), Duration::from_secs(10))
-                        .map_err(|error| classify(&error))?;
-                    let count = metadata.topics().first().map_or(0, |topic| topic.partitions().len() as u32);
-                    if count == 0 {
-                        return Err(LogError::Fatal(format!("unknown topic {}", record.topic)));
-                    }
-                    if let Ok(mut cache) = self.partitions.lock() {
-                        cache.insert(record.topic.clone(), count);
-                    }
-                    count
-                }
-            };
-            counts.insert(record.topic.clone(), count);
+            let metadata = self
+                .metadata
+                .fetch_metadata(Some(&record.topic), Duration::from_secs(10))
+                .map_err(|error| classify(&error))?;
+            let count = metadata.topics().first().map_or(0, |topic| topic.partitions().len() as u32);
+            if count == 0 {
+                return Err(LogError::Fatal(format!("unknown topic {}", record.topic)));
+            }
+            if let Ok(mut cache) = self.partitions.lock() {
+                cache.insert(record.topic.clone(), count);
+            }
         }
-        Ok(counts)
+        Ok(())
     }
 
     /// Hand `records` to the producer: bundled topics a message per partition (or more, at
@@ -338,10 +330,13 @@ impl EventLog for KafkaLog {
             let (deliveries, refused) = match (queued, lookup) {
                 (Some(queued), _) => queued,
                 (None, Some((log, records))) => {
-                    let counts = {
-                        let (log, records) = (log.clone(), records.clone());
-                        tokio::task::spawn_blocking(move || log.partition_counts(&records)).await.map_err(fatal)??
-                    };
+                    let (learner, batch) = (log.clone(), records.clone());
+                    tokio::task::spawn_blocking(move || learner.learn_partition_counts(&batch))
+                        .await
+                        .map_err(fatal)??;
+                    let counts = log
+                        .cached_counts(&records)
+                        .ok_or_else(|| LogError::Unavailable("partition counts unknown".into()))?;
                     log.send(&records, &counts)
                 }
                 (None, None) => return Err(LogError::Unavailable("no Kafka broker is up".into())),
@@ -586,44 +581,43 @@ impl KafkaConsumer {
         }
     }
 
-    /// The records of a message: a bundle's, or the message itself.
-    fn unpack(&self, message: &rdkafka::message::BorrowedMessage<'_>, into: &mut VecDeque<Delivered>) {
-        let topic = self.topic(message.topic());
-        let partition = message.partition() as u32;
-        let payload = message.payload().unwrap_or_default();
-        if message.key() == Some(bundle::KEY) {
-            match bundle::decode(payload) {
-                Ok(records) => {
-                    let count = records.len();
-                    into.extend(records.into_iter().enumerate().map(|(index, (key, payload))| Delivered {
-                        topic: topic.clone(),
-                        partition,
-                        offset: bundle::position(message.offset(), index, count),
-                        key,
-                        payload,
-                    }));
-                    return;
-                }
-                // Handed on whole: the stage cannot decode it either, and skips it with an error.
-                Err(error) => {
-                    tracing::error!(topic = %topic, partition, offset = message.offset(), %error, "a malformed bundle")
-                }
-            }
-        }
-        into.push_back(Delivered {
-            topic,
-            partition,
-            offset: bundle::position(message.offset(), 0, 1),
-            key: message.key().map(|key| String::from_utf8_lossy(key).into_owned()).unwrap_or_default(),
-            payload: payload.to_vec(),
-        });
-    }
-
     /// Move up to `max_records` unpacked records into `polled`.
     fn hand_out(&mut self, polled: &mut Polled, max_records: usize) {
         let take = self.unpacked.len().min(max_records.saturating_sub(polled.records.len()));
         polled.records.extend(self.unpacked.drain(..take));
     }
+}
+
+/// The records of a message: a bundle's, or the message itself.
+fn unpack(topic: Arc<str>, message: &rdkafka::message::BorrowedMessage<'_>, into: &mut VecDeque<Delivered>) {
+    let partition = message.partition() as u32;
+    let payload = message.payload().unwrap_or_default();
+    if message.key() == Some(bundle::KEY) {
+        match bundle::decode(payload) {
+            Ok(records) => {
+                let count = records.len();
+                into.extend(records.into_iter().enumerate().map(|(index, (key, payload))| Delivered {
+                    topic: topic.clone(),
+                    partition,
+                    offset: bundle::position(message.offset(), index, count),
+                    key,
+                    payload,
+                }));
+                return;
+            }
+            // Handed on whole: the stage cannot decode it either, and skips it with an error.
+            Err(error) => {
+                tracing::error!(topic = %topic, partition, offset = message.offset(), %error, "a malformed bundle")
+            }
+        }
+    }
+    into.push_back(Delivered {
+        topic,
+        partition,
+        offset: bundle::position(message.offset(), 0, 1),
+        key: message.key().map(|key| String::from_utf8_lossy(key).into_owned()).unwrap_or_default(),
+        payload: payload.to_vec(),
+    });
 }
 
 impl LogConsumer for KafkaConsumer {
@@ -648,9 +642,7 @@ impl LogConsumer for KafkaConsumer {
             };
             match next {
                 Ok(message) => {
-                    let mut unpacked = std::mem::take(&mut self.unpacked);
-                    self.unpack(&message, &mut unpacked);
-                    self.unpacked = unpacked;
+                    unpack(self.topic(message.topic()), &message, &mut self.unpacked);
                     self.hand_out(&mut polled, max_records);
                 }
                 Err(error) if polled.records.is_empty() => return Err(classify(&error)),
