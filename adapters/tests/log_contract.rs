@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use clickledger_adapters::log::bundle::KEY_V1;
 use clickledger_adapters::log::kafka::{KafkaConfig, KafkaLog};
 use clickledger_adapters::log::sqlite::{SqliteLog, SqliteLogConfig};
 use clickledger_adapters::services;
@@ -229,6 +230,36 @@ async fn kafka_a_bundle_is_one_message_handed_out_a_record_at_a_time() {
     let seen = drain(&mut resumed, 11).await;
     assert_eq!(seen.first().map(|(_, _, key, _)| key.as_str()), Some("order-0"), "the bundle again, whole");
     assert_eq!(seen.len(), 11);
+}
+
+/// A topic written before bundles were Zstandard (format 1, LZ4) stays readable: its bundle
+/// comes out as its records, between plain records and bundles of the current format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_first_version_bundle_is_still_read() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let topic: Arc<str> = Arc::from(unique("bundle-v1"));
+    let log = kafka_bundling(&topic);
+    log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 1, compacted: false }]).await.unwrap();
+    let framed: Vec<u8> = [("order-1", "event-1"), ("order-2", "event-2")]
+        .iter()
+        .flat_map(|(key, payload)| [key.as_bytes(), payload.as_bytes()])
+        .flat_map(|part| [(part.len() as u32).to_le_bytes().to_vec(), part.to_vec()])
+        .flatten()
+        .collect();
+    let v1 = lz4_flex::block::compress_prepend_size(&framed);
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    producer.send(BaseRecord::to(&topic).partition(0).key("order-0").payload("event-0")).unwrap();
+    producer.send(BaseRecord::to(&topic).partition(0).key(KEY_V1).payload(&v1)).unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    log.append(vec![Record { topic: topic.clone(), key: "order-3".into(), payload: b"event-3".to_vec() }])
+        .await
+        .unwrap();
+    assert_eq!(broker_messages(&topic), 3);
+
+    let mut consumer = log.consumer(&unique("group"), &[topic.clone()]).unwrap();
+    let seen = drain(&mut consumer, 4).await;
+    let read: Vec<(&str, &str)> = seen.iter().map(|(_, _, key, payload)| (key.as_str(), payload.as_str())).collect();
+    assert_eq!(read, [("order-0", "event-0"), ("order-1", "event-1"), ("order-2", "event-2"), ("order-3", "event-3")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -411,6 +411,12 @@ impl EventLog for KafkaLog {
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", "50")
+            // librdkafka stops fetching while its queue holds `queued.min.messages` (for a
+            // consumer: all its partitions together) and looks again after this backoff,
+            // 1 s by default. A stage that takes a 100,000-record batch and then waits for a
+            // checkpoint's writes fills that queue, and the broker then sat idle for a second
+            // (docs/PERFORMANCE.md, "Kafka consumer settings").
+            .set("fetch.queue.backoff.ms", "20")
             .create_with_context(context)
             .map_err(fatal)?;
         let names: Vec<&str> = topics.iter().map(|topic| topic.as_ref()).collect();
@@ -592,8 +598,9 @@ impl KafkaConsumer {
 fn unpack(topic: Arc<str>, message: &rdkafka::message::BorrowedMessage<'_>, into: &mut VecDeque<Delivered>) {
     let partition = message.partition() as u32;
     let payload = message.payload().unwrap_or_default();
-    if message.key() == Some(bundle::KEY) {
-        match bundle::decode(payload) {
+    let format = bundle::Format::of(message.key());
+    if format != bundle::Format::Plain {
+        match bundle::decode(format, payload) {
             Ok(records) => {
                 let count = records.len();
                 into.extend(records.into_iter().enumerate().map(|(index, (key, payload))| Delivered {
