@@ -180,6 +180,12 @@ pub struct RunnerConfig {
     /// last checkpoint are applied again and produce the same outputs.
     pub checkpoint_every: Duration,
     pub clock: Clock,
+    /// Instances of one group started together in one process: each registers its consumer,
+    /// then waits here for the others before its first poll, so the group's first assignment
+    /// includes them all. Otherwise the first to start takes every partition, applies a
+    /// batch, and hands half of them over when the next one joins; the new owner applies those
+    /// inputs again from the last checkpoint (docs/PERFORMANCE.md, "Attributor and settler").
+    pub start_together: Option<Arc<tokio::sync::Barrier>>,
 }
 
 impl std::fmt::Debug for RunnerConfig {
@@ -199,6 +205,7 @@ impl RunnerConfig {
             program_patience: Duration::from_secs(10),
             checkpoint_every: Duration::from_secs(1),
             clock: wall_clock(),
+            start_together: None,
         }
     }
 }
@@ -282,6 +289,12 @@ where
     }
     let name = stage.name();
     let mut consumer = log.consumer(&config.group, &config.topics)?;
+    if let Some(others) = &config.start_together {
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            _ = others.wait() => {}
+        }
+    }
     let mut partitions: BTreeMap<PartitionId, Partition<S::State>> = BTreeMap::new();
     let mut last_tick = Instant::now();
     let mut checkpoint = Checkpoint::default();
@@ -304,6 +317,10 @@ where
             // Its new owner starts from the last checkpoint and applies the rest again.
             partitions.remove(partition);
             checkpoint.forget(partition);
+        }
+        if !polled.assigned.is_empty() {
+            metrics::counter!("clickledger_stage_partitions_assigned_total", "stage" => name)
+                .increment(polled.assigned.len() as u64);
         }
         for partition in &polled.assigned {
             // The state is reloaded from the last save: whatever was not saved of it, and the

@@ -46,20 +46,25 @@ pub async fn run_settler<L: EventLog, St: Store>(
     instances: usize,
     shutdown: Shutdown,
 ) -> Result<(), StageError> {
-    let config = |group: &str, topic: &Arc<str>| {
+    let instances = instances.max(1);
+    // The instances of a group start polling together (`RunnerConfig::start_together`).
+    let (orders_start, ledger_start) =
+        (Some(Arc::new(tokio::sync::Barrier::new(instances))), Some(Arc::new(tokio::sync::Barrier::new(instances))));
+    let config = |group: &str, topic: &Arc<str>, together: &Option<Arc<tokio::sync::Barrier>>| {
         let mut config = RunnerConfig::new(topics.group(group), vec![topic.clone()]);
         config.clock = clock.clone();
+        config.start_together = together.clone();
         config
     };
     // Dropped on the first error, which stops the other stages as a crash would.
     let mut stages = tokio::task::JoinSet::new();
-    for _ in 0..instances.max(1) {
+    for _ in 0..instances {
         stages.spawn(run_stage(
             orders::OrderStage::new(topics.clone()),
             log.clone(),
             store.clone(),
             program.clone(),
-            config(ORDERS_GROUP, &topics.orders),
+            config(ORDERS_GROUP, &topics.orders, &orders_start),
             shutdown.clone().wait(),
         ));
         stages.spawn(run_stage(
@@ -67,7 +72,7 @@ pub async fn run_settler<L: EventLog, St: Store>(
             log.clone(),
             store.clone(),
             program.clone(),
-            config(LEDGER_GROUP, &topics.ledger),
+            config(LEDGER_GROUP, &topics.ledger, &ledger_start),
             shutdown.clone().wait(),
         ));
     }
@@ -76,7 +81,7 @@ pub async fn run_settler<L: EventLog, St: Store>(
         log,
         store,
         program,
-        config(PROGRAM_GROUP, &topics.program),
+        config(PROGRAM_GROUP, &topics.program, &None),
         shutdown.wait(),
     ));
     while let Some(stage) = stages.join_next().await {

@@ -52,6 +52,9 @@ fn live() -> i64 {
 enum Mode {
     Stages,
     Lag,
+    /// Kafka only: pre-fill `events`, then time plain consumers with each `--consumer`
+    /// setting, `--rounds` times in turn.
+    Fetch,
 }
 
 #[derive(Debug, Parser)]
@@ -79,6 +82,12 @@ struct Args {
     /// ClickHouse URL; without it the embedded store.
     #[arg(long, env = "CLICKLEDGER_CLICKHOUSE_URL")]
     clickhouse_url: Option<String>,
+    /// `fetch`: extra consumer settings to compare, `key=value,key=value` (empty: defaults).
+    #[arg(long = "consumer")]
+    consumers: Vec<String>,
+    /// `fetch`: rounds over the settings.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
     /// Where the embedded files go (emptied first).
     #[arg(long, default_value = "bench-data/pipeline")]
     dir: PathBuf,
@@ -99,7 +108,14 @@ async fn main() -> anyhow::Result<()> {
     };
     match (&args.kafka_brokers, &args.clickhouse_url) {
         (Some(brokers), Some(url)) => {
-            let log = KafkaLog::connect(KafkaConfig::new(brokers).bundling(&topics))?;
+            let mut config = KafkaConfig::new(brokers).bundling(&topics);
+            if let Ok(extra) = std::env::var("BENCH_KAFKA_EXTRA") {
+                for setting in extra.split(',').filter(|setting| !setting.is_empty()) {
+                    let (key, value) = setting.split_once('=').unwrap_or((setting, ""));
+                    config.extra.push((key.to_string(), value.to_string()));
+                }
+            }
+            let log = KafkaLog::connect(config)?;
             let store = ClickHouseStore::connect(url, &format!("bench_{run}")).await?;
             bench(&args, log, store, topics, "Kafka", store_name).await
         }
@@ -127,6 +143,7 @@ async fn bench<L: EventLog, St: Store>(
     match args.mode {
         Mode::Stages => stages(args, log, store, topics, program).await,
         Mode::Lag => lag(args, log, store, topics, program).await,
+        Mode::Fetch => fetch(args, log, topics).await,
     }
 }
 
@@ -251,6 +268,9 @@ async fn stages<L: EventLog, St: Store>(
     ));
     let done = wait_for(&[("orders", conversions as u64), ("ledger", total as u64)], Duration::from_secs(1800)).await;
     let elapsed = started.elapsed();
+    // Inputs applied again after a rebalance count twice, so the count above is exact only
+    // if no partition moved; after a pause, what the stages applied in all shows it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = stop.send(true);
     settler.await??;
     report(
@@ -262,6 +282,15 @@ async fn stages<L: EventLog, St: Store>(
     println!(
         "  {:.2}x the time of the log port's consumer reading its inputs",
         elapsed.as_secs_f64() / settler_baseline.as_secs_f64()
+    );
+    // Each partition once, unless a rebalance moved some (their inputs are applied again).
+    println!(
+        "  partitions assigned: orders {}, ledger {} ({} each); inputs applied in all: orders {}, ledger {}",
+        RECORDED.counter("assigned:orders"),
+        RECORDED.counter("assigned:ledger"),
+        args.partitions,
+        RECORDED.counter("orders"),
+        RECORDED.counter("ledger"),
     );
 
     // Last (what it writes makes the broker slower): read the topic and write every record
@@ -429,18 +458,47 @@ async fn plain_rdkafka_forward(brokers: &str, from: &str, to: &str, total: usize
 }
 
 async fn plain_rdkafka_read(brokers: &str, topic: &str, total: usize) -> anyhow::Result<u64> {
+    Ok(plain_rdkafka_read_with(brokers, topic, total, &[]).await?.0)
+}
+
+/// Fetch requests a consumer sent, from librdkafka's statistics.
+#[derive(Default)]
+struct FetchCount(AtomicU64);
+
+impl rdkafka::ClientContext for FetchCount {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let fetches = statistics.brokers.values().filter_map(|broker| broker.req.get("Fetch")).sum::<i64>();
+        self.0.store(fetches as u64, Ordering::Relaxed);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for FetchCount {}
+
+/// A plain consumer with extra settings; returns the records read and the fetch requests sent.
+async fn plain_rdkafka_read_with(
+    brokers: &str,
+    topic: &str,
+    total: usize,
+    settings: &[(String, String)],
+) -> anyhow::Result<(u64, u64)> {
     use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     let brokers = brokers.to_string();
     let topic = topic.to_string();
-    Ok(tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
-        let consumer: BaseConsumer = ClientConfig::new()
+    let settings = settings.to_vec();
+    Ok(tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, u64)> {
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &brokers)
             .set("group.id", format!("baseline-{}", ulid::Ulid::new()))
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
-            .create()?;
+            .set("statistics.interval.ms", "200");
+        for (key, value) in &settings {
+            config.set(key, value);
+        }
+        let consumer: BaseConsumer<FetchCount> = config.create_with_context(FetchCount::default())?;
         consumer.subscribe(&[&topic])?;
         let mut read = 0u64;
         let mut bytes = 0usize;
@@ -451,9 +509,47 @@ async fn plain_rdkafka_read(brokers: &str, topic: &str, total: usize) -> anyhow:
             }
         }
         std::hint::black_box(bytes);
-        Ok(read)
+        // One more statistics report, for the last fetches.
+        let deadline = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < deadline {
+            let _ = consumer.poll(Duration::from_millis(50));
+        }
+        Ok((read, consumer.context().0.load(Ordering::Relaxed)))
     })
     .await??)
+}
+
+/// Pre-fill `events`, then time a plain consumer with each of the `--consumer` settings.
+async fn fetch<L: EventLog>(args: &Args, log: L, topics: Topics) -> anyhow::Result<()> {
+    let Some(brokers) = &args.kafka_brokers else {
+        anyhow::bail!("`fetch` measures Kafka consumers: give --kafka-brokers")
+    };
+    let total = args.events;
+    let started = Instant::now();
+    for chunk in events(total, &topics).chunks(20_000) {
+        log.append(chunk.to_vec()).await?;
+    }
+    log.flush(Duration::from_secs(60)).await?;
+    println!("pre-filled {total} events in {:.1?}", started.elapsed());
+    let consumers = if args.consumers.is_empty() { vec![String::new()] } else { args.consumers.clone() };
+    for round in 1..=args.rounds {
+        for consumer in &consumers {
+            let settings: Vec<(String, String)> = consumer
+                .split(',')
+                .filter(|setting| !setting.is_empty())
+                .map(|setting| {
+                    let (key, value) = setting.split_once('=').unwrap_or((setting, ""));
+                    (key.to_string(), value.to_string())
+                })
+                .collect();
+            let started = Instant::now();
+            let (read, fetches) = plain_rdkafka_read_with(brokers, &topics.events, total, &settings).await?;
+            let elapsed = started.elapsed();
+            let shown = if consumer.is_empty() { "defaults" } else { consumer.as_str() };
+            println!("round {round}, {shown}: {read} events in {elapsed:.2?}, {fetches} fetch requests");
+        }
+    }
+    Ok(())
 }
 
 async fn lag<L: EventLog, St: Store>(
@@ -619,11 +715,13 @@ impl metrics::Recorder for &'static Recorded {
     fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
 
     fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        if key.name() != "clickledger_stage_records_total" {
-            return metrics::Counter::noop();
-        }
+        let name = match key.name() {
+            "clickledger_stage_records_total" => stage_label(key),
+            "clickledger_stage_partitions_assigned_total" => format!("assigned:{}", stage_label(key)),
+            _ => return metrics::Counter::noop(),
+        };
         let mut counters = self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        metrics::Counter::from_arc(counters.entry(stage_label(key)).or_default().clone())
+        metrics::Counter::from_arc(counters.entry(name).or_default().clone())
     }
 
     fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
