@@ -433,7 +433,9 @@ where
 
         // Outputs with every batch, written while the next batch is applied (one batch in
         // flight, in order); states and offsets at checkpoints.
-        let outputs = BatchOutputs { stage: name, records: out.records, store: out.store, received, applied, started };
+        let positions = processed.iter().map(|(partition, offset)| (partition.clone(), offset + 1)).collect();
+        let outputs =
+            BatchOutputs { stage: name, records: out.records, store: out.store, received, applied, started, positions };
         if let Some(previous) = writing.take() {
             finish(previous).await?;
         }
@@ -466,6 +468,8 @@ struct BatchOutputs {
     received: Vec<Timestamp>,
     applied: usize,
     started: Instant,
+    /// Per input partition, the position after the batch's last input.
+    positions: Vec<(PartitionId, u64)>,
 }
 
 impl BatchOutputs {
@@ -490,6 +494,14 @@ impl BatchOutputs {
         if self.applied > 0 {
             metrics::counter!("clickledger_stage_records_total", "stage" => stage).increment(self.applied as u64);
             metrics::histogram!("clickledger_stage_batch_seconds", "stage" => stage).record(self.started.elapsed());
+        }
+        // Where each partition's outputs are durable up to: with the log's end offsets, the
+        // stage's lag in records. Inputs applied again after a rebalance move it back and
+        // forward again, where `clickledger_stage_records_total` counts them twice.
+        for (partition, next) in self.positions {
+            let (topic, partition) = (partition.topic.to_string(), partition.partition.to_string());
+            metrics::gauge!("clickledger_stage_position", "stage" => stage, "topic" => topic, "partition" => partition)
+                .set(next as f64);
         }
         Ok(())
     }

@@ -33,7 +33,7 @@ use clickledger_benches::fixtures::{PIPELINE_MEMBERS, pipeline_member, pipeline_
 use model::clickid::ClickKeyRing;
 use model::events::{ConversionSource, TrackingEvent, wire};
 use model::follow::SharedProgram;
-use model::ports::log::{EventLog, LogConsumer, Record, Topics};
+use model::ports::log::{EventLog, LogConsumer, PartitionId, Record, Topics};
 use model::ports::store::Store;
 use model::stage::{Shutdown, wall_clock};
 use model::testkit::{advertiser_id, click, sale, visitor};
@@ -225,6 +225,7 @@ async fn stages<L: EventLog, St: Store>(
     let started = Instant::now();
     let attributor = spawn_attributor(&log, &store, &program, &topics, &shutdown);
     let done = wait_for(&[("attributor", total as u64)], Duration::from_secs(900)).await;
+    wait_for_end(&log, &[("attributor", &topics.events)], args.partitions, Duration::from_secs(900)).await;
     let elapsed = started.elapsed();
     // The heap once the last checkpoint's buffers are gone: what the visitors' states hold.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -267,6 +268,8 @@ async fn stages<L: EventLog, St: Store>(
         shutdown,
     ));
     let done = wait_for(&[("orders", conversions as u64), ("ledger", total as u64)], Duration::from_secs(1800)).await;
+    let inputs = [("orders", &topics.orders), ("ledger", &topics.ledger)];
+    wait_for_end(&log, &inputs, args.partitions, Duration::from_secs(1800)).await;
     let elapsed = started.elapsed();
     // Inputs applied again after a rebalance count twice, so the count above is exact only
     // if no partition moved; after a pause, what the stages applied in all shows it.
@@ -328,6 +331,28 @@ fn report(what: &str, records: u64, elapsed: Duration, baseline: Option<Duration
         ),
         None => println!("{what}: {records} events in {elapsed:.2?} = {rate:.0} events/s"),
     }
+}
+
+/// Wait until `stage`'s outputs are durable for every input of `topics` written so far: its
+/// position in each partition has reached the partition's end. Unlike the records counter,
+/// this does not count inputs applied again after a rebalance.
+async fn wait_for_end<L: EventLog>(log: &L, stages: &[(&str, &Arc<str>)], partitions: u32, patience: Duration) {
+    let deadline = Instant::now() + patience;
+    while Instant::now() < deadline {
+        let mut behind = false;
+        for (stage, topic) in stages {
+            for partition in 0..partitions {
+                let id = PartitionId { topic: (*topic).clone(), partition };
+                let end = log.end_offset(&id).await.unwrap_or(u64::MAX);
+                behind |= RECORDED.counter(&format!("position:{stage}:{topic}:{partition}")) < end && end > 0;
+            }
+        }
+        if !behind {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("gave up waiting for {stages:?} to reach the end of their inputs");
 }
 
 /// Poll the stage counters until each reaches its target; returns the first target's count.
@@ -694,6 +719,17 @@ impl metrics::CounterFn for StageCounter {
     }
 }
 
+/// A stage's position in one partition (`clickledger_stage_position`), kept as an integer.
+impl metrics::GaugeFn for StageCounter {
+    fn increment(&self, _: f64) {}
+
+    fn decrement(&self, _: f64) {}
+
+    fn set(&self, value: f64) {
+        self.0.store(value as u64, Ordering::Relaxed);
+    }
+}
+
 #[derive(Default)]
 struct LagSamples(Mutex<Vec<f64>>);
 
@@ -724,8 +760,16 @@ impl metrics::Recorder for &'static Recorded {
         metrics::Counter::from_arc(counters.entry(name).or_default().clone())
     }
 
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        if key.name() != "clickledger_stage_position" {
+            return metrics::Gauge::noop();
+        }
+        let label = |name: &str| {
+            key.labels().find(|label| label.key() == name).map(|label| label.value().to_string()).unwrap_or_default()
+        };
+        let at = format!("position:{}:{}:{}", label("stage"), label("topic"), label("partition"));
+        let mut counters = self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        metrics::Gauge::from_arc(counters.entry(at).or_default().clone())
     }
 
     fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
