@@ -22,8 +22,8 @@
 //! Records are JSON and compress about twentyfold at level 1, in under a millisecond per
 //! bundle: the broker stores and serves a twentieth of the bytes. The first version of the
 //! format ([`KEY_V1`], `clickledger.bundle.1`) had an LZ4 block in place of the Zstandard
-//! frame and compressed a third as well; the consumer still reads it, so a topic written
-//! before an upgrade stays readable.
+//! frame, about eightfold (the attributor's million outputs: 46.0 MB on the broker, 18.7 MB
+//! now); the consumer still reads it, so a topic written before an upgrade stays readable.
 //!
 //! **Positions.** The log port numbers records, not messages. The record `i` of `n` in the
 //! message at Kafka offset `k` is at position `k << 16 | i`, except the last, which is at
@@ -47,8 +47,9 @@ use model::ports::log::Record;
 pub const KEY: &[u8] = b"\0clickledger.bundle.2";
 /// The key of the first version (LZ4), still read.
 pub const KEY_V1: &[u8] = b"\0clickledger.bundle.1";
-/// The Zstandard level bundles are written at: on JSON records, level 1 makes frames a
-/// third smaller than level 3 did, about as fast as LZ4 (docs/PERFORMANCE.md).
+/// The Zstandard level bundles are written at. On the pipeline's 512 KiB bundles of JSON,
+/// level 1 made frames about 13% smaller than level 3, in half the time, and took about as
+/// long as LZ4.
 const LEVEL: i32 = 1;
 
 /// Bits of a position below the Kafka offset.

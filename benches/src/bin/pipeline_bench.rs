@@ -110,10 +110,7 @@ async fn main() -> anyhow::Result<()> {
         (Some(brokers), Some(url)) => {
             let mut config = KafkaConfig::new(brokers).bundling(&topics);
             if let Ok(extra) = std::env::var("BENCH_KAFKA_EXTRA") {
-                for setting in extra.split(',').filter(|setting| !setting.is_empty()) {
-                    let (key, value) = setting.split_once('=').unwrap_or((setting, ""));
-                    config.extra.push((key.to_string(), value.to_string()));
-                }
+                config.extra.extend(settings(&extra));
             }
             let log = KafkaLog::connect(config)?;
             let store = ClickHouseStore::connect(url, &format!("bench_{run}")).await?;
@@ -544,6 +541,17 @@ async fn plain_rdkafka_read_with(
     .await??)
 }
 
+/// librdkafka settings written `key=value,key=value`.
+fn settings(list: &str) -> Vec<(String, String)> {
+    list.split(',')
+        .filter(|setting| !setting.is_empty())
+        .map(|setting| {
+            let (key, value) = setting.split_once('=').unwrap_or((setting, ""));
+            (key.to_string(), value.to_string())
+        })
+        .collect()
+}
+
 /// Pre-fill `events`, then time a plain consumer with each of the `--consumer` settings.
 async fn fetch<L: EventLog>(args: &Args, log: L, topics: Topics) -> anyhow::Result<()> {
     let Some(brokers) = &args.kafka_brokers else {
@@ -559,16 +567,8 @@ async fn fetch<L: EventLog>(args: &Args, log: L, topics: Topics) -> anyhow::Resu
     let consumers = if args.consumers.is_empty() { vec![String::new()] } else { args.consumers.clone() };
     for round in 1..=args.rounds {
         for consumer in &consumers {
-            let settings: Vec<(String, String)> = consumer
-                .split(',')
-                .filter(|setting| !setting.is_empty())
-                .map(|setting| {
-                    let (key, value) = setting.split_once('=').unwrap_or((setting, ""));
-                    (key.to_string(), value.to_string())
-                })
-                .collect();
             let started = Instant::now();
-            let (read, fetches) = plain_rdkafka_read_with(brokers, &topics.events, total, &settings).await?;
+            let (read, fetches) = plain_rdkafka_read_with(brokers, &topics.events, total, &settings(consumer)).await?;
             let elapsed = started.elapsed();
             let shown = if consumer.is_empty() { "defaults" } else { consumer.as_str() };
             println!("round {round}, {shown}: {read} events in {elapsed:.2?}, {fetches} fetch requests");
