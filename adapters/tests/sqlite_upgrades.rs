@@ -1,7 +1,8 @@
 //! Stores made by earlier versions keep their data across the upgrades: migration 2 copies
 //! stage state from the main file to its own before dropping the table there; migration 3
 //! moves a click's sub ids, click id and deep link from its JSON copy into columns, and
-//! migration 4 a commission line's keyword, description and bill.
+//! migration 4 a commission line's keyword, description and bill; migration 5 keys lines by
+//! their source and conversions by their id, in the tables themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -9,12 +10,23 @@ use std::path::Path;
 use clickledger_adapters::store::sqlite::SqliteStore;
 use model::ports::store::Store;
 
-/// A store file at schema `version` (the tables of migration 1, the migrations up to `version`
-/// recorded as applied) with `rows` written into it, then opened and upgraded.
+/// The store's migrations as an earlier version applied them (2 also moved the state).
+const MIGRATIONS: [&str; 4] = [
+    include_str!("../../deploy/sqlite/001_store.sql"),
+    include_str!("../../deploy/sqlite/002_state_file.sql"),
+    include_str!("../../deploy/sqlite/003_click_columns.sql"),
+    include_str!("../../deploy/sqlite/004_line_columns.sql"),
+];
+
+/// A store file at schema `version` (the migrations up to `version` applied and recorded) with
+/// `rows` written into it, then opened and upgraded.
 async fn upgraded(path: &Path, version: i64, rows: &str) -> SqliteStore {
     {
         let connection = rusqlite::Connection::open(path).unwrap();
-        connection.execute_batch(include_str!("../../deploy/sqlite/001_store.sql")).unwrap();
+        connection.execute_batch(MIGRATIONS[0]).unwrap();
+        for later in 2..=version {
+            connection.execute_batch(MIGRATIONS[later as usize - 1]).unwrap();
+        }
         connection
             .execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
             .unwrap();
@@ -100,4 +112,51 @@ async fn lines_stored_as_json_read_back_whole() {
         ("sale", "CPS: 10% of 50", Some("b7a1".to_string()))
     );
     assert_eq!((line.amount.to_string(), line.revision, line.earned_at.millis()), ("5.00".to_string(), 2, 1000));
+}
+
+#[tokio::test]
+async fn lines_and_conversions_keyed_by_id_move_to_their_clustered_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = upgraded(
+        &path,
+        4,
+        r#"INSERT INTO conversions VALUES ('00000000000000000000000005', 1, 1000, 'acme', 'store', 'jane', 'O1',
+                     'acme:O1', 'sale', 500000, 'USD', 'attributed', '', 'cookie', '{}');
+           INSERT INTO commission_lines (id, revision, member, tier, earned_by, offer, order_key, source, kind, rule,
+                     amount, currency, status, earned_ms, keyword, description, bill)
+                 VALUES ('3c87c77c8a4815da180b1d23cf1cb639', 2, 'jane', 1, 'jane', 'store', 'acme:O1',
+                     '00000000000000000000000005', 'conversion', 'cps', 50000, 'USD', 'approved', 1000, 'sale',
+                     'CPS: 10% of 50', '');"#,
+    )
+    .await;
+    // The conversion report still joins the line to its conversion.
+    let report = store.conversion_report(&model::ports::store::ReportQuery::default()).await.unwrap();
+    assert_eq!(report.len(), 1);
+    assert_eq!(
+        (report[0].order_id.as_str(), report[0].sale_amount.to_string(), report[0].commission.to_string()),
+        ("O1", "50.00".to_string(), "5.00".to_string())
+    );
+    let lines = store.lines(&model::ports::store::ReportQuery::default()).await.unwrap();
+    assert_eq!(lines.len(), 1);
+    // A later revision of the line replaces it under the new key.
+    let mut line = lines[0].clone();
+    line.revision = 3;
+    line.amount = rust_decimal::Decimal::new(250, 2);
+    let batch = model::ports::store::StoreBatch { lines: vec![line], ..Default::default() };
+    store.write(std::sync::Arc::new(batch)).await.unwrap();
+    let lines = store.lines(&model::ports::store::ReportQuery::default()).await.unwrap();
+    assert_eq!(
+        lines.iter().map(|line| (line.revision, line.amount.to_string())).collect::<Vec<_>>(),
+        [(3, "2.50".to_string())]
+    );
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let without_rowid: Vec<String> = connection
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%WITHOUT ROWID%' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(without_rowid, ["clicks", "commission_lines", "conversions"]);
 }

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../../deploy/sqlite/002_state_file.sql")),
     (3, include_str!("../../../deploy/sqlite/003_click_columns.sql")),
     (4, include_str!("../../../deploy/sqlite/004_line_columns.sql")),
+    (5, include_str!("../../../deploy/sqlite/005_clustered_lines.sql")),
 ];
 
 /// Stage state lives in its own file next to the store, with its own writer: saving a large
@@ -44,6 +45,16 @@ const PRAGMAS: &str = "PRAGMA journal_mode = WAL;
      PRAGMA synchronous = FULL;
      PRAGMA busy_timeout = 10000;
      PRAGMA wal_autocheckpoint = 0;";
+
+/// The main file's pages, set when it is created (a file made with smaller pages keeps them):
+/// every batch adds thousands of rows to a few trees, and larger pages mean fewer splits and
+/// fewer pages to log, sync and checkpoint per row (docs/PERFORMANCE.md).
+const STORE_PAGE_SIZE: &str = "PRAGMA page_size = 16384;";
+
+/// The writer's page cache, in KiB. A batch touches pages all over the trees it adds to; with
+/// SQLite's default of 2 MiB the writer spilled pages to the WAL in the middle of a batch
+/// and read them back.
+const WRITER_CACHE: &str = "PRAGMA cache_size = -131072;";
 
 /// How often the WAL of the store and of the state file is checkpointed, by a thread of its
 /// own rather than inside a writer's commit (`crate::wal`).
@@ -96,7 +107,9 @@ impl SqliteStore {
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let path = path.into();
         let writer = Connection::open(&path).map_err(classify)?;
+        writer.execute_batch(STORE_PAGE_SIZE).map_err(classify)?;
         writer.execute_batch(PRAGMAS).map_err(classify)?;
+        writer.execute_batch(WRITER_CACHE).map_err(classify)?;
         let state_path = path.with_extension("state.db");
         let state_writer = Connection::open(&state_path).map_err(classify)?;
         state_writer.execute_batch(STATE_PAGE_SIZE).map_err(classify)?;
@@ -239,7 +252,7 @@ fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Result<(), St
                 "INSERT INTO commission_lines (id, revision, member, tier, earned_by, offer, order_key, source, kind, rule,
                      keyword, amount, currency, status, description, earned_ms, bill)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-                 ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, amount = excluded.amount,
+                 ON CONFLICT (source, id) DO UPDATE SET revision = excluded.revision, amount = excluded.amount,
                      status = excluded.status, rule = excluded.rule, keyword = excluded.keyword,
                      description = excluded.description, bill = excluded.bill
                  WHERE excluded.revision >= commission_lines.revision",

@@ -48,6 +48,43 @@ fn live() -> i64 {
     ALLOCATOR.allocated() as i64
 }
 
+/// CPU time this process has used and time the machine's CPUs were taken by the host
+/// (`steal`), in seconds, from `/proc` (Linux; zero elsewhere). A run's CPU time is the work
+/// it did, which varies less than its duration on a shared machine.
+#[derive(Clone, Copy, Debug, Default)]
+struct CpuTimes {
+    process: f64,
+    steal: f64,
+}
+
+fn cpu_times() -> CpuTimes {
+    const TICKS: f64 = 100.0;
+    let process = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name (which may hold spaces): utime and stime are the
+            // 12th and 13th of them.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+        })
+        .unwrap_or(0.0);
+    let steal = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| stat.lines().next()?.split_whitespace().nth(8)?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    CpuTimes { process: process / TICKS, steal: steal / TICKS }
+}
+
+fn report_cpu(what: &str, (before, after): (CpuTimes, CpuTimes), events: u64, elapsed: Duration) {
+    let used = after.process - before.process;
+    println!(
+        "  {what} CPU: {used:.1} s ({:.1} µs per event, {:.2} cores busy); host steal {:.1} s",
+        used * 1e6 / events as f64,
+        used / elapsed.as_secs_f64(),
+        after.steal - before.steal
+    );
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
     Stages,
@@ -219,11 +256,13 @@ async fn stages<L: EventLog, St: Store>(
     // The attributor alone.
     let before = live();
     let (stop, shutdown) = Shutdown::new();
+    let cpu = cpu_times();
     let started = Instant::now();
     let attributor = spawn_attributor(&log, &store, &program, &topics, &shutdown);
     let done = wait_for(&[("attributor", total as u64)], Duration::from_secs(900)).await;
     wait_for_end(&log, &[("attributor", &topics.events)], args.partitions, Duration::from_secs(900)).await;
     let elapsed = started.elapsed();
+    let attributor_cpu = (cpu, cpu_times());
     // The heap once the last checkpoint's buffers are gone: what the visitors' states hold.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let held = live() - before;
@@ -232,6 +271,7 @@ async fn stages<L: EventLog, St: Store>(
     let after = plain_read(args, &log, &topics, "baseline-after", total).await?;
     report("baseline: plain consumer, after the attributor", total as u64, after, None);
     report("attributor", done, elapsed, Some(baseline));
+    report_cpu("attributor", attributor_cpu, done, elapsed);
     let batches = RECORDED.samples("batch:attributor");
     println!("  batches: {} taking {:.2} s in all", batches.len(), batches.iter().sum::<f64>());
     println!("  {:.2}x the plain consumer's time after it", elapsed.as_secs_f64() / after.as_secs_f64());
@@ -254,6 +294,7 @@ async fn stages<L: EventLog, St: Store>(
 
     // The settler alone, over the attributor's outputs.
     let (stop, shutdown) = Shutdown::new();
+    let cpu = cpu_times();
     let started = Instant::now();
     let settler = tokio::spawn(settler::run_settler(
         log.clone(),
@@ -268,6 +309,7 @@ async fn stages<L: EventLog, St: Store>(
     let inputs = [("orders", &topics.orders), ("ledger", &topics.ledger)];
     wait_for_end(&log, &inputs, args.partitions, Duration::from_secs(1800)).await;
     let elapsed = started.elapsed();
+    let settler_cpu = (cpu, cpu_times());
     // Inputs applied again after a rebalance count twice, so the count above is exact only
     // if no partition moved; after a pause, what the stages applied in all shows it.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -279,6 +321,7 @@ async fn stages<L: EventLog, St: Store>(
         elapsed,
         Some(after),
     );
+    report_cpu("settler", settler_cpu, done.min(total as u64), elapsed);
     println!(
         "  {:.2}x the time of the log port's consumer reading its inputs",
         elapsed.as_secs_f64() / settler_baseline.as_secs_f64()
