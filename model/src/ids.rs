@@ -221,9 +221,17 @@ impl fmt::Debug for OrderKey {
 #[serde(transparent)]
 pub struct EventId(pub ulid::Ulid);
 
+/// The length of an event id's text.
+pub const EVENT_ID_LEN: usize = ulid::ULID_LEN;
+
 impl EventId {
     pub fn new() -> Self {
         Self(ulid::Ulid::new())
+    }
+
+    /// The id's text in `buffer`, without allocating: for writers that copy it anyway.
+    pub fn text_in<'buffer>(&self, buffer: &'buffer mut [u8; EVENT_ID_LEN]) -> &'buffer str {
+        self.0.array_to_str(buffer)
     }
 
     /// A fixed id, for tests and deterministic replays.

@@ -172,8 +172,15 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// RFC 3339 text in human-readable formats (JSON: the wire format, the API); Unix
+/// milliseconds in binary ones (MessagePack: saved stage state), where formatting and parsing
+/// the text was a measurable part of saving a ledger. Either form is read back in a binary
+/// format, so state saved as text by an earlier version still restores.
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            return serializer.serialize_i64(self.millis());
+        }
         match self.canonical() {
             Some(text) => serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?),
             None => serializer.collect_str(self),
@@ -183,8 +190,8 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
             type Value = Timestamp;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an RFC 3339 timestamp")
@@ -193,7 +200,27 @@ impl<'de> Deserialize<'de> for Timestamp {
                 Timestamp::parse(text).map_err(E::custom)
             }
         }
-        deserializer.deserialize_str(Visitor)
+        struct TextOrMillis;
+        impl serde::de::Visitor<'_> for TextOrMillis {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("Unix milliseconds or an RFC 3339 timestamp")
+            }
+            fn visit_i64<E: serde::de::Error>(self, millis: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp::from_millis(millis))
+            }
+            fn visit_u64<E: serde::de::Error>(self, millis: u64) -> Result<Timestamp, E> {
+                i64::try_from(millis).map(Timestamp::from_millis).map_err(E::custom)
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                Timestamp::parse(text).map_err(E::custom)
+            }
+        }
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_str(Text)
+        } else {
+            deserializer.deserialize_any(TextOrMillis)
+        }
     }
 }
 
@@ -368,6 +395,31 @@ mod tests {
         let json = serde_json::to_string(&Timestamp::parse("1999-12-31T23:59:59.250Z").unwrap()).unwrap();
         assert_eq!(json, "\"1999-12-31T23:59:59.250Z\"");
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap().to_string(), "1999-12-31T23:59:59.250Z");
+    }
+
+    #[test]
+    fn saved_state_holds_timestamps_as_milliseconds_and_reads_the_text_form_too() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Saved {
+            at: Timestamp,
+        }
+        let at = Timestamp::parse("1999-12-31T23:59:59.250Z").unwrap();
+        let saved = rmp_serde::to_vec_named(&Saved { at }).unwrap();
+        // A one-entry map: the key "at", then 946684799250 as a 64-bit integer.
+        let mut expected = vec![0x81, 0xa2, b'a', b't', 0xcf];
+        expected.extend_from_slice(&946_684_799_250u64.to_be_bytes());
+        assert_eq!(saved, expected);
+        assert_eq!(rmp_serde::from_slice::<Saved>(&saved).unwrap(), Saved { at });
+        // State saved by a version that wrote the text.
+        let mut text = vec![0x81, 0xa2, b'a', b't', 0xb8];
+        text.extend_from_slice(b"1999-12-31T23:59:59.250Z");
+        assert_eq!(rmp_serde::from_slice::<Saved>(&text).unwrap(), Saved { at });
+        // Before 1970 too.
+        let early = Timestamp::parse("1969-07-20T20:17:40.000Z").unwrap();
+        let saved = rmp_serde::to_vec_named(&Saved { at: early }).unwrap();
+        assert_eq!(rmp_serde::from_slice::<Saved>(&saved).unwrap(), Saved { at: early });
+        // JSON keeps the text, and does not take milliseconds.
+        assert!(serde_json::from_str::<Timestamp>("946684799250").is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use model::EventId;
+use model::ids::EVENT_ID_LEN;
 use model::events::{Bill, CommissionLine, SubscriptionAccount};
 use model::ids::{MemberId, OfferId};
 use model::ports::store::{
@@ -18,7 +19,7 @@ use model::program::ProgramRecord;
 use model::time::Timestamp;
 use rusqlite::{Connection, OpenFlags, ToSql, params};
 
-use super::{LineInsert, from_units, limit_of, line_from_row, line_row, summary_row, to_units};
+use super::{LineInsert, from_units, limit_of, line_from_row, summary_row, to_units};
 
 /// Ordered migrations; each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -190,12 +191,13 @@ fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Result<(), St
                  ON CONFLICT (id) DO UPDATE SET unique_click = excluded.unique_click",
             )
             .map_err(classify)?;
+        let mut id = [0u8; EVENT_ID_LEN];
         for row in &batch.clicks {
             let click = &row.click;
             let subs = &click.subs;
             clicks
                 .execute(params![
-                    click.id.to_string(),
+                    click.id.text_in(&mut id),
                     click.received_at.millis(),
                     click.offer.as_str(),
                     click.member.as_str(),
@@ -229,7 +231,7 @@ fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Result<(), St
             let conversion = &row.conversion;
             conversions
                 .execute(params![
-                    conversion.id.to_string(),
+                    conversion.id.text_in(&mut id),
                     row.revision as i64,
                     conversion.event_time().millis(),
                     row.advertiser.as_ref().map_or("", |id| id.as_str()),
@@ -239,7 +241,7 @@ fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Result<(), St
                     row.order_key.as_ref().map_or("", |key| key.as_str()),
                     conversion.event,
                     to_units(conversion.sale_amount()),
-                    conversion.currency.map_or_else(String::new, |currency| currency.to_string()),
+                    conversion.currency.as_ref().map_or("", |currency| currency.as_str()),
                     row.status.as_str(),
                     row.reason.map_or("", |reason| reason.as_str()),
                     row.via,
@@ -258,27 +260,29 @@ fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Result<(), St
                  WHERE excluded.revision >= commission_lines.revision",
             )
             .map_err(classify)?;
+        // Bound from the line itself: text is copied by SQLite as it binds, so no row of owned
+        // strings is built per line.
+        let mut source = [0u8; EVENT_ID_LEN];
         for line in &batch.lines {
-            let row = line_row(line);
             lines
                 .execute(params![
-                    row.id,
-                    i64::from(row.revision),
-                    row.member,
-                    row.tier,
-                    row.earned_by,
-                    row.offer,
-                    row.order_key,
-                    row.source,
-                    row.kind,
-                    row.rule,
-                    row.keyword,
-                    row.amount,
-                    row.currency,
-                    row.status,
-                    row.description,
-                    row.earned_ms,
-                    row.bill,
+                    line.id.as_str(),
+                    i64::from(line.revision),
+                    line.member.as_str(),
+                    line.tier,
+                    line.earned_by.as_str(),
+                    line.offer.as_ref().map_or("", |offer| offer.as_str()),
+                    line.order_key.as_ref().map_or("", |key| key.as_str()),
+                    line.source.text_in(&mut source),
+                    line.kind.as_str(),
+                    line.rule,
+                    line.keyword,
+                    to_units(line.amount),
+                    line.currency.as_str(),
+                    line.status.as_str(),
+                    line.description,
+                    line.earned_at.millis(),
+                    line.bill.as_ref().map_or("", |bill| bill.as_str()),
                 ])
                 .map_err(classify)?;
         }
