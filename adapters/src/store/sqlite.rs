@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use model::EventId;
-use model::ids::EVENT_ID_LEN;
 use model::events::{Bill, CommissionLine, SubscriptionAccount};
+use model::ids::EVENT_ID_LEN;
 use model::ids::{MemberId, OfferId};
 use model::ports::store::{
     ConversionReportRow, ConversionRow, HistoryRow, RejectionRow, ReportQuery, StateRow, Store, StoreBatch, StoreError,

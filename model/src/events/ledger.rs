@@ -133,9 +133,9 @@ pub struct CommissionLine {
     pub tier: u8,
     /// The 1st-tier member whose activity produced this line.
     pub earned_by: MemberId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub offer: Option<OfferId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub order_key: Option<OrderKey>,
     /// The event that produced the line (click, conversion, recruit, refund, ...).
     pub source: EventId,
@@ -151,7 +151,7 @@ pub struct CommissionLine {
     /// Event time of what earned it.
     pub earned_at: Timestamp,
     pub revision: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub bill: Option<DerivedId>,
 }
 
@@ -185,7 +185,7 @@ pub struct Bill {
     pub lines: u32,
     pub status: BillStatus,
     pub issued_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub paid_at: Option<Timestamp>,
     pub revision: u32,
 }
@@ -229,7 +229,7 @@ pub struct SubscriptionAccount {
     pub anchor_at: Timestamp,
     pub credits_since_anchor: u32,
     pub credits: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub cancelled_at: Option<Timestamp>,
     pub status: SubscriptionStatus,
     pub revision: u32,

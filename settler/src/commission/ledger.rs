@@ -276,7 +276,7 @@ impl Ledger {
             subscriptions: self.subscriptions.take_changes_borrowed(),
             bills: self.bills.take_changes_borrowed(),
         };
-        rmp_serde::to_vec_named(&changes).unwrap_or_default()
+        rmp_serde::to_vec(&changes).unwrap_or_default()
     }
 
     /// Apply changes taken from a ledger equal to this one.
@@ -1007,9 +1007,16 @@ impl Ledger {
 
 /// A family's ledger is saved as its changes between saves, and whole (MessagePack, named
 /// fields) now and then.
+/// A ledger is saved as MessagePack with its structs as arrays of their fields in order
+/// (`rmp_serde::to_vec`), not maps of named fields: a ledger holds every line and order of a
+/// family, and the names were 38% of its bytes and of the time to write it
+/// (`benches/benches/state.rs`). Ledgers saved with named fields read the same. So a saved
+/// ledger stays readable, the types it holds only ever gain fields at the end, with
+/// `#[serde(default)]`, and never skip a field when serializing (`skip_serializing_if` would
+/// shift the fields after it).
 impl model::stage::StageState for Ledger {
     fn encode(&self) -> Vec<u8> {
-        rmp_serde::to_vec_named(self).unwrap_or_default()
+        rmp_serde::to_vec(self).unwrap_or_default()
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, String> {
