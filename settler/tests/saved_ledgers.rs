@@ -12,8 +12,8 @@ use model::testkit::*;
 use model::{Interval, Span, Timestamp};
 use rust_decimal_macros::dec;
 
-/// Saved by the first format from [`ledger`] (`cargo test` of this file's `write_first_format`
-/// at the version before the current format).
+/// [`ledger`] as the first format saved it: `Ledger::encode` at commit eac97e0, the last that
+/// saved named fields and RFC 3339 timestamps.
 const FIRST_FORMAT: &[u8] = include_bytes!("fixtures/ledger-format-1.msgpack");
 
 fn program() -> Program {
@@ -115,12 +115,4 @@ fn a_ledger_saved_now_reads_back_the_same_and_is_smaller() {
     assert_eq!(saved[0], 0x90 | 8, "a fixed array of the 8 saved fields");
     assert!(Ledger::decode(&saved).unwrap_or_else(|error| panic!("{error}")) == ledger);
     assert!(saved.len() * 10 < FIRST_FORMAT.len() * 7, "{} bytes against {}", saved.len(), FIRST_FORMAT.len());
-}
-
-/// Writes the fixture from the version that saved the first format; not run otherwise.
-#[test]
-#[ignore = "writes the first-format fixture; run only at the version that saved it"]
-fn write_first_format() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ledger-format-1.msgpack");
-    std::fs::write(path, ledger().encode()).unwrap_or_else(|error| panic!("{error}"));
 }
