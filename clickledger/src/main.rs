@@ -33,6 +33,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     adapters::memory::small_pages();
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -31,30 +31,56 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// One worker process of this deployment.
+/// One worker process of this deployment; every run of it logs to one file.
 struct Worker {
     name: &'static str,
     env: Vec<(String, String)>,
+    log: PathBuf,
     child: Child,
 }
 
 impl Worker {
-    fn start(name: &'static str, env: &[(String, String)]) -> Self {
+    fn start(name: &'static str, env: &[(String, String)], log: PathBuf) -> Self {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let child = Command::new(binary(name))
             .envs(env.iter().cloned())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(file)
             .spawn()
             .unwrap();
-        Self { name, env: env.to_vec(), child }
+        Self { name, env: env.to_vec(), log, child }
     }
 
     /// SIGKILL and start again.
     fn crash_and_restart(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        *self = Self::start(self.name, &self.env);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&self.log).unwrap();
+        std::io::Write::write_all(&mut file, b"--- killed\n").unwrap();
+        *self = Self::start(self.name, &self.env, self.log.clone());
+    }
+
+    /// What it logged at `levels`, with the kills, and how a run ended in error.
+    fn logged(&self, levels: &[&str]) -> Vec<String> {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines()
+            .filter(|line| {
+                levels.iter().any(|level| line.contains(level)) || line.starts_with("---") || line.starts_with("Error")
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The warnings and errors it logged, for a failure's report.
+    fn troubles(&self) -> String {
+        format!("{} ({}):\n{}", self.name, self.log.display(), self.logged(&[" WARN ", " ERROR "]).join("\n"))
+    }
+
+    /// Errors it logged: none is expected, however often it is killed.
+    fn errors(&self) -> Vec<String> {
+        self.logged(&[" ERROR "]).into_iter().filter(|line| !line.starts_with("---")).collect()
     }
 
     /// SIGTERM; a clean stop exits 0.
@@ -96,7 +122,11 @@ async fn workers_killed_at_random_points_lose_and_double_nothing() {
     let edge = start_edge(&log, &topics, &program, &shutdown).await;
 
     let env = environment(&topics, &database);
-    let mut workers = [Worker::start("attributor", &env), Worker::start("settler", &env)];
+    let log_file = |name: &str| std::env::temp_dir().join(format!("{database}-{name}.log"));
+    let mut workers = [
+        Worker::start("attributor", &env, log_file("attributor")),
+        Worker::start("settler", &env, log_file("settler")),
+    ];
     let seed = Timestamp::now().millis() as u64;
     eprintln!("crash schedule seed {seed}");
     let traffic = tokio::spawn({
@@ -121,7 +151,15 @@ async fn workers_killed_at_random_points_lose_and_double_nothing() {
     let inputs = inputs(&log, &topics, 4).await;
     let expected = oracle(&inputs, &topics, Timestamp::now());
     assert!(expected.lines.len() > 300, "{} lines", expected.lines.len());
-    assert_store_matches(&store, &expected, Duration::from_secs(180)).await;
+    if let Err(mismatch) = wait_for_store(&store, &expected, Duration::from_secs(180)).await {
+        panic!(
+            "{}\nwhat the log holds about these orders:{}\nwhat the workers logged:\n{}\n{}",
+            mismatch.report,
+            order_history(&log, &topics, 4, &mismatch.order_keys).await,
+            workers[0].troubles(),
+            workers[1].troubles()
+        );
+    }
     // Every conversion row too: each once, with its final status.
     let conversions: std::collections::BTreeMap<String, String> = store
         .conversions(&ReportQuery::default())
@@ -143,9 +181,100 @@ async fn workers_killed_at_random_points_lose_and_double_nothing() {
         })
         .collect();
     assert_eq!(ids.len(), inputs.events.len());
+    for worker in &workers {
+        assert_eq!(worker.errors(), Vec::<String>::new(), "{} ({}) logged errors", worker.name, worker.log.display());
+    }
 
     for worker in &mut workers {
         worker.stop();
     }
     let _ = stop.send(true);
+}
+
+/// A settler stopped and started again between a sale and what follows it (a decision on a
+/// pending sale attributed by click id, a refund of a sale attributed by the visitor's cookie)
+/// applies what follows to the sale: the saved state of every order reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_settler_restarted_between_a_sale_and_its_decision_or_refund_applies_them() {
+    let (log, store, topics, _dir) = embedded(2).await;
+    let (stop, shutdown) = Shutdown::new();
+    let program = follow(&log, &topics, &shutdown).await;
+    load(&log, &topics, &program).await;
+    let edge = start_edge(&log, &topics, &program, &shutdown).await;
+    let attributor = tokio::spawn(attributor::run_attributor(
+        log.clone(),
+        store.clone(),
+        program.clone(),
+        topics.clone(),
+        keys(),
+        shutdown.clone().wait(),
+    ));
+    let settler = |shutdown: Shutdown| {
+        let clock = TestClock::default().clock();
+        tokio::spawn(settler::run_settler(
+            log.clone(),
+            store.clone(),
+            program.clone(),
+            topics.clone(),
+            clock,
+            1,
+            shutdown,
+        ))
+    };
+    let (stop_settler, settler_shutdown) = Shutdown::new();
+    let first = settler(settler_shutdown);
+
+    let click = get(edge, "/c?offer=pend&member=kid").await;
+    let postback =
+        get(edge, &format!("/pb?click_id={}&order_id=P1&amount=150.00&token={SECRET}", click.click_id())).await;
+    assert_eq!(postback.status, 200, "{}", postback.body);
+    let visitor = get(edge, "/c?offer=store&member=solo").await.visitor();
+    let pixel = get_with_cookie(edge, "/px?offer=store&order_id=S1&amount=80.00", &visitor).await;
+    assert_eq!(pixel.status, 200);
+    wait_for_conversion(&store, "P1").await;
+    wait_for_conversion(&store, "S1").await;
+    let _ = stop_settler.send(true);
+    first.await.unwrap().unwrap();
+
+    let (stop_settler, settler_shutdown) = Shutdown::new();
+    let second = settler(settler_shutdown);
+    decide(&log, &topics, "P1", model::events::Verdict::Approve).await;
+    let refund = request(
+        edge,
+        "POST",
+        "/pb/refund",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("order_id=S1&amount=20.00&refund_id=r1&token={SECRET}"),
+    )
+    .await;
+    assert_eq!(refund.status, 200, "{}", refund.body);
+
+    let inputs = inputs(&log, &topics, 2).await;
+    let expected = oracle(&inputs, &topics, Timestamp::now());
+    let mut paid: Vec<_> = settled(&expected.lines).into_values().collect();
+    paid.sort();
+    let row = |member: &str, tier: u8, amount: &str, status: &str, kind: &str| {
+        (member.to_string(), tier, amount.to_string(), status.to_string(), kind.to_string())
+    };
+    // pend: 20% of 150.00, approved, and half of it for kid's parent; store: 10% of the
+    // 60.00 left of 80.00 after the refund.
+    assert_eq!(
+        paid,
+        vec![
+            row("kid", 1, "30.00", "approved", "conversion"),
+            row("parent", 2, "15.00", "approved", "conversion"),
+            row("solo", 1, "6.00", "approved", "conversion"),
+        ],
+        "what the rules pay"
+    );
+    let mut second = second;
+    tokio::select! {
+        () = assert_store_matches(&store, &expected, Duration::from_secs(60)) => {}
+        stopped = &mut second => panic!("the settler stopped: {stopped:?}"),
+    }
+
+    let _ = stop_settler.send(true);
+    second.await.unwrap().unwrap();
+    let _ = stop.send(true);
+    attributor.await.unwrap().unwrap();
 }

@@ -216,6 +216,10 @@ pub enum StageError {
     Log(#[from] LogError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A saved state that does not decode. The stage stops rather than apply what follows to
+    /// an empty state in its place, which would pay the key's orders and clicks wrongly.
+    #[error("stage {stage}, partition {partition}: the saved state of {key} cannot be read: {error}")]
+    UnreadableState { stage: &'static str, partition: u32, key: String, error: String },
 }
 
 struct KeyState<T> {
@@ -328,8 +332,8 @@ where
             checkpoint.forget(partition);
             let rows = persist("load state", || store.load_state(name, partition.partition)).await?;
             let (states, unreadable) = journal::restore::<S::State>(rows);
-            for (key, error) in unreadable {
-                tracing::error!(stage = name, %key, %error, "unreadable stage state");
+            if let Some((key, error)) = unreadable.into_iter().next() {
+                return Err(StageError::UnreadableState { stage: name, partition: partition.partition, key, error });
             }
             let mut restored = Partition::default();
             for state in states {

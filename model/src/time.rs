@@ -176,11 +176,22 @@ impl fmt::Display for Timestamp {
 /// milliseconds in binary ones (MessagePack: saved stage state), where formatting and parsing
 /// the text was a measurable part of saving a ledger. Either form is read back in a binary
 /// format, so state saved as text by an earlier version still restores.
+///
+/// Inside an internally tagged enum (`#[serde(tag = ...)]`) this does not hold: serde buffers
+/// such a value before reading it and then says the format is human-readable whatever it is, so
+/// milliseconds written to MessagePack would be read as text, and fail. A timestamp there is
+/// declared `#[serde(with = "crate::time::text_form")]`: always text, either form read.
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if !serializer.is_human_readable() {
             return serializer.serialize_i64(self.millis());
         }
+        self.serialize_text(serializer)
+    }
+}
+
+impl Timestamp {
+    fn serialize_text<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.canonical() {
             Some(text) => serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?),
             None => serializer.collect_str(self),
@@ -188,39 +199,57 @@ impl Serialize for Timestamp {
     }
 }
 
+struct Text;
+
+impl serde::de::Visitor<'_> for Text {
+    type Value = Timestamp;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an RFC 3339 timestamp")
+    }
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+        Timestamp::parse(text).map_err(E::custom)
+    }
+}
+
+struct TextOrMillis;
+
+impl serde::de::Visitor<'_> for TextOrMillis {
+    type Value = Timestamp;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Unix milliseconds or an RFC 3339 timestamp")
+    }
+    fn visit_i64<E: serde::de::Error>(self, millis: i64) -> Result<Timestamp, E> {
+        Ok(Timestamp::from_millis(millis))
+    }
+    fn visit_u64<E: serde::de::Error>(self, millis: u64) -> Result<Timestamp, E> {
+        i64::try_from(millis).map(Timestamp::from_millis).map_err(E::custom)
+    }
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+        Timestamp::parse(text).map_err(E::custom)
+    }
+}
+
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl serde::de::Visitor<'_> for Text {
-            type Value = Timestamp;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an RFC 3339 timestamp")
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
-                Timestamp::parse(text).map_err(E::custom)
-            }
-        }
-        struct TextOrMillis;
-        impl serde::de::Visitor<'_> for TextOrMillis {
-            type Value = Timestamp;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("Unix milliseconds or an RFC 3339 timestamp")
-            }
-            fn visit_i64<E: serde::de::Error>(self, millis: i64) -> Result<Timestamp, E> {
-                Ok(Timestamp::from_millis(millis))
-            }
-            fn visit_u64<E: serde::de::Error>(self, millis: u64) -> Result<Timestamp, E> {
-                i64::try_from(millis).map(Timestamp::from_millis).map_err(E::custom)
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
-                Timestamp::parse(text).map_err(E::custom)
-            }
-        }
         if deserializer.is_human_readable() {
             deserializer.deserialize_str(Text)
         } else {
             deserializer.deserialize_any(TextOrMillis)
         }
+    }
+}
+
+/// A timestamp inside an internally tagged enum: RFC 3339 text in every format, read as text
+/// or as Unix milliseconds (see [`Timestamp`]'s `Serialize`).
+pub mod text_form {
+    use super::{TextOrMillis, Timestamp};
+
+    pub fn serialize<S: serde::Serializer>(at: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+        at.serialize_text(serializer)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        deserializer.deserialize_any(TextOrMillis)
     }
 }
 
@@ -420,6 +449,40 @@ mod tests {
         assert_eq!(rmp_serde::from_slice::<Saved>(&saved).unwrap(), Saved { at: early });
         // JSON keeps the text, and does not take milliseconds.
         assert!(serde_json::from_str::<Timestamp>("946684799250").is_err());
+    }
+
+    /// serde reads an internally tagged enum through a buffer that calls every format
+    /// human-readable: milliseconds written there could not be read back. `text_form` writes
+    /// the text there, and reads either form.
+    #[test]
+    fn timestamps_in_internally_tagged_enums_read_back_from_saved_state() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        enum Tagged {
+            Plain {
+                at: Timestamp,
+            },
+            Declared {
+                #[serde(with = "super::text_form")]
+                at: Timestamp,
+            },
+        }
+        let at = Timestamp::parse("1999-12-31T23:59:59.250Z").unwrap();
+        let plain = rmp_serde::to_vec_named(&Tagged::Plain { at }).unwrap();
+        assert!(rmp_serde::from_slice::<Tagged>(&plain).is_err(), "the trap text_form avoids is gone");
+        for encode in [rmp_serde::to_vec_named::<Tagged>, rmp_serde::to_vec::<Tagged>] {
+            let saved = encode(&Tagged::Declared { at }).unwrap();
+            assert_eq!(rmp_serde::from_slice::<Tagged>(&saved).unwrap(), Tagged::Declared { at });
+        }
+        let json = serde_json::to_string(&Tagged::Declared { at }).unwrap();
+        assert_eq!(json, r#"{"kind":"Declared","at":"1999-12-31T23:59:59.250Z"}"#);
+        assert_eq!(serde_json::from_str::<Tagged>(&json).unwrap(), Tagged::Declared { at });
+        // State saved with milliseconds there (by the version before text_form) still reads.
+        let mut millis = vec![0x82, 0xa4, b'k', b'i', b'n', b'd', 0xa8];
+        millis.extend_from_slice(b"Declared");
+        millis.extend_from_slice(&[0xa2, b'a', b't', 0xcf]);
+        millis.extend_from_slice(&946_684_799_250u64.to_be_bytes());
+        assert_eq!(rmp_serde::from_slice::<Tagged>(&millis).unwrap(), Tagged::Declared { at });
     }
 
     #[test]

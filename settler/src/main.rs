@@ -28,7 +28,10 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     adapters::memory::small_pages();
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let args = Args::parse();
     let deployment = Deployment::connect(&args.deployment).await?;
     let topics = deployment.topics();

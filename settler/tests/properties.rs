@@ -214,6 +214,19 @@ proptest! {
         prop_assert_eq!(first, second);
     }
 
+    /// Every revision of a line names the same source event: the embedded store keys lines by
+    /// (source, id), so a line whose source changed would be stored twice.
+    #[test]
+    fn a_line_keeps_its_source(ops in ops()) {
+        let program = program();
+        let (outputs, _) = run(&program, &events(&ops));
+        let mut sources: BTreeMap<DerivedId, EventId> = BTreeMap::new();
+        for line in outputs.iter().flat_map(|output| &output.lines) {
+            let first = *sources.entry(line.id.clone()).or_insert(line.source);
+            prop_assert_eq!(first, line.source, "line {} changed its source", line.id);
+        }
+    }
+
     #[test]
     fn line_ids_are_unique(ops in ops()) {
         let program = program();

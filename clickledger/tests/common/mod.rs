@@ -160,27 +160,118 @@ pub async fn stored_lines<St: Store>(store: &St) -> BTreeMap<model::DerivedId, C
     store.lines(&ReportQuery::default()).await.unwrap().into_iter().map(|line| (line.id.clone(), line)).collect()
 }
 
-/// Wait until the store's lines are the oracle's; on timeout, fail with the differences.
-pub async fn assert_store_matches<St: Store>(store: &St, expected: &Expected, patience: Duration) {
+/// Lines that differ from the oracle's after the wait: a report of each difference, with the
+/// stored and the expected line in full, and the orders they belong to.
+pub struct Mismatch {
+    pub report: String,
+    pub order_keys: std::collections::BTreeSet<String>,
+}
+
+/// Wait until the store's lines are the oracle's; on timeout, the differences.
+pub async fn wait_for_store<St: Store>(store: &St, expected: &Expected, patience: Duration) -> Result<(), Mismatch> {
     let want = settled(&expected.lines);
     let deadline = tokio::time::Instant::now() + patience;
     loop {
-        let have = settled(&stored_lines(store).await);
+        let stored = stored_lines(store).await;
+        let have = settled(&stored);
         if have == want {
-            return;
+            return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            let differences: Vec<_> = want
+            let differing: Vec<&String> = want
                 .keys()
                 .chain(have.keys())
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .filter(|id| want.get(*id) != have.get(*id))
-                .map(|id| format!("{id}: expected {:?}, stored {:?}", want.get(id), have.get(id)))
                 .collect();
-            panic!("{} lines differ from the oracle:\n{}", differences.len(), differences.join("\n"));
+            let mut report = format!("{} lines differ from the oracle:", differing.len());
+            let mut order_keys = std::collections::BTreeSet::new();
+            for id in differing {
+                report.push_str(&format!("\n{id}: expected {:?}, stored {:?}", want.get(id), have.get(id)));
+                let full = |lines: &BTreeMap<model::DerivedId, CommissionLine>| {
+                    lines.iter().find(|(key, _)| key.to_string() == *id).map(|(_, line)| line.clone())
+                };
+                for (side, line) in [("expected", full(&expected.lines)), ("stored", full(&stored))] {
+                    if let Some(line) = line {
+                        report.push_str(&format!("\n  {side}: {line:?}"));
+                        order_keys.extend(line.order_key.map(|key| key.to_string()));
+                    }
+                }
+            }
+            return Err(Mismatch { report, order_keys });
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Wait until the store's lines are the oracle's; on timeout, fail with the differences.
+pub async fn assert_store_matches<St: Store>(store: &St, expected: &Expected, patience: Duration) {
+    if let Err(mismatch) = wait_for_store(store, expected, patience).await {
+        panic!("{}", mismatch.report);
+    }
+}
+
+/// Every record of `orders` and `ledger` about these orders, in log order per partition: what
+/// a mismatch's orders went through.
+pub async fn order_history<L: EventLog>(
+    log: &L,
+    topics: &Topics,
+    partitions: u32,
+    order_keys: &std::collections::BTreeSet<String>,
+) -> String {
+    let mut history = String::new();
+    for record in read_topic(log, &topics.orders, partitions).await {
+        if order_keys.contains(&record.key) {
+            let event = wire::decode::<OrderEvent>(&record.payload)
+                .map(|event| describe_order_event(&event))
+                .unwrap_or_else(|error| format!("undecodable: {error}"));
+            history.push_str(&format!("\norders {}/{}: {event}", record.partition, record.offset));
+        }
+    }
+    for record in read_topic(log, &topics.ledger, partitions).await {
+        let Ok(event) = wire::decode::<model::events::LedgerEvent>(&record.payload) else {
+            continue;
+        };
+        let about = match &event {
+            model::events::LedgerEvent::Order(order) => Some(order.order_key.to_string()),
+            model::events::LedgerEvent::Withdraw { order_key, .. }
+            | model::events::LedgerEvent::Refund { order_key, .. }
+            | model::events::LedgerEvent::Cancel { order_key, .. } => Some(order_key.to_string()),
+            model::events::LedgerEvent::Decision(decision) => Some(decision.order_key.to_string()),
+            _ => None,
+        };
+        if about.is_some_and(|key| order_keys.contains(&key)) {
+            let summary = match &event {
+                model::events::LedgerEvent::Order(order) => {
+                    format!("Order {} by {} at {:?}", order.conversion.id, order.member, order.conversion.event_time())
+                }
+                other => format!("{other:?}"),
+            };
+            history.push_str(&format!("\nledger {}/{}: {summary}", record.partition, record.offset));
+        }
+    }
+    history
+}
+
+fn describe_order_event(event: &OrderEvent) -> String {
+    match event {
+        OrderEvent::Attributed(attributed) => format!(
+            "Attributed {} to {} via {} at {:?}",
+            attributed.conversion.id,
+            attributed.member,
+            attributed.via.as_str(),
+            attributed.conversion.event_time()
+        ),
+        OrderEvent::Rejected(rejected) => {
+            format!(
+                "Rejected {} ({:?}) at {:?}",
+                rejected.conversion.id,
+                rejected.reason,
+                rejected.conversion.event_time()
+            )
+        }
+        other => format!("{other:?}"),
     }
 }
 

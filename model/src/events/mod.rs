@@ -257,9 +257,17 @@ pub struct Decision {
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Via {
     /// The visitor's cookie click inside the window.
-    Cookie { click: EventId, clicked_at: Timestamp },
+    Cookie {
+        click: EventId,
+        #[serde(with = "crate::time::text_form")]
+        clicked_at: Timestamp,
+    },
     /// A click id sent back on a postback.
-    ClickId { click: EventId, clicked_at: Timestamp },
+    ClickId {
+        click: EventId,
+        #[serde(with = "crate::time::text_form")]
+        clicked_at: Timestamp,
+    },
     /// A promo code.
     Code { code: PromoCode },
 }
