@@ -112,7 +112,7 @@ fn a_ledger_saved_now_reads_back_the_same_and_is_smaller() {
     let ledger = ledger();
     let saved = ledger.encode();
     // An array of the ledger's fields in order, not a map of named ones.
-    assert_eq!(saved[0], 0x90 | 8, "a fixed array of the 8 saved fields");
+    assert_eq!(saved[0], 0x90 | 9, "a fixed array of the 9 saved fields");
     assert!(Ledger::decode(&saved).unwrap_or_else(|error| panic!("{error}")) == ledger);
     assert!(saved.len() * 10 < FIRST_FORMAT.len() * 7, "{} bytes against {}", saved.len(), FIRST_FORMAT.len());
 }

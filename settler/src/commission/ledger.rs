@@ -174,6 +174,11 @@ pub struct Ledger {
     pub(super) repriceable: HashMap<(MemberId, OfferId), u64>,
     pub(super) subscriptions: Tracked<OrderKey, SubscriptionAccount>,
     pub(super) bills: Tracked<DerivedId, Bill>,
+    /// The conversions withdrawn from each order. An earlier conversion of the order won, so
+    /// these never win again: a late repeat of one's `Order` (from a worker whose partition
+    /// moved while its outputs were being written) changes nothing.
+    #[serde(default)]
+    pub(super) withdrawn: Tracked<OrderKey, Vec<EventId>>,
 }
 
 /// What changed in a [`Ledger`] between two saves: each changed entry's value after, `None`
@@ -188,6 +193,8 @@ pub struct LedgerChanges {
     lines: Vec<Change<DerivedId, LineState>>,
     subscriptions: Vec<Change<OrderKey, SubscriptionAccount>>,
     bills: Vec<Change<DerivedId, Bill>>,
+    #[serde(default)]
+    withdrawn: Vec<Change<OrderKey, Vec<EventId>>>,
 }
 
 /// [`LedgerChanges`] as written: the same fields, values borrowed from the ledger.
@@ -201,6 +208,7 @@ struct ChangesToSave<'a> {
     lines: Vec<Change<DerivedId, &'a LineState>>,
     subscriptions: Vec<Change<OrderKey, &'a SubscriptionAccount>>,
     bills: Vec<Change<DerivedId, &'a Bill>>,
+    withdrawn: Vec<Change<OrderKey, &'a Vec<EventId>>>,
 }
 
 /// A line about to be created.
@@ -275,6 +283,7 @@ impl Ledger {
             lines: self.lines.take_changes_borrowed(),
             subscriptions: self.subscriptions.take_changes_borrowed(),
             bills: self.bills.take_changes_borrowed(),
+            withdrawn: self.withdrawn.take_changes_borrowed(),
         };
         rmp_serde::to_vec(&changes).unwrap_or_default()
     }
@@ -302,6 +311,7 @@ impl Ledger {
         self.lines.apply_changes(changes.lines);
         self.subscriptions.apply_changes(changes.subscriptions);
         self.bills.apply_changes(changes.bills);
+        self.withdrawn.apply_changes(changes.withdrawn);
     }
 
     /// The holds and tallies of a ledger read back without them.
@@ -439,9 +449,10 @@ impl Ledger {
     }
 
     fn on_order(&mut self, program: &Program, order: &AttributedConversion, out: &mut Outputs) {
-        if self.orders.contains_key(&order.order_key) {
-            // The order's winner is already here (a repeat of this event); a new winner comes
-            // only after a Withdraw of the old one.
+        let withdrawn = || self.withdrawn.get(&order.order_key).is_some_and(|ids| ids.contains(&order.conversion.id));
+        if self.orders.contains_key(&order.order_key) || withdrawn() {
+            // The order's winner is already here (a repeat of this event; a new winner comes
+            // only after a Withdraw of the old one), or this conversion lost the order.
             return;
         }
         let conversion = &order.conversion;
@@ -809,6 +820,7 @@ impl Ledger {
         let Some(book) = self.orders.remove(order_key) else {
             return;
         };
+        self.withdrawn.get_or_default(order_key.clone()).push(conversion);
         let credits: Vec<DerivedId> = self
             .lines
             .iter()
