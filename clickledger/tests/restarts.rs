@@ -31,7 +31,8 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// One worker process of this deployment; every run of it logs to one file.
+/// One worker process of this deployment; every run of it logs to one file, removed when the
+/// test passes.
 struct Worker {
     name: &'static str,
     env: Vec<(String, String)>,
@@ -78,7 +79,8 @@ impl Worker {
         format!("{} ({}):\n{}", self.name, self.log.display(), self.logged(&[" WARN ", " ERROR "]).join("\n"))
     }
 
-    /// Errors it logged: none is expected, however often it is killed.
+    /// Errors it logged (and how a run ended in error): none is expected, however often it
+    /// is killed.
     fn errors(&self) -> Vec<String> {
         self.logged(&[" ERROR "]).into_iter().filter(|line| !line.starts_with("---")).collect()
     }
@@ -187,6 +189,7 @@ async fn workers_killed_at_random_points_lose_and_double_nothing() {
 
     for worker in &mut workers {
         worker.stop();
+        let _ = std::fs::remove_file(&worker.log);
     }
     let _ = stop.send(true);
 }
