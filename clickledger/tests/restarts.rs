@@ -204,33 +204,14 @@ async fn a_settler_restarted_between_a_sale_and_its_decision_or_refund_applies_t
     let program = follow(&log, &topics, &shutdown).await;
     load(&log, &topics, &program).await;
     let edge = start_edge(&log, &topics, &program, &shutdown).await;
-    let attributor = tokio::spawn(attributor::run_attributor(
-        log.clone(),
-        store.clone(),
-        program.clone(),
-        topics.clone(),
-        keys(),
-        shutdown.clone().wait(),
-    ));
-    let settler = |shutdown: Shutdown| {
-        let clock = TestClock::default().clock();
-        tokio::spawn(settler::run_settler(
-            log.clone(),
-            store.clone(),
-            program.clone(),
-            topics.clone(),
-            clock,
-            1,
-            shutdown,
-        ))
-    };
+    let attributor = start_attributor(&log, &store, &program, &topics, &shutdown);
+    let clock = TestClock::default();
     let (stop_settler, settler_shutdown) = Shutdown::new();
-    let first = settler(settler_shutdown);
+    let first = start_settler(&log, &store, &program, &topics, &clock, &settler_shutdown);
 
     let click = get(edge, "/c?offer=pend&member=kid").await;
-    let postback =
-        get(edge, &format!("/pb?click_id={}&order_id=P1&amount=150.00&token={SECRET}", click.click_id())).await;
-    assert_eq!(postback.status, 200, "{}", postback.body);
+    let sale = postback(edge, &format!("click_id={}&order_id=P1&amount=150.00", click.click_id())).await;
+    assert_eq!(sale.status, 200, "{}", sale.body);
     let visitor = get(edge, "/c?offer=store&member=solo").await.visitor();
     let pixel = get_with_cookie(edge, "/px?offer=store&order_id=S1&amount=80.00", &visitor).await;
     assert_eq!(pixel.status, 200);
@@ -240,16 +221,9 @@ async fn a_settler_restarted_between_a_sale_and_its_decision_or_refund_applies_t
     first.await.unwrap().unwrap();
 
     let (stop_settler, settler_shutdown) = Shutdown::new();
-    let second = settler(settler_shutdown);
+    let second = start_settler(&log, &store, &program, &topics, &clock, &settler_shutdown);
     decide(&log, &topics, "P1", model::events::Verdict::Approve).await;
-    let refund = request(
-        edge,
-        "POST",
-        "/pb/refund",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &format!("order_id=S1&amount=20.00&refund_id=r1&token={SECRET}"),
-    )
-    .await;
+    let refund = post_form(edge, "/pb/refund", "order_id=S1&amount=20.00&refund_id=r1").await;
     assert_eq!(refund.status, 200, "{}", refund.body);
 
     let inputs = inputs(&log, &topics, 2).await;

@@ -46,23 +46,26 @@ fn line(member: &str, amount: &str, status: &'static str) -> (String, String, &'
     (member.to_string(), amount.to_string(), status)
 }
 
-#[test]
-fn a_withdrawn_conversion_pays_nothing_and_no_longer_counts_toward_its_members_volume() {
-    // Bob's ledger: his sale won order A1 until ann's earlier one arrived (at her ledger).
+/// Bob's ledger, where his sale won order A1 until ann's earlier one arrived (at her ledger),
+/// and that sale.
+fn bob_after_his_sale_was_withdrawn() -> (Scenario, AttributedConversion) {
     let mut bob = Scenario::new(program());
     let later = sale_by(2, "A1", "2026-03-01T10:05:00Z", "bob");
     bob.order(later.clone());
     bob.apply(withdraw(&later));
+    (bob, later)
+}
+
+#[test]
+fn a_withdrawn_conversion_pays_nothing_and_no_longer_counts_toward_its_members_volume() {
+    let (mut bob, _) = bob_after_his_sale_was_withdrawn();
     bob.order(sale_by(3, "A2", "2026-03-01T11:00:00Z", "bob"));
     assert_eq!(lines(&bob), [line("bob", "0.00", "withdrawn"), line("bob", "1.00", "approved")]);
 }
 
 #[test]
 fn a_late_repeat_of_a_withdrawn_conversion_changes_nothing() {
-    let mut bob = Scenario::new(program());
-    let later = sale_by(2, "A1", "2026-03-01T10:05:00Z", "bob");
-    bob.order(later.clone());
-    bob.apply(withdraw(&later));
+    let (mut bob, later) = bob_after_his_sale_was_withdrawn();
     let before = bob.ledger.clone();
     let outputs = bob.order(later);
     assert!(outputs.lines.is_empty(), "{:?}", outputs.lines);

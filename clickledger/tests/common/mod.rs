@@ -343,6 +343,23 @@ pub async fn get_with_cookie(address: SocketAddr, target: &str, visitor: &str) -
     request(address, "GET", target, &[("Cookie", &format!("clk_v={visitor}"))], "").await
 }
 
+/// A server-to-server postback (`/pb?query`) with the advertiser's token.
+pub async fn postback(address: SocketAddr, query: &str) -> Response {
+    get(address, &format!("/pb?{query}&token={SECRET}")).await
+}
+
+/// A form the advertiser posts (`/pb/refund`, `/pb/cancel`) with its token.
+pub async fn post_form(address: SocketAddr, path: &str, body: &str) -> Response {
+    request(
+        address,
+        "POST",
+        path,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("{body}&token={SECRET}"),
+    )
+    .await
+}
+
 /// The scripted day: clicks (unique, repeated, bots, CPC tiers), pixels, click-id and code
 /// postbacks, a duplicate order, a pending sale, a refund and a subscription. Returns the
 /// order ids it used. Decisions and the clock are the caller's.
@@ -380,7 +397,7 @@ pub async fn scripted_day(edge: SocketAddr) -> ScriptedDay {
     ok(&get_with_cookie(edge, "/px?offer=store&order_id=O2&amount=50.00", &visitor_b).await, "pixel O2");
     ok(&get(edge, "/px?offer=store&order_id=O3&amount=75.00").await, "pixel O3");
     // Code postbacks: solo's code for O4; kid's code for O1 again, later: a duplicate.
-    let pb = |query: String| async move { get(edge, &format!("/pb?{query}&token={SECRET}")).await };
+    let pb = |query: String| async move { postback(edge, &query).await };
     ok(&pb("code=SOLO5&order_id=O4&amount=80.00".into()).await, "postback O4");
     ok(&pb("code=KID10&order_id=O1&amount=129.90".into()).await, "duplicate O1");
     // A pending sale through a click id.
@@ -390,15 +407,7 @@ pub async fn scripted_day(edge: SocketAddr) -> ScriptedDay {
     let e = get(edge, "/c?offer=hosting&member=kid").await;
     ok(&pb(format!("click_id={}&order_id=O6&amount=50.00&recurring_amount=29.95", e.click_id())).await, "hosting O6");
     // A partial refund of O1.
-    let refund = request(
-        edge,
-        "POST",
-        "/pb/refund",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &format!("order_id=O1&amount=29.90&refund_id=r1&token={SECRET}"),
-    )
-    .await;
-    ok(&refund, "refund O1");
+    ok(&post_form(edge, "/pb/refund", "order_id=O1&amount=29.90&refund_id=r1").await, "refund O1");
     ScriptedDay { visitor_a, visitor_b }
 }
 
@@ -486,25 +495,48 @@ pub fn start_workers<L: EventLog, St: Store>(
 ) -> Vec<tokio::task::JoinHandle<Result<(), model::stage::StageError>>> {
     let mut tasks = Vec::new();
     for _ in 0..instances {
-        tasks.push(tokio::spawn(attributor::run_attributor(
-            log.clone(),
-            store.clone(),
-            program.clone(),
-            topics.clone(),
-            keys(),
-            shutdown.clone().wait(),
-        )));
-        tasks.push(tokio::spawn(settler::run_settler(
-            log.clone(),
-            store.clone(),
-            program.clone(),
-            topics.clone(),
-            clock.clock(),
-            1,
-            shutdown.clone(),
-        )));
+        tasks.push(start_attributor(log, store, program, topics, shutdown));
+        tasks.push(start_settler(log, store, program, topics, clock, shutdown));
     }
     tasks
+}
+
+/// One attributor, until `shutdown`.
+pub fn start_attributor<L: EventLog, St: Store>(
+    log: &L,
+    store: &St,
+    program: &Arc<SharedProgram>,
+    topics: &Topics,
+    shutdown: &Shutdown,
+) -> tokio::task::JoinHandle<Result<(), model::stage::StageError>> {
+    tokio::spawn(attributor::run_attributor(
+        log.clone(),
+        store.clone(),
+        program.clone(),
+        topics.clone(),
+        keys(),
+        shutdown.clone().wait(),
+    ))
+}
+
+/// One settler (one instance of each of its stages), until `shutdown`.
+pub fn start_settler<L: EventLog, St: Store>(
+    log: &L,
+    store: &St,
+    program: &Arc<SharedProgram>,
+    topics: &Topics,
+    clock: &TestClock,
+    shutdown: &Shutdown,
+) -> tokio::task::JoinHandle<Result<(), model::stage::StageError>> {
+    tokio::spawn(settler::run_settler(
+        log.clone(),
+        store.clone(),
+        program.clone(),
+        topics.clone(),
+        clock.clock(),
+        1,
+        shutdown.clone(),
+    ))
 }
 
 /// A program manager's decision on a pending order of advertiser `acme`.
@@ -583,17 +615,8 @@ pub async fn busy_day(edge: SocketAddr, seed: u64, visitors: usize) -> Vec<(Stri
         assert!(matches!(response.status, 200 | 202 | 302), "{what}: {} {}", response.status, response.body);
         response
     };
-    let postback = |query: String| async move { get(edge, &format!("/pb?{query}&token={SECRET}")).await };
-    let form = |path: &'static str, body: String| async move {
-        request(
-            edge,
-            "POST",
-            path,
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            &format!("{body}&token={SECRET}"),
-        )
-        .await
-    };
+    let postback = |query: String| async move { postback(edge, &query).await };
+    let form = |path: &'static str, body: String| async move { post_form(edge, path, &body).await };
     for n in 0..visitors {
         let roll = dice.next() % 100;
         if roll < 45 {
