@@ -22,6 +22,14 @@ trap cleanup EXIT INT TERM
 start_clickhouse "$work/clickhouse"
 start_tansu "$work/tansu"
 
+# A linker that runs out of disk dies with SIGBUS ("ld terminated with signal 7"), which
+# says nothing about space: name the cause up front. A clean build takes about 3.5 GB.
+free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if (( free_kb < 5 * 1024 * 1024 )); then
+  echo "warning: $((free_kb / 1024)) MB free on $(df -P . | awk 'NR == 2 { print $6 }');" \
+    "a clean build needs about 3.5 GB and the test services' data more" >&2
+fi
+
 # The restart test runs the worker binaries as processes, so build them first.
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast "$@"
