@@ -24,7 +24,7 @@ use crate::commission::sequence::SeqKey;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct OrderState {
     /// The order's attributed conversions in canonical order; the first is the winner.
-    candidates: BTreeMap<SeqKey, AttributedConversion>,
+    candidates: Candidates,
     /// The winner the ledger has.
     winner: Option<SeqKey>,
     /// Refunds, cancels and decisions, in arrival order.
@@ -34,6 +34,51 @@ pub struct OrderState {
 }
 
 impl model::stage::WholeState for OrderState {}
+
+/// An order's attributed conversions by canonical order, in a vector: almost every order has
+/// one, and a B-tree's first node has room for eleven (about 7 KB for a single conversion,
+/// which was most of the settler's heap). Saved as the map it was, so saved states read the
+/// same.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Candidates(Vec<(SeqKey, AttributedConversion)>);
+
+impl Candidates {
+    fn position(&self, key: &SeqKey) -> Result<usize, usize> {
+        self.0.binary_search_by(|(known, _)| known.cmp(key))
+    }
+
+    fn contains_key(&self, key: &SeqKey) -> bool {
+        self.position(key).is_ok()
+    }
+
+    fn get(&self, key: &SeqKey) -> Option<&AttributedConversion> {
+        self.position(key).ok().map(|at| &self.0[at].1)
+    }
+
+    fn insert(&mut self, key: SeqKey, conversion: AttributedConversion) {
+        match self.position(&key) {
+            Ok(at) => self.0[at].1 = conversion,
+            Err(at) => self.0.insert(at, (key, conversion)),
+        }
+    }
+
+    fn first_key(&self) -> Option<SeqKey> {
+        self.0.first().map(|(key, _)| *key)
+    }
+}
+
+impl Serialize for Candidates {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(key, conversion)| (key, conversion)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Candidates {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<SeqKey, AttributedConversion>::deserialize(deserializer)?;
+        Ok(Self(map.into_iter().collect()))
+    }
+}
 
 #[derive(Debug)]
 pub struct OrderStage {
@@ -152,11 +197,17 @@ impl Stage for OrderStage {
                 if state.candidates.contains_key(&key) {
                     return false;
                 }
-                state.candidates.insert(key, attributed.clone());
                 state.revision += 1;
-                let winner = state.candidates.keys().next().copied();
-                if winner != Some(key) {
-                    out.store.conversions.push(row(program, &attributed, ConversionStatus::Duplicate, state.revision));
+                state.candidates.insert(key, attributed);
+                if state.candidates.first_key() != Some(key) {
+                    if let Some(attributed) = state.candidates.get(&key) {
+                        out.store.conversions.push(row(
+                            program,
+                            attributed,
+                            ConversionStatus::Duplicate,
+                            state.revision,
+                        ));
+                    }
                     return true;
                 }
                 if let Some(previous) = state.winner.and_then(|previous| state.candidates.get(&previous)) {
@@ -168,13 +219,16 @@ impl Stage for OrderStage {
                     out.store.conversions.push(row(program, previous, ConversionStatus::Duplicate, state.revision));
                 }
                 state.winner = Some(key);
+                let Some(attributed) = state.candidates.get(&key) else {
+                    return true;
+                };
                 self.to_ledger(program, &attributed.member, &LedgerEvent::Order(attributed.clone()), out);
                 for change in &state.changes {
                     if let Some(event) = ledger_change(&attributed.order_key, change) {
                         self.to_ledger(program, &attributed.member, &event, out);
                     }
                 }
-                out.store.conversions.push(row(program, &attributed, ConversionStatus::Attributed, state.revision));
+                out.store.conversions.push(row(program, attributed, ConversionStatus::Attributed, state.revision));
                 true
             }
             change => {
@@ -193,5 +247,33 @@ impl Stage for OrderStage {
                 true
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use model::testkit::{attributed, sale, ts};
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    #[test]
+    fn candidates_are_saved_as_the_map_they_were_and_read_back_in_canonical_order() {
+        let late = attributed(sale(2, "A1", Decimal::from(80), ts("2026-03-02T10:00:00Z")), "store", "ann");
+        let early = attributed(sale(9, "A1", Decimal::from(80), ts("2026-03-01T10:00:00Z")), "store", "bob");
+        let key = |conversion: &AttributedConversion| SeqKey {
+            at: conversion.conversion.event_time(),
+            id: conversion.conversion.id,
+        };
+        let mut candidates = Candidates::default();
+        candidates.insert(key(&late), late.clone());
+        candidates.insert(key(&early), early.clone());
+        assert_eq!(candidates.first_key(), Some(key(&early)), "the earlier event wins, whatever came first");
+        let map: BTreeMap<SeqKey, AttributedConversion> = [(key(&late), late), (key(&early), early)].into();
+
+        let saved = rmp_serde::to_vec_named(&candidates).unwrap();
+        assert_eq!(saved, rmp_serde::to_vec_named(&map).unwrap());
+        assert_eq!(rmp_serde::from_slice::<Candidates>(&saved).unwrap(), candidates);
     }
 }

@@ -293,6 +293,7 @@ async fn stages<L: EventLog, St: Store>(
     report("baseline: the log port's consumer reading the settler's inputs", read, settler_baseline, None);
 
     // The settler alone, over the attributor's outputs.
+    let before = live();
     let (stop, shutdown) = Shutdown::new();
     let cpu = cpu_times();
     let started = Instant::now();
@@ -313,6 +314,7 @@ async fn stages<L: EventLog, St: Store>(
     // Inputs applied again after a rebalance count twice, so the count above is exact only
     // if no partition moved; after a pause, what the stages applied in all shows it.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = live() - before;
     let _ = stop.send(true);
     settler.await??;
     report(
@@ -325,6 +327,11 @@ async fn stages<L: EventLog, St: Store>(
     println!(
         "  {:.2}x the time of the log port's consumer reading its inputs",
         elapsed.as_secs_f64() / settler_baseline.as_secs_f64()
+    );
+    println!(
+        "  heap held with {conversions} orders settled: {:.1} MiB, {} bytes per order",
+        held as f64 / 1_048_576.0,
+        held / (conversions as i64).max(1)
     );
     // Each partition once, unless a rebalance moved some (their inputs are applied again).
     println!(

@@ -5,7 +5,7 @@
 //! which records the key. It serializes as the plain map, so a saved ledger reads the same
 //! whether or not its maps are tracked.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::ops::Deref;
 
@@ -15,8 +15,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Tracked<K: Ord, V> {
     map: BTreeMap<K, V>,
     /// A hash set: recording a change is on every write path, and comparing string keys down
-    /// a second B-tree cost more than hashing them once.
-    changed: HashSet<K>,
+    /// a second B-tree cost more than hashing them once. Emptied, not replaced, at a save, so
+    /// it does not grow again from nothing between saves.
+    changed: foldhash::HashSet<K>,
 }
 
 /// A key's value after the changes: `None` when it was removed.
@@ -24,7 +25,7 @@ pub type Change<K, V> = (K, Option<V>);
 
 impl<K: Ord, V> Default for Tracked<K, V> {
     fn default() -> Self {
-        Self { map: BTreeMap::new(), changed: HashSet::new() }
+        Self { map: BTreeMap::new(), changed: foldhash::HashSet::default() }
     }
 }
 
@@ -71,11 +72,6 @@ impl<K: Ord + Hash + Clone, V> Tracked<K, V> {
         self.map.entry(key).or_default()
     }
 
-    /// The keys changed since the last call, in no particular order.
-    pub fn take_changed(&mut self) -> HashSet<K> {
-        std::mem::take(&mut self.changed)
-    }
-
     /// What changed since the last call, as the changed keys' values now (in no particular
     /// order: each key once).
     pub fn take_changes(&mut self) -> Vec<Change<K, V>>
@@ -88,11 +84,11 @@ impl<K: Ord + Hash + Clone, V> Tracked<K, V> {
     /// What changed since the last call, as the changed keys' values now, borrowed (to encode
     /// without copying).
     pub fn take_changes_borrowed(&mut self) -> Vec<(K, Option<&V>)> {
-        let changed = std::mem::take(&mut self.changed);
-        changed
-            .into_iter()
+        let map = &self.map;
+        self.changed
+            .drain()
             .map(|key| {
-                let value = self.map.get(&key);
+                let value = map.get(&key);
                 (key, value)
             })
             .collect()
@@ -111,8 +107,8 @@ impl<K: Ord + Hash + Clone, V> Tracked<K, V> {
     /// What changed since the last call, for values that record their own changes: the
     /// changed keys with what `take` says changed in each.
     pub fn take_nested_changes<C>(&mut self, mut take: impl FnMut(&mut V) -> C) -> Vec<Change<K, C>> {
-        let changed = self.take_changed();
-        changed.into_iter().map(|key| (key.clone(), self.map.get_mut(&key).map(&mut take))).collect()
+        let map = &mut self.map;
+        self.changed.drain().map(|key| (key.clone(), map.get_mut(&key).map(&mut take))).collect()
     }
 
     /// Apply changes taken by [`Tracked::take_nested_changes`].
@@ -139,7 +135,7 @@ impl<K: Ord + Serialize, V: Serialize> Serialize for Tracked<K, V> {
 
 impl<'de, K: Ord + Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Tracked<K, V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Self { map: BTreeMap::deserialize(deserializer)?, changed: HashSet::new() })
+        Ok(Self { map: BTreeMap::deserialize(deserializer)?, changed: foldhash::HashSet::default() })
     }
 }
 

@@ -7,7 +7,7 @@
 //! visitor id. Saved, they are the flat map `(offer, member, visitor) → time` a ledger always
 //! had, so saved ledgers read the same.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 use model::ids::{MemberId, OfferId, VisitorId};
 use model::time::Timestamp;
@@ -28,6 +28,9 @@ pub struct ClickWindows {
     len: usize,
     /// The visitors whose window changed since the last save.
     changed: Nested<HashSet<VisitorId>>,
+    /// The sets of the last save, handed back empty at the next: neither set grows again
+    /// from nothing at every save.
+    saved: Nested<HashSet<VisitorId>>,
 }
 
 /// Equal when the windows are: what changed since a save is not part of the value.
@@ -102,7 +105,11 @@ impl ClickWindows {
     /// What changed since the last call, to save: each changed window's time now (`None`:
     /// forgotten). Serializes as a list of `((offer, member, visitor), time)`.
     pub fn take_changes(&mut self) -> WindowChanges<'_> {
-        WindowChanges { changed: std::mem::take(&mut self.changed), windows: &self.windows }
+        for members in self.saved.values_mut() {
+            members.values_mut().for_each(HashSet::clear);
+        }
+        std::mem::swap(&mut self.changed, &mut self.saved);
+        WindowChanges { changed: &self.saved, windows: &self.windows }
     }
 
     /// Apply changes saved from windows equal to these.
@@ -137,7 +144,7 @@ impl ClickWindows {
 /// The changes taken from [`ClickWindows`], borrowed to encode.
 #[derive(Debug)]
 pub struct WindowChanges<'a> {
-    changed: Nested<HashSet<VisitorId>>,
+    changed: &'a Nested<HashSet<VisitorId>>,
     windows: &'a Nested<HashMap<VisitorId, Timestamp>>,
 }
 
@@ -145,7 +152,7 @@ impl Serialize for WindowChanges<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let count = self.changed.values().flat_map(HashMap::values).map(HashSet::len).sum();
         let mut seq = serializer.serialize_seq(Some(count))?;
-        for (offer, members) in &self.changed {
+        for (offer, members) in self.changed {
             for (member, visitors) in members {
                 let now = self.windows.get(offer).and_then(|members| members.get(member));
                 for visitor in visitors {
