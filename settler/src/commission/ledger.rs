@@ -404,12 +404,11 @@ impl Ledger {
         let Some(offer) = program.offer(&click.offer) else {
             return false;
         };
-        if let Some(counted_at) = self.unique_clicks.get(&click.offer, &click.member, &click.visitor)
-            && click.received_at < counted_at.saturating_add(offer.unique_click_window)
-        {
+        let window_open =
+            |counted_at: Timestamp| click.received_at < counted_at.saturating_add(offer.unique_click_window);
+        if !self.unique_clicks.count(&click.offer, &click.member, &click.visitor, click.received_at, window_open) {
             return false;
         }
-        self.unique_clicks.insert(&click.offer, &click.member, &click.visitor, click.received_at);
         let Some(payout) = program.payout(&click.offer, &click.member).filter(|payout| payout.rule.pays_clicks())
         else {
             return true;

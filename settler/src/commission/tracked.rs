@@ -5,7 +5,7 @@
 //! which records the key. It serializes as the plain map, so a saved ledger reads the same
 //! whether or not its maps are tracked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::hash::Hash;
 use std::ops::Deref;
 
@@ -17,7 +17,7 @@ pub struct Tracked<K: Ord, V> {
     /// A hash set: recording a change is on every write path, and comparing string keys down
     /// a second B-tree cost more than hashing them once. Emptied, not replaced, at a save, so
     /// it does not grow again from nothing between saves.
-    changed: foldhash::HashSet<K>,
+    changed: HashSet<K>,
 }
 
 /// A key's value after the changes: `None` when it was removed.
@@ -25,7 +25,7 @@ pub type Change<K, V> = (K, Option<V>);
 
 impl<K: Ord, V> Default for Tracked<K, V> {
     fn default() -> Self {
-        Self { map: BTreeMap::new(), changed: foldhash::HashSet::default() }
+        Self { map: BTreeMap::new(), changed: HashSet::new() }
     }
 }
 
@@ -135,7 +135,7 @@ impl<K: Ord + Serialize, V: Serialize> Serialize for Tracked<K, V> {
 
 impl<'de, K: Ord + Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Tracked<K, V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Self { map: BTreeMap::deserialize(deserializer)?, changed: foldhash::HashSet::default() })
+        Ok(Self { map: BTreeMap::deserialize(deserializer)?, changed: HashSet::new() })
     }
 }
 
