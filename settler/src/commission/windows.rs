@@ -35,7 +35,9 @@ pub struct ClickWindows {
 struct MemberWindows {
     windows: HashMap<VisitorId, Window>,
     /// Visitors whose window changed since the last save: each once, except one forgotten
-    /// and then counted again (the second is skipped when the changes are taken).
+    /// and then counted again. Taken, such a visitor's window is saved once with its time now;
+    /// forgotten once more before the save, it is saved as forgotten twice, which replays the
+    /// same.
     changed: Vec<VisitorId>,
     /// The changes taken at the last save, with each window's time then (`None`: forgotten).
     taken: Vec<(VisitorId, Option<Timestamp>)>,
@@ -316,9 +318,8 @@ mod tests {
         let mut windows = ClickWindows::default();
         assert!(windows.count(&offer, &jane, &v1, Timestamp::from_millis(10), |_| false));
         let _ = rmp_serde::to_vec_named(&windows.take_changes()).unwrap();
-        let open = |counted: Timestamp| {
-            Timestamp::from_millis(5_000) < counted.saturating_add(model::time::Span::seconds(10))
-        };
+        let open =
+            |counted: Timestamp| Timestamp::from_millis(5_000) < counted.saturating_add(model::time::Span::seconds(10));
         assert!(!windows.count(&offer, &jane, &v1, Timestamp::from_millis(5_000), open));
         assert_eq!(windows.get(&offer, &jane, &v1), Some(Timestamp::from_millis(10)));
         let saved = rmp_serde::to_vec_named(&windows.take_changes()).unwrap();
