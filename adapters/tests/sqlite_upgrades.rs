@@ -2,7 +2,8 @@
 //! stage state from the main file to its own before dropping the table there; migration 3
 //! moves a click's sub ids, click id and deep link from its JSON copy into columns, and
 //! migration 4 a commission line's keyword, description and bill; migration 5 keys lines by
-//! their source and conversions by their id, in the tables themselves.
+//! their source and conversions by their id, in the tables themselves. (Migration 6 changes
+//! indexes and views only; the upgrade tests from version 4 read the reports through it.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;

@@ -226,6 +226,11 @@ async fn the_store_keeps_the_latest_revision_once_and_reports_exactly<S: Store>(
     let rejections = store.rejections(&all).await.unwrap();
     let reasons: Vec<(&str, u64)> = rejections.iter().map(|row| (row.reason.as_str(), row.conversions)).collect();
     assert_eq!(reasons, [("duplicate_order", 1), ("no_click_in_window", 1)]);
+    // A member's rejections: the duplicate was tom's; the other found no member.
+    let toms = ReportQuery { member: Some(member_id("tom")), ..ReportQuery::default() };
+    let rejections = store.rejections(&toms).await.unwrap();
+    let reasons: Vec<(&str, u64)> = rejections.iter().map(|row| (row.reason.as_str(), row.conversions)).collect();
+    assert_eq!(reasons, [("duplicate_order", 1)]);
 
     let history = store.history(Some(&offer_id("summer"))).await.unwrap();
     assert_eq!(history.len(), 1, "the offer's own changes");

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../../deploy/sqlite/003_click_columns.sql")),
     (4, include_str!("../../../deploy/sqlite/004_line_columns.sql")),
     (5, include_str!("../../../deploy/sqlite/005_clustered_lines.sql")),
+    (6, include_str!("../../../deploy/sqlite/006_time_indexes.sql")),
 ];
 
 /// Stage state lives in its own file next to the store, with its own writer: saving a large
@@ -466,6 +467,64 @@ fn page(query: &ReportQuery) -> String {
     format!("LIMIT {} OFFSET {}", limit_of(query), query.offset)
 }
 
+// Each report's SQL and its filters. Bounds on time reach the tables' time indexes
+// (migration 6); offer, member and status filter the rows read.
+
+fn conversion_report_sql(query: &ReportQuery) -> (String, Filters) {
+    let filters = Filters::new(query, "order_ms", Some("status"));
+    let sql = format!(
+        "SELECT conversion, order_ms, offer, member, order_id, sale_amount, currency, commission, status, via
+         FROM conversion_report {} ORDER BY order_ms, conversion {}",
+        filters.sql(),
+        page(query)
+    );
+    (sql, filters)
+}
+
+fn summary_sql(query: &ReportQuery, by: SummaryBy) -> (String, Filters) {
+    let key = match by {
+        SummaryBy::Offer => "offer",
+        SummaryBy::Member => "member",
+    };
+    let filters = Filters::new(query, "at_ms", None);
+    let sql = format!(
+        "SELECT {key}, SUM(clicks), SUM(unique_clicks), SUM(conversions), SUM(revenue), SUM(commission)
+         FROM activity {} GROUP BY {key} ORDER BY {key} {}",
+        filters.sql(),
+        page(query)
+    );
+    (sql, filters)
+}
+
+fn rejections_sql(query: &ReportQuery) -> (String, Filters) {
+    let filters = Filters::new(query, "event_ms", None);
+    let sql = format!(
+        "SELECT reason, offer, COUNT(*) FROM rejected_conversions {} GROUP BY reason, offer
+         ORDER BY COUNT(*) DESC, reason, offer {}",
+        filters.sql(),
+        page(query)
+    );
+    (sql, filters)
+}
+
+fn lines_sql(query: &ReportQuery) -> (String, Filters) {
+    let filters = Filters::new(query, "earned_ms", Some("status"));
+    let sql = format!(
+        "SELECT id, revision, member, tier, earned_by, offer, order_key, source, kind, rule, keyword, amount,
+                currency, status, description, earned_ms, bill
+         FROM commission_lines {} ORDER BY earned_ms, id {}",
+        filters.sql(),
+        page(query)
+    );
+    (sql, filters)
+}
+
+fn conversions_sql(query: &ReportQuery) -> (String, Filters) {
+    let filters = Filters::new(query, "event_ms", Some("status"));
+    let sql = format!("SELECT payload FROM conversions {} ORDER BY event_ms, id {}", filters.sql(), page(query));
+    (sql, filters)
+}
+
 fn fetch<T>(
     connection: &Connection,
     sql: &str,
@@ -564,13 +623,7 @@ impl Store for SqliteStore {
     async fn conversion_report(&self, query: &ReportQuery) -> Result<Vec<ConversionReportRow>, StoreError> {
         let query = query.clone();
         self.with_reader(move |connection| {
-            let filters = Filters::new(&query, "order_ms", Some("status"));
-            let sql = format!(
-                "SELECT conversion, order_ms, offer, member, order_id, sale_amount, currency, commission, status, via
-                 FROM conversion_report {} ORDER BY order_ms, conversion {}",
-                filters.sql(),
-                page(&query)
-            );
+            let (sql, filters) = conversion_report_sql(&query);
             fetch(connection, &sql, &filters, |row| {
                 Ok(ConversionReportRow {
                     conversion: parse_id(column(row, 0)?, |id: String| EventId::parse(&id).ok_or("not a ULID"))?,
@@ -592,17 +645,7 @@ impl Store for SqliteStore {
     async fn summary(&self, query: &ReportQuery, by: SummaryBy) -> Result<Vec<SummaryRow>, StoreError> {
         let query = query.clone();
         self.with_reader(move |connection| {
-            let key = match by {
-                SummaryBy::Offer => "offer",
-                SummaryBy::Member => "member",
-            };
-            let filters = Filters::new(&query, "at_ms", None);
-            let sql = format!(
-                "SELECT {key}, SUM(clicks), SUM(unique_clicks), SUM(conversions), SUM(revenue), SUM(commission)
-                 FROM activity {} GROUP BY {key} ORDER BY {key} {}",
-                filters.sql(),
-                page(&query)
-            );
+            let (sql, filters) = summary_sql(&query, by);
             fetch(connection, &sql, &filters, |row| {
                 let count = |index| column::<i64>(row, index).map(|value| u64::try_from(value).unwrap_or(0));
                 Ok(summary_row(column(row, 0)?, count(1)?, count(2)?, count(3)?, column(row, 4)?, column(row, 5)?))
@@ -614,13 +657,7 @@ impl Store for SqliteStore {
     async fn rejections(&self, query: &ReportQuery) -> Result<Vec<RejectionRow>, StoreError> {
         let query = query.clone();
         self.with_reader(move |connection| {
-            let filters = Filters::new(&query, "event_ms", None);
-            let sql = format!(
-                "SELECT reason, offer, COUNT(*) FROM rejected_conversions {} GROUP BY reason, offer
-                 ORDER BY COUNT(*) DESC, reason, offer {}",
-                filters.sql(),
-                page(&query)
-            );
+            let (sql, filters) = rejections_sql(&query);
             fetch(connection, &sql, &filters, |row| {
                 Ok(RejectionRow {
                     reason: column(row, 0)?,
@@ -653,14 +690,7 @@ impl Store for SqliteStore {
     async fn lines(&self, query: &ReportQuery) -> Result<Vec<CommissionLine>, StoreError> {
         let query = query.clone();
         self.with_reader(move |connection| {
-            let filters = Filters::new(&query, "earned_ms", Some("status"));
-            let sql = format!(
-                "SELECT id, revision, member, tier, earned_by, offer, order_key, source, kind, rule, keyword, amount,
-                        currency, status, description, earned_ms, bill
-                 FROM commission_lines {} ORDER BY earned_ms, id {}",
-                filters.sql(),
-                page(&query)
-            );
+            let (sql, filters) = lines_sql(&query);
             fetch(connection, &sql, &filters, |row| {
                 line_from_row(LineInsert {
                     id: column(row, 0)?,
@@ -709,11 +739,62 @@ impl Store for SqliteStore {
     async fn conversions(&self, query: &ReportQuery) -> Result<Vec<ConversionRow>, StoreError> {
         let query = query.clone();
         self.with_reader(move |connection| {
-            let filters = Filters::new(&query, "event_ms", Some("status"));
-            let sql =
-                format!("SELECT payload FROM conversions {} ORDER BY event_ms, id {}", filters.sql(), page(&query));
+            let (sql, filters) = conversions_sql(&query);
             fetch(connection, &sql, &filters, |row| from_json(&column::<String>(row, 0)?))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use model::ports::store::{ReportQuery, Store, SummaryBy};
+    use model::testkit::{member_id, offer_id};
+    use model::time::Timestamp;
+
+    use super::*;
+
+    /// The plan SQLite chooses for a report's SQL, one line per step.
+    fn plan(connection: &Connection, (sql, filters): (String, Filters)) -> Vec<String> {
+        let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = statement.query_map(filters.params().as_slice(), |row| row.get::<_, String>(3)).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// A report for one day reads that day's rows through the time indexes, whatever its
+    /// offer, member and status filters: no table of rows is scanned whole (a scan of a view's
+    /// own result, named by the view, is the last step of reading it).
+    #[tokio::test]
+    async fn reports_bounded_in_time_read_only_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("store.db")).unwrap();
+        store.migrate().await.unwrap();
+        let connection = open_reader(&dir.path().join("store.db")).unwrap();
+        let day = ReportQuery {
+            from: Some(Timestamp::from_millis(1_795_000_000_000)),
+            to: Some(Timestamp::from_millis(1_795_086_400_000)),
+            offer: Some(offer_id("summer")),
+            member: Some(member_id("jane")),
+            status: Some("approved".into()),
+            ..ReportQuery::default()
+        };
+        let reports = [
+            ("conversion report", conversion_report_sql(&day)),
+            ("summary by offer", summary_sql(&day, SummaryBy::Offer)),
+            ("summary by member", summary_sql(&day, SummaryBy::Member)),
+            ("rejections", rejections_sql(&day)),
+            ("lines", lines_sql(&day)),
+            ("conversions", conversions_sql(&day)),
+        ];
+        let views = ["SCAN conversion_report", "SCAN activity", "SCAN rejected_conversions"];
+        for (report, sql) in reports {
+            let steps = plan(&connection, sql);
+            let scans: Vec<&String> =
+                steps.iter().filter(|step| step.starts_with("SCAN ") && !views.contains(&step.as_str())).collect();
+            assert!(scans.is_empty(), "{report} scans a whole table: {steps:?}");
+            assert!(steps.iter().any(|step| step.contains("_by_time")), "{report} uses no time index: {steps:?}");
+        }
     }
 }

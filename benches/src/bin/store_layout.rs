@@ -2,9 +2,10 @@
 //! (docs/PERFORMANCE.md, "The embedded store's layout"): 800,000 click rows and 480,000
 //! commission lines in 25 transactions, one writer, in a fresh file per layout.
 //!
-//! `store_layout [DIR]` prints, per layout, the time per click row, per line and for the
-//! commits. The layouts differ only in the commission lines' table, the file's page size and
-//! the writer's page cache; the click table is the store's in every run.
+//! `store_layout [DIR] [MEMBERS]` prints, per layout, the time per click row, per line and for
+//! the commits, with the rows spread over `MEMBERS` members (200 unless given, as in
+//! `pipeline_bench`). The layouts differ in the commission lines' table and indexes, the click
+//! table's index, the file's page size and the writer's page cache.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,7 +23,12 @@ struct Layout {
     cache_kib: u32,
     lines: &'static str,
     conflict: &'static str,
+    click_index: &'static str,
 }
+
+/// The click index up to migration 5, and the one of migration 6.
+const CLICKS_BY_OFFER_MEMBER: &str = "CREATE INDEX clicks_by_offer_member ON clicks (offer, member, received_ms);";
+const CLICKS_BY_TIME: &str = "CREATE INDEX clicks_by_time ON clicks (received_ms);";
 
 const LINE_COLUMNS: &str = "revision INTEGER NOT NULL, member TEXT NOT NULL, tier INTEGER NOT NULL,
     earned_by TEXT NOT NULL, offer TEXT NOT NULL, order_key TEXT NOT NULL, kind TEXT NOT NULL, rule TEXT NOT NULL,
@@ -48,6 +54,14 @@ fn layouts() -> Vec<Layout> {
         )
         .into_boxed_str(),
     );
+    let by_source_by_time: &'static str = Box::leak(
+        format!(
+            "CREATE TABLE commission_lines (source TEXT NOT NULL, id TEXT NOT NULL, {LINE_COLUMNS},
+                 PRIMARY KEY (source, id)) WITHOUT ROWID;
+             CREATE INDEX lines_by_time ON commission_lines (earned_ms);"
+        )
+        .into_boxed_str(),
+    );
     vec![
         Layout {
             name: "migration 4 (rowid, id index), 4 KiB pages, 2 MiB cache",
@@ -55,6 +69,7 @@ fn layouts() -> Vec<Layout> {
             cache_kib: 2000,
             lines: by_id,
             conflict: "id",
+            click_index: CLICKS_BY_OFFER_MEMBER,
         },
         Layout {
             name: "migration 4, 4 KiB pages, 128 MiB cache",
@@ -62,6 +77,7 @@ fn layouts() -> Vec<Layout> {
             cache_kib: 131_072,
             lines: by_id,
             conflict: "id",
+            click_index: CLICKS_BY_OFFER_MEMBER,
         },
         Layout {
             name: "migration 4, 16 KiB pages, 128 MiB cache",
@@ -69,6 +85,7 @@ fn layouts() -> Vec<Layout> {
             cache_kib: 131_072,
             lines: by_id,
             conflict: "id",
+            click_index: CLICKS_BY_OFFER_MEMBER,
         },
         Layout {
             name: "migration 5 (by source), 4 KiB pages, 2 MiB cache",
@@ -76,13 +93,23 @@ fn layouts() -> Vec<Layout> {
             cache_kib: 2000,
             lines: by_source,
             conflict: "source, id",
+            click_index: CLICKS_BY_OFFER_MEMBER,
         },
         Layout {
-            name: "migration 5, 16 KiB pages, 128 MiB cache (the store's)",
+            name: "migration 5, 16 KiB pages, 128 MiB cache",
             page_size: 16_384,
             cache_kib: 131_072,
             lines: by_source,
             conflict: "source, id",
+            click_index: CLICKS_BY_OFFER_MEMBER,
+        },
+        Layout {
+            name: "migration 6 (indexes by time), 16 KiB pages, 128 MiB cache",
+            page_size: 16_384,
+            cache_kib: 131_072,
+            lines: by_source_by_time,
+            conflict: "source, id",
+            click_index: CLICKS_BY_TIME,
         },
     ]
 }
@@ -95,7 +122,7 @@ fn line_id(n: u64) -> String {
     format!("{x:016x}{y:016x}")
 }
 
-fn run(dir: &std::path::Path, layout: &Layout) -> rusqlite::Result<()> {
+fn run(dir: &std::path::Path, layout: &Layout, members: u64) -> rusqlite::Result<()> {
     let path = dir.join("layout.db");
     for file in [path.clone(), dir.join("layout.db-wal"), dir.join("layout.db-shm")] {
         let _ = std::fs::remove_file(file);
@@ -111,9 +138,9 @@ fn run(dir: &std::path::Path, layout: &Layout) -> rusqlite::Result<()> {
              member TEXT NOT NULL, link TEXT NOT NULL, visitor TEXT NOT NULL, bot INTEGER NOT NULL,
              rejected TEXT NOT NULL, unique_click INTEGER NOT NULL, click_id TEXT NOT NULL, deep_link TEXT NOT NULL,
              sub1 TEXT NOT NULL, sub2 TEXT NOT NULL, sub3 TEXT NOT NULL, sub4 TEXT NOT NULL, sub5 TEXT NOT NULL)
-             WITHOUT ROWID;
-         CREATE INDEX clicks_by_offer_member ON clicks (offer, member, received_ms);",
+             WITHOUT ROWID;",
     )?;
+    connection.execute_batch(layout.click_index)?;
     let insert_line = format!(
         "INSERT INTO commission_lines (id, revision, member, tier, earned_by, offer, order_key, source, kind, rule,
              keyword, amount, currency, status, description, earned_ms, bill)
@@ -137,7 +164,7 @@ fn run(dir: &std::path::Path, layout: &Layout) -> rusqlite::Result<()> {
                 click += 1;
                 let at = START_MS + click as i64;
                 let id = ulid::Ulid::from_parts(at as u64, u128::from(click)).to_string();
-                statement.execute(params![id, at, format!("m{:03}", click % 200), format!("v{:08}", click / 4)])?;
+                statement.execute(params![id, at, format!("m{:04}", click % members), format!("v{:08}", click / 4)])?;
             }
             clicks_s += timer.elapsed().as_secs_f64();
             let timer = Instant::now();
@@ -145,7 +172,7 @@ fn run(dir: &std::path::Path, layout: &Layout) -> rusqlite::Result<()> {
             for _ in 0..LINES_PER_TRANSACTION {
                 line += 1;
                 let at = START_MS + line as i64 * 5 / 3;
-                let member = format!("m{:03}", line % 200);
+                let member = format!("m{:04}", line % members);
                 let source = ulid::Ulid::from_parts(at as u64, u128::from(line / 3)).to_string();
                 statement.execute(params![
                     line_id(line),
@@ -187,9 +214,14 @@ fn run(dir: &std::path::Path, layout: &Layout) -> rusqlite::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let dir = std::env::args().nth(1).map_or_else(|| PathBuf::from("bench-data/store-layout"), PathBuf::from);
+    let members = match std::env::args().nth(2) {
+        Some(members) => members.parse()?,
+        None => 200,
+    };
     std::fs::create_dir_all(&dir)?;
+    println!("rows spread over {members} members");
     for layout in layouts() {
-        run(&dir, &layout)?;
+        run(&dir, &layout, members)?;
     }
     Ok(())
 }
