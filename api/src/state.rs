@@ -198,7 +198,11 @@ impl ApiState {
     pub async fn send_orders(&self, events: Vec<(String, OrderEvent)>) -> Result<(), ApiError> {
         let records = events
             .into_iter()
-            .map(|(key, event)| Record { topic: self.topics.orders.clone(), key, payload: wire::encode(&event) })
+            .map(|(key, event)| Record {
+                topic: self.topics.orders.clone(),
+                key,
+                payload: wire::encode_compact(&event),
+            })
             .collect();
         self.backend.append(records).await.map_err(log_error)
     }
@@ -207,7 +211,11 @@ impl ApiState {
     pub async fn send_ledger(&self, events: Vec<(String, LedgerEvent)>) -> Result<(), ApiError> {
         let records = events
             .into_iter()
-            .map(|(key, event)| Record { topic: self.topics.ledger.clone(), key, payload: wire::encode(&event) })
+            .map(|(key, event)| Record {
+                topic: self.topics.ledger.clone(),
+                key,
+                payload: wire::encode_compact(&event),
+            })
             .collect();
         self.backend.append(records).await.map_err(log_error)
     }

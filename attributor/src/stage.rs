@@ -100,7 +100,7 @@ impl Stage for AttributorStage {
                 out.records.push(Record {
                     topic: self.topics.ledger.clone(),
                     key: family,
-                    payload: wire::encode(&LedgerEvent::Click(click)),
+                    payload: wire::encode_compact(&LedgerEvent::Click(click)),
                 });
                 countable
             }
@@ -127,7 +127,11 @@ impl Stage for AttributorStage {
                         (key, OrderEvent::Rejected(rejected))
                     }
                 };
-                out.records.push(Record { topic: self.topics.orders.clone(), key, payload: wire::encode(&event) });
+                out.records.push(Record {
+                    topic: self.topics.orders.clone(),
+                    key,
+                    payload: wire::encode_compact(&event),
+                });
                 false
             }
         }

@@ -2,8 +2,9 @@
 //!
 //! - `evaluate`: pricing alone (rule, tier shares, rounding): the engine's unit of work.
 //! - `ledger_apply`: the full ledger step (ids, descriptions, bookkeeping, output snapshots).
-//! - `wire_decode`: decoding the same event from its log record, the baseline every stage
-//!   pays anyway, measured in the same run.
+//! - `wire_decode`: decoding the same event from its log record as version 1 (JSON), the
+//!   baseline every stage pays anyway, measured in the same run; `wire_decode_compact`: as
+//!   version 2 (MessagePack), which the stages write to `orders` and `ledger`.
 
 use clickledger_benches::fixtures::{three_tier_program, typical_sale};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -26,13 +27,16 @@ fn engine(c: &mut Criterion) {
         })
     });
 
-    let record = wire::encode(&LedgerEvent::Order(sale.clone()));
-    group.bench_function("wire_decode", |b| {
-        b.iter(|| {
-            let event: LedgerEvent = wire::decode(black_box(&record)).unwrap_or_else(|error| panic!("{error}"));
-            black_box(event)
-        })
-    });
+    let order = LedgerEvent::Order(sale.clone());
+    for (name, record) in [("wire_decode", wire::encode(&order)), ("wire_decode_compact", wire::encode_compact(&order))]
+    {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let event: LedgerEvent = wire::decode(black_box(&record)).unwrap_or_else(|error| panic!("{error}"));
+                black_box(event)
+            })
+        });
+    }
 
     const ORDERS: u64 = 1000;
     let events: Vec<LedgerEvent> = (0..ORDERS as u128).map(|n| LedgerEvent::Order(typical_sale(n))).collect();

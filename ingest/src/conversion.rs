@@ -332,7 +332,7 @@ pub(crate) async fn refund<L: EventLog>(edge: &Edge<L>, request: Request<Incomin
     let record = Record {
         topic: edge.config.topics.orders.clone(),
         key: key.to_string(),
-        payload: wire::encode(&OrderEvent::Refund(refund)),
+        payload: wire::encode_compact(&OrderEvent::Refund(refund)),
     };
     edge.record_durable("refund", vec![record]).await?;
     Ok(accepted(id))
@@ -349,7 +349,7 @@ pub(crate) async fn cancel<L: EventLog>(edge: &Edge<L>, request: Request<Incomin
     let record = Record {
         topic: edge.config.topics.orders.clone(),
         key: key.to_string(),
-        payload: wire::encode(&OrderEvent::Cancel(cancel)),
+        payload: wire::encode_compact(&OrderEvent::Cancel(cancel)),
     };
     edge.record_durable("cancel", vec![record]).await?;
     Ok(accepted(id))

@@ -1,5 +1,6 @@
-//! The wire format: every record type survives encode → decode unchanged, the documented
-//! shape is what is written, and unknown versions are refused.
+//! The wire format: every record type survives encode → decode unchanged in both versions
+//! (1, JSON; 2, MessagePack), the documented shapes are what is written, and unknown versions
+//! are refused.
 
 use clickledger_model as model;
 
@@ -59,6 +60,10 @@ where
     let bytes = wire::encode(value);
     let decoded: T =
         wire::decode(&bytes).unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&bytes)));
+    assert_eq!(&decoded, value);
+    let bytes = wire::encode_compact(value);
+    assert_eq!(bytes[0], 0x82, "version 2: a MessagePack map of two entries");
+    let decoded: T = wire::decode(&bytes).unwrap_or_else(|error| panic!("{error}: {bytes:02x?}"));
     assert_eq!(&decoded, value);
 }
 
@@ -208,11 +213,56 @@ fn the_written_shape_is_the_documented_one() {
     assert_eq!(json["event"]["conversion"]["items"][0]["amount"], "100");
 }
 
+/// Version 2 is the version 1 object in MessagePack: the same names, timestamps as Unix
+/// milliseconds, money as decimal strings, absent options left out.
+#[test]
+fn the_compact_shape_is_the_documented_one() {
+    let refund = Refund {
+        id: event_id(3),
+        received_at: ts("2026-11-22T00:00:00.250Z"),
+        advertiser: AdvertiserId::new("acme").unwrap(),
+        order_id: OrderId::new("A-1001").unwrap(),
+        amount: Some(dec!(10.50)),
+    };
+    let as_value =
+        |event: &OrderEvent| -> serde_json::Value { rmp_serde::from_slice(&wire::encode_compact(event)).unwrap() };
+    assert_eq!(
+        as_value(&OrderEvent::Refund(refund.clone())),
+        serde_json::json!({"v": 2, "event": {"refund": {
+            "id": "00000000000000000000000003",
+            "received_at": 1_795_305_600_250_i64,
+            "advertiser": "acme",
+            "order_id": "A-1001",
+            "amount": "10.50",
+        }}})
+    );
+    let whole = as_value(&OrderEvent::Refund(Refund { amount: None, ..refund }));
+    assert!(whole["event"]["refund"].get("amount").is_none(), "absent options are left out: {whole}");
+}
+
 #[test]
 fn unknown_versions_and_garbage_are_refused() {
     let bytes = wire::encode(&TrackingEvent::Click(click()));
-    let future = String::from_utf8(bytes).unwrap().replacen("\"v\":1", "\"v\":2", 1);
-    assert_eq!(wire::decode::<TrackingEvent>(future.as_bytes()), Err(WireError::UnsupportedVersion(2)));
+    let future = String::from_utf8(bytes).unwrap().replacen("\"v\":1", "\"v\":3", 1);
+    assert_eq!(wire::decode::<TrackingEvent>(future.as_bytes()), Err(WireError::UnsupportedVersion(3)));
+    // Version 2 is MessagePack only; version 1 JSON only.
+    let bytes = wire::encode(&TrackingEvent::Click(click()));
+    let mislabelled = String::from_utf8(bytes).unwrap().replacen("\"v\":1", "\"v\":2", 1);
+    assert!(matches!(wire::decode::<TrackingEvent>(mislabelled.as_bytes()), Err(WireError::Malformed(_))));
+    #[derive(serde::Serialize)]
+    struct Labelled<'a> {
+        v: u16,
+        event: &'a TrackingEvent,
+    }
+    let click = TrackingEvent::Click(click());
+    let future = rmp_serde::to_vec_named(&Labelled { v: 3, event: &click }).unwrap();
+    assert_eq!(wire::decode::<TrackingEvent>(&future), Err(WireError::UnsupportedVersion(3)));
+    let future_shape = rmp_serde::to_vec_named(&Labelled { v: 9, event: &click }).unwrap();
+    assert_eq!(wire::decode::<OrderEvent>(&future_shape), Err(WireError::UnsupportedVersion(9)));
+    let mislabelled = rmp_serde::to_vec_named(&Labelled { v: 1, event: &click }).unwrap();
+    assert!(matches!(wire::decode::<TrackingEvent>(&mislabelled), Err(WireError::Malformed(_))));
+    let truncated = &wire::encode_compact(&click)[..20];
+    assert!(matches!(wire::decode::<TrackingEvent>(truncated), Err(WireError::Malformed(_))));
     let future_shape = r#"{"v":7,"event":{"teleport":{}}}"#;
     assert_eq!(wire::decode::<TrackingEvent>(future_shape.as_bytes()), Err(WireError::UnsupportedVersion(7)));
     assert!(matches!(wire::decode::<TrackingEvent>(b"not json"), Err(WireError::Malformed(_))));
@@ -243,4 +293,31 @@ proptest! {
         };
         round_trip(&TrackingEvent::Conversion(conversion));
     }
+}
+
+/// `CLICKLEDGER_WIRE_VERSION=1` makes the stages write version 1 to `orders` and `ledger`, for
+/// a rolling upgrade from a build that reads only version 1. The setting is read once per
+/// process, so the test runs itself again with it set.
+#[test]
+fn version_1_is_written_on_request() {
+    let refund = OrderEvent::Cancel(SubscriptionCancel {
+        id: event_id(4),
+        received_at: ts("2026-12-22T00:00:00Z"),
+        advertiser: AdvertiserId::new("acme").unwrap(),
+        order_id: OrderId::new("A-1001").unwrap(),
+    });
+    let bytes = wire::encode_compact(&refund);
+    if std::env::var(wire::WIRE_VERSION_VARIABLE).is_ok() {
+        assert_eq!(bytes, wire::encode(&refund), "version 1, as JSON");
+        return;
+    }
+    assert_eq!(bytes[0], 0x82, "version 2 unless asked");
+    let again = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "version_1_is_written_on_request", "--nocapture"])
+        .env(wire::WIRE_VERSION_VARIABLE, "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{said}{}", String::from_utf8_lossy(&again.stderr));
+    assert!(said.contains("1 passed"), "the test ran with the setting: {said}");
 }

@@ -92,7 +92,11 @@ impl OrderStage {
 
     fn to_ledger(&self, program: &Program, member: &model::MemberId, event: &LedgerEvent, out: &mut StageOutput) {
         let family = program.family_of(member).to_string();
-        out.records.push(Record { topic: self.topics.ledger.clone(), key: family, payload: wire::encode(event) });
+        out.records.push(Record {
+            topic: self.topics.ledger.clone(),
+            key: family,
+            payload: wire::encode_compact(event),
+        });
     }
 }
 

@@ -74,7 +74,11 @@ impl Stage for ProgramStage {
         if let Some(member) = approved_now {
             let family = context.program.family_of(&member).to_string();
             let event = LedgerEvent::MemberApproved { id: approval_id(&member, offset), member, at: record.at };
-            out.records.push(Record { topic: self.topics.ledger.clone(), key: family, payload: wire::encode(&event) });
+            out.records.push(Record {
+                topic: self.topics.ledger.clone(),
+                key: family,
+                payload: wire::encode_compact(&event),
+            });
         }
         let is_member = matches!(record.change, ProgramChange::Member(_));
         out.store.history.push(HistoryRow { offset, record });

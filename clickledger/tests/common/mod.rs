@@ -554,7 +554,7 @@ pub async fn decide<L: EventLog>(log: &L, topics: &Topics, order_id: &str, verdi
     let record = Record {
         topic: topics.orders.clone(),
         key: order_key.to_string(),
-        payload: wire::encode(&OrderEvent::Decision(decision)),
+        payload: wire::encode_compact(&OrderEvent::Decision(decision)),
     };
     log.append(vec![record]).await.unwrap();
 }
