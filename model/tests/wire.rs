@@ -134,6 +134,53 @@ fn order_events_round_trip() {
 fn ledger_events_and_outputs_round_trip() {
     let order_key = OrderKey::new(&AdvertiserId::new("acme").unwrap(), &OrderId::new("A-1").unwrap());
     round_trip(&LedgerEvent::Click(click()));
+    round_trip(&LedgerEvent::Order(AttributedConversion {
+        conversion: conversion(),
+        order_key: order_key.clone(),
+        advertiser: AdvertiserId::new("acme").unwrap(),
+        offer: offer_id("summer"),
+        member: member_id("jane"),
+        via: Via::ClickId { click: event_id(1), clicked_at: ts("2026-11-21T10:00:00.250Z") },
+    }));
+    round_trip(&LedgerEvent::Withdraw { order_key: order_key.clone(), conversion: event_id(2) });
+    round_trip(&LedgerEvent::Refund {
+        order_key: order_key.clone(),
+        refund: Refund {
+            id: event_id(3),
+            received_at: ts("2026-11-22T00:00:00Z"),
+            advertiser: AdvertiserId::new("acme").unwrap(),
+            order_id: OrderId::new("A-1").unwrap(),
+            amount: None,
+        },
+    });
+    round_trip(&LedgerEvent::Cancel {
+        order_key: order_key.clone(),
+        cancel: SubscriptionCancel {
+            id: event_id(4),
+            received_at: ts("2026-12-22T00:00:00Z"),
+            advertiser: AdvertiserId::new("acme").unwrap(),
+            order_id: OrderId::new("A-1").unwrap(),
+        },
+    });
+    round_trip(&LedgerEvent::Decision(Decision {
+        id: event_id(5),
+        received_at: ts("2026-11-23T00:00:00Z"),
+        order_key: order_key.clone(),
+        verdict: Verdict::Approve,
+        actor: "key:ops".into(),
+        note: None,
+    }));
+    round_trip(&LedgerEvent::MemberApproved {
+        id: event_id(8),
+        member: member_id("ann"),
+        at: ts("2026-11-24T08:00:00Z"),
+    });
+    round_trip(&LedgerEvent::BillPaid {
+        id: event_id(9),
+        bill: DerivedId::derive(&["bill"]),
+        at: ts("2026-12-02T09:00:00Z"),
+        actor: "key:admin".into(),
+    });
     round_trip(&LedgerEvent::BillRun {
         id: event_id(6),
         period_end: ts("2026-12-01T00:00:00Z"),
