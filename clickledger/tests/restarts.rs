@@ -4,7 +4,8 @@
 //! missing, none counted twice.
 //!
 //! The binaries are the workspace's own (`target/<profile>/attributor` and `settler`), built
-//! by the README's test command before the tests run.
+//! by the README's test command before the tests run. The last test starts every binary of
+//! the workspace with a mistyped setting.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -254,4 +255,24 @@ async fn a_settler_restarted_between_a_sale_and_its_decision_or_refund_applies_t
     second.await.unwrap().unwrap();
     let _ = stop.send(true);
     attributor.await.unwrap().unwrap();
+}
+
+/// A mistyped wire version setting stops every binary at its start, naming the setting,
+/// instead of being read as "version 2" (docs/EVENTS.md, upgrading).
+#[test]
+fn every_binary_refuses_an_unknown_wire_version_setting() {
+    for name in ["ingest", "attributor", "settler", "clickledger", "clickledger-api"] {
+        let output = Command::new(binary(name))
+            .env("CLICKLEDGER_WIRE_VERSION", "json")
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name} started");
+        assert!(
+            said.contains("CLICKLEDGER_WIRE_VERSION=json: the wire versions this build writes are 1 and 2"),
+            "{name}: {said}"
+        );
+    }
 }

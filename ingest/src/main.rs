@@ -49,6 +49,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     adapters::memory::small_pages();
+    model::events::wire::check_version_setting().map_err(anyhow::Error::msg)?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

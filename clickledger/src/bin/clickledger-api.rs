@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
+    model::events::wire::check_version_setting().map_err(anyhow::Error::msg)?;
     let args = Args::parse();
     let program_file = args.program.as_deref().map(clickledger::read_program_file).transpose()?;
     let listener = TcpListener::bind(args.api_listen).await.with_context(|| format!("binding {}", args.api_listen))?;
