@@ -99,23 +99,37 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
 }
 
 fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
-    match serde_json::from_slice::<Incoming<T>>(bytes) {
-        Ok(incoming) if incoming.v == WIRE_VERSION => Ok(incoming.event),
-        Ok(incoming) => Err(refused(incoming.v, "JSON")),
-        Err(error) => match serde_json::from_slice::<VersionOnly>(bytes) {
-            Ok(header) if header.v != WIRE_VERSION => Err(refused(header.v, "JSON")),
-            _ => Err(WireError::Malformed(error.to_string())),
-        },
-    }
+    checked(
+        serde_json::from_slice(bytes).map_err(|error| error.to_string()),
+        || serde_json::from_slice::<VersionOnly>(bytes).ok(),
+        WIRE_VERSION,
+        "JSON",
+    )
 }
 
 fn decode_compact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
-    match rmp_serde::from_slice::<Incoming<T>>(bytes) {
-        Ok(incoming) if incoming.v == COMPACT_WIRE_VERSION => Ok(incoming.event),
-        Ok(incoming) => Err(refused(incoming.v, "MessagePack")),
-        Err(error) => match rmp_serde::from_slice::<VersionOnly>(bytes) {
-            Ok(header) if header.v != COMPACT_WIRE_VERSION => Err(refused(header.v, "MessagePack")),
-            _ => Err(WireError::Malformed(error.to_string())),
+    checked(
+        rmp_serde::from_slice(bytes).map_err(|error| error.to_string()),
+        || rmp_serde::from_slice::<VersionOnly>(bytes).ok(),
+        COMPACT_WIRE_VERSION,
+        "MessagePack",
+    )
+}
+
+/// The event of a record decoded as `version`; if it did not decode, the version its header
+/// names, when that is another.
+fn checked<T>(
+    decoded: Result<Incoming<T>, String>,
+    header: impl FnOnce() -> Option<VersionOnly>,
+    version: u16,
+    encoding: &str,
+) -> Result<T, WireError> {
+    match decoded {
+        Ok(incoming) if incoming.v == version => Ok(incoming.event),
+        Ok(incoming) => Err(refused(incoming.v, encoding)),
+        Err(error) => match header() {
+            Some(header) if header.v != version => Err(refused(header.v, encoding)),
+            _ => Err(WireError::Malformed(error)),
         },
     }
 }
