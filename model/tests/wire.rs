@@ -53,6 +53,25 @@ fn conversion() -> Conversion {
     }
 }
 
+fn refund(amount: Option<Decimal>) -> Refund {
+    Refund {
+        id: event_id(3),
+        received_at: ts("2026-11-22T00:00:00Z"),
+        advertiser: AdvertiserId::new("acme").unwrap(),
+        order_id: OrderId::new("A-1001").unwrap(),
+        amount,
+    }
+}
+
+fn cancel() -> SubscriptionCancel {
+    SubscriptionCancel {
+        id: event_id(4),
+        received_at: ts("2026-12-22T00:00:00Z"),
+        advertiser: AdvertiserId::new("acme").unwrap(),
+        order_id: OrderId::new("A-1001").unwrap(),
+    }
+}
+
 fn round_trip<T>(value: &T)
 where
     T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
@@ -109,19 +128,8 @@ fn order_events_round_trip() {
         offer: None,
         member: None,
     }));
-    round_trip(&OrderEvent::Refund(Refund {
-        id: event_id(3),
-        received_at: ts("2026-11-22T00:00:00Z"),
-        advertiser: acme.clone(),
-        order_id: OrderId::new("A-1001").unwrap(),
-        amount: Some(dec!(10.50)),
-    }));
-    round_trip(&OrderEvent::Cancel(SubscriptionCancel {
-        id: event_id(4),
-        received_at: ts("2026-12-22T00:00:00Z"),
-        advertiser: acme,
-        order_id: OrderId::new("A-1001").unwrap(),
-    }));
+    round_trip(&OrderEvent::Refund(refund(Some(dec!(10.50)))));
+    round_trip(&OrderEvent::Cancel(cancel()));
     round_trip(&OrderEvent::Decision(Decision {
         id: event_id(5),
         received_at: ts("2026-11-23T00:00:00Z"),
@@ -145,25 +153,8 @@ fn ledger_events_and_outputs_round_trip() {
         via: Via::ClickId { click: event_id(1), clicked_at: ts("2026-11-21T10:00:00.250Z") },
     }));
     round_trip(&LedgerEvent::Withdraw { order_key: order_key.clone(), conversion: event_id(2) });
-    round_trip(&LedgerEvent::Refund {
-        order_key: order_key.clone(),
-        refund: Refund {
-            id: event_id(3),
-            received_at: ts("2026-11-22T00:00:00Z"),
-            advertiser: AdvertiserId::new("acme").unwrap(),
-            order_id: OrderId::new("A-1").unwrap(),
-            amount: None,
-        },
-    });
-    round_trip(&LedgerEvent::Cancel {
-        order_key: order_key.clone(),
-        cancel: SubscriptionCancel {
-            id: event_id(4),
-            received_at: ts("2026-12-22T00:00:00Z"),
-            advertiser: AdvertiserId::new("acme").unwrap(),
-            order_id: OrderId::new("A-1").unwrap(),
-        },
-    });
+    round_trip(&LedgerEvent::Refund { order_key: order_key.clone(), refund: refund(None) });
+    round_trip(&LedgerEvent::Cancel { order_key: order_key.clone(), cancel: cancel() });
     round_trip(&LedgerEvent::Decision(Decision {
         id: event_id(5),
         received_at: ts("2026-11-23T00:00:00Z"),
@@ -266,13 +257,7 @@ fn the_written_shape_is_the_documented_one() {
 /// milliseconds, money as decimal strings, absent options left out.
 #[test]
 fn the_compact_shape_is_the_documented_one() {
-    let refund = Refund {
-        id: event_id(3),
-        received_at: ts("2026-11-22T00:00:00.250Z"),
-        advertiser: AdvertiserId::new("acme").unwrap(),
-        order_id: OrderId::new("A-1001").unwrap(),
-        amount: Some(dec!(10.50)),
-    };
+    let refund = Refund { received_at: ts("2026-11-22T00:00:00.250Z"), ..refund(Some(dec!(10.50))) };
     let as_value =
         |event: &OrderEvent| -> serde_json::Value { rmp_serde::from_slice(&wire::encode_compact(event)).unwrap() };
     assert_eq!(
@@ -349,15 +334,10 @@ proptest! {
 /// process, so the test runs itself again with it set.
 #[test]
 fn version_1_is_written_on_request() {
-    let refund = OrderEvent::Cancel(SubscriptionCancel {
-        id: event_id(4),
-        received_at: ts("2026-12-22T00:00:00Z"),
-        advertiser: AdvertiserId::new("acme").unwrap(),
-        order_id: OrderId::new("A-1001").unwrap(),
-    });
-    let bytes = wire::encode_compact(&refund);
+    let cancel = OrderEvent::Cancel(cancel());
+    let bytes = wire::encode_compact(&cancel);
     if std::env::var(wire::WIRE_VERSION_VARIABLE).as_deref() == Ok("1") {
-        assert_eq!(bytes, wire::encode(&refund), "version 1, as JSON");
+        assert_eq!(bytes, wire::encode(&cancel), "version 1, as JSON");
         return;
     }
     assert_eq!(bytes[0], 0x82, "version 2 unless asked");
