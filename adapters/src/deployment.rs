@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use model::follow::{SharedProgram, follow_program};
-use model::ports::log::{EventLog, Topics};
-use model::ports::store::Store;
-pub use model::stage::Shutdown;
+pub use pipeline::Shutdown;
+use pipeline::follow::{SharedProgram, follow_program};
+use pipeline::ports::log::{EventLog, Topics};
+use pipeline::ports::store::{StageStore, Store};
 
 use crate::log::kafka::{KafkaConfig, KafkaLog};
 use crate::log::sqlite::{Durability, SqliteLog, SqliteLogConfig};

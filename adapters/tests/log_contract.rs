@@ -10,7 +10,7 @@ use clickledger_adapters::log::bundle::KEY_V1;
 use clickledger_adapters::log::kafka::{KafkaConfig, KafkaLog};
 use clickledger_adapters::log::sqlite::{SqliteLog, SqliteLogConfig};
 use clickledger_adapters::services;
-use model::ports::log::{EventLog, LogConsumer, LogError, PartitionId, Record, TopicSpec, partition_for};
+use pipeline::ports::log::{EventLog, LogConsumer, LogError, PartitionId, Record, TopicSpec, partition_for};
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
@@ -202,8 +202,9 @@ async fn kafka_a_bundle_is_one_message_handed_out_a_record_at_a_time() {
     while first.is_empty() {
         first = consumer.poll(4, Duration::from_millis(500)).await.unwrap().records;
     }
-    let keys =
-        |records: &[model::ports::log::Delivered]| records.iter().map(|record| record.key.clone()).collect::<Vec<_>>();
+    let keys = |records: &[pipeline::ports::log::Delivered]| {
+        records.iter().map(|record| record.key.clone()).collect::<Vec<_>>()
+    };
     assert_eq!(keys(&first), ["order-0", "order-1", "order-2", "order-3"]);
     assert_eq!(first[3].payload, b"event-3");
     let rest = drain(&mut consumer, 7).await;

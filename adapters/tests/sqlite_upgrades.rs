@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use clickledger_adapters::store::sqlite::SqliteStore;
-use model::ports::store::Store;
+use pipeline::ports::store::{ReportStore, StageStore};
 
 /// The store's migrations as an earlier version applied them (2 also moved the state).
 const MIGRATIONS: [&str; 4] = [
@@ -105,7 +105,7 @@ async fn lines_stored_as_json_read_back_whole() {
                      '{"id":"3c87c77c8a4815da180b1d23cf1cb639","member":"jane","tier":1,"earned_by":"jane","offer":"store","order_key":"acme:O1","source":"00000000000000000000000005","kind":"conversion","rule":"cps","keyword":"sale","amount":"5.00","currency":"USD","status":"approved","description":"CPS: 10% of 50","earned_at":"1970-01-01T00:00:01.000Z","revision":2,"bill":"b7a1"}');"#,
     )
     .await;
-    let lines = store.lines(&model::ports::store::ReportQuery::default()).await.unwrap();
+    let lines = store.lines(&model::reports::ReportQuery::default()).await.unwrap();
     assert_eq!(lines.len(), 1);
     let line = &lines[0];
     assert_eq!(
@@ -132,21 +132,21 @@ async fn lines_and_conversions_keyed_by_id_move_to_their_clustered_tables() {
     )
     .await;
     // The conversion report still joins the line to its conversion.
-    let report = store.conversion_report(&model::ports::store::ReportQuery::default()).await.unwrap();
+    let report = store.conversion_report(&model::reports::ReportQuery::default()).await.unwrap();
     assert_eq!(report.len(), 1);
     assert_eq!(
         (report[0].order_id.as_str(), report[0].sale_amount.to_string(), report[0].commission.to_string()),
         ("O1", "50.00".to_string(), "5.00".to_string())
     );
-    let lines = store.lines(&model::ports::store::ReportQuery::default()).await.unwrap();
+    let lines = store.lines(&model::reports::ReportQuery::default()).await.unwrap();
     assert_eq!(lines.len(), 1);
     // A later revision of the line replaces it under the new key.
     let mut line = lines[0].clone();
     line.revision = 3;
     line.amount = rust_decimal::Decimal::new(250, 2);
-    let batch = model::ports::store::StoreBatch { lines: vec![line], ..Default::default() };
+    let batch = pipeline::ports::store::StoreBatch { lines: vec![line], ..Default::default() };
     store.write(std::sync::Arc::new(batch)).await.unwrap();
-    let lines = store.lines(&model::ports::store::ReportQuery::default()).await.unwrap();
+    let lines = store.lines(&model::reports::ReportQuery::default()).await.unwrap();
     assert_eq!(
         lines.iter().map(|line| (line.revision, line.amount.to_string())).collect::<Vec<_>>(),
         [(3, "2.50".to_string())]

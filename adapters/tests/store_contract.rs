@@ -6,13 +6,15 @@ use clickledger_adapters::services;
 use clickledger_adapters::store::clickhouse::ClickHouseStore;
 use clickledger_adapters::store::sqlite::SqliteStore;
 use model::events::{
-    Bill, BillStatus, CommissionLine, LineKind, LineStatus, Reason, SubscriptionAccount, SubscriptionStatus,
+    Bill, BillStatus, ClickRow, CommissionLine, ConversionRow, ConversionStatus, LineKind, LineStatus, Reason,
+    SubscriptionAccount, SubscriptionStatus,
 };
 use model::ids::{DerivedId, EventId};
-use model::ports::store::*;
 use model::program::{ProgramChange, ProgramRecord};
+use model::reports::*;
 use model::testkit::*;
 use model::{Currency, Interval};
+use pipeline::ports::store::*;
 use rust_decimal_macros::dec;
 
 fn line(

@@ -13,7 +13,7 @@ use model::events::{
     SubscriptionAccount, SubscriptionCancel, Verdict,
 };
 use model::ids::{AdvertiserId, DerivedId, EventId, OrderId, OrderKey};
-use model::ports::store::ReportQuery;
+use model::reports::ReportQuery;
 use model::time::{Interval, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

@@ -7,16 +7,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use model::events::ConversionRow;
 use model::events::{Bill, CommissionLine, LedgerEvent, OrderEvent, SubscriptionAccount, wire};
-use model::follow::SharedProgram;
 use model::ids::{MemberId, OfferId};
-use model::ports::log::{EventLog, LogError, PartitionId, Record, Topics};
-use model::ports::store::{
-    ConversionReportRow, ConversionRow, HistoryRow, RejectionRow, ReportQuery, Store, StoreError, SummaryBy, SummaryRow,
-};
 use model::program::{Program, ProgramChange, ProgramRecord};
-use model::stage::Clock;
+use model::reports::{ConversionReportRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
 use model::time::Timestamp;
+use pipeline::Clock;
+use pipeline::follow::SharedProgram;
+use pipeline::ports::log::{EventLog, LogError, PartitionId, Record, Topics};
+use pipeline::ports::store::{HistoryRow, ReportStore, StoreError};
 
 use crate::auth::KeyRing;
 use crate::error::ApiError;
@@ -46,7 +46,7 @@ struct Deployed<L, St> {
     store: St,
 }
 
-impl<L: EventLog, St: Store> Backend for Deployed<L, St> {
+impl<L: EventLog, St: ReportStore> Backend for Deployed<L, St> {
     fn append(&self, records: Vec<Record>) -> BoxFuture<'static, Result<(), LogError>> {
         Box::pin(self.log.append(records))
     }
@@ -126,7 +126,7 @@ impl std::fmt::Debug for ApiState {
 }
 
 impl ApiState {
-    pub fn new<L: EventLog, St: Store>(
+    pub fn new<L: EventLog, St: ReportStore>(
         log: L,
         store: St,
         program: Arc<SharedProgram>,
@@ -138,7 +138,7 @@ impl ApiState {
             program,
             topics,
             keys,
-            clock: model::stage::wall_clock(),
+            clock: pipeline::wall_clock(),
             writer: Arc::new(tokio::sync::Mutex::new(())),
         }
     }

@@ -4,7 +4,7 @@
 //! - [`attribution`]: the rules, pure (cookie window, first / last click, click ids, promo
 //!   codes and their precedence, offer and member checks).
 //! - [`stage`]: the stage on the `events` topic: visitor state, clicks passed on to the
-//!   ledger, attributed and rejected conversions to `orders`. The runner (`model::stage`) makes
+//!   ledger, attributed and rejected conversions to `orders`. The runner (`pipeline::runner`) makes
 //!   it exact under restarts and rebalances.
 
 pub mod attribution;
@@ -15,16 +15,16 @@ pub use stage::{AttributorStage, VisitorState};
 use std::sync::Arc;
 
 use model::clickid::ClickKeyRing;
-use model::follow::SharedProgram;
-use model::ports::log::{EventLog, Topics};
-use model::ports::store::Store;
-use model::stage::{RunnerConfig, StageError, run_stage};
+use pipeline::follow::SharedProgram;
+use pipeline::ports::log::{EventLog, Topics};
+use pipeline::ports::store::StageStore;
+use pipeline::{RunnerConfig, StageError, run_stage};
 
 /// Consumer group of the attributor, under the topic prefix (`clickledger.attributor`).
 pub const GROUP: &str = "attributor";
 
 /// Run the attributor stage until `shutdown`.
-pub async fn run_attributor<L: EventLog, St: Store>(
+pub async fn run_attributor<L: EventLog, St: StageStore>(
     log: L,
     store: St,
     program: Arc<SharedProgram>,

@@ -9,9 +9,9 @@ use adapters::deployment::{Deployment, DeploymentArgs, Job, Shutdown};
 use clap::Parser;
 use clickledger_attributor::run_attributor;
 use model::clickid::ClickKeyRing;
-use model::follow::SharedProgram;
-use model::ports::log::{EventLog, Topics};
-use model::ports::store::Store;
+use pipeline::follow::SharedProgram;
+use pipeline::ports::log::{EventLog, Topics};
+use pipeline::ports::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(about = "The clickledger attributor")]

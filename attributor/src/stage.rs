@@ -4,9 +4,9 @@
 
 use model::clickid::ClickKeyRing;
 use model::events::{AttributedConversion, Click, LedgerEvent, OrderEvent, RejectedConversion, TrackingEvent, wire};
-use model::ports::log::{Delivered, Record, Topics};
-use model::stage::{Context, Stage, StageOutput};
 use model::{Span, Timestamp};
+use pipeline::ports::log::{Delivered, Record, Topics};
+use pipeline::{Context, Stage, StageOutput};
 use serde::{Deserialize, Serialize};
 
 use crate::attribution::{Outcome, RecentClick, attribute};
@@ -22,7 +22,7 @@ pub struct VisitorState {
     pub clicks: Vec<RecentClick>,
 }
 
-impl model::stage::WholeState for VisitorState {}
+impl pipeline::WholeState for VisitorState {}
 
 impl VisitorState {
     fn remember(&mut self, click: &Click) {

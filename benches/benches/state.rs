@@ -8,7 +8,7 @@
 use clickledger_benches::fixtures::{three_tier_program, typical_sale};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use model::events::LedgerEvent;
-use model::stage::StageState;
+use pipeline::StageState;
 use settler::commission::Ledger;
 use std::hint::black_box;
 
@@ -20,7 +20,7 @@ fn state(c: &mut Criterion) {
     for n in 0..ORDERS as u128 {
         ledger.apply(&program, &LedgerEvent::Order(typical_sale(n)));
     }
-    let snapshot = ledger.encode();
+    let snapshot = ledger.encode().unwrap_or_else(|error| panic!("{error}"));
     let named = rmp_serde::to_vec_named(&ledger).unwrap_or_default();
     println!("snapshot of {ORDERS} orders: {} bytes; with named fields {} bytes", snapshot.len(), named.len());
     let mut group = c.benchmark_group("state");

@@ -20,12 +20,12 @@ use api::auth::KeyRing;
 use ingest::{Edge, EdgeConfig};
 use model::clickid::ClickKeyRing;
 use model::events::wire;
-use model::follow::SharedProgram;
-use model::ports::log::{EventLog, Record, Topics};
-use model::ports::store::Store;
 use model::program::{ProgramChange, ProgramFile, ProgramRecord};
-use model::stage::Clock;
 use model::time::Timestamp;
+use pipeline::Clock;
+use pipeline::follow::SharedProgram;
+use pipeline::ports::log::{EventLog, Record, Topics};
+use pipeline::ports::store::Store;
 use tokio::net::TcpListener;
 
 /// The program loaded when no file is given.

@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         program: args.program,
         click_keys: std::env::var("CLICKLEDGER_CLICK_KEYS").ok(),
         admin_key: std::env::var("CLICKLEDGER_ADMIN_KEY").ok(),
-        clock: model::stage::wall_clock(),
+        clock: pipeline::wall_clock(),
     };
     let running = start(config).await?;
     let edge = running.edge;

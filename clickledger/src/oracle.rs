@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use attributor::AttributorStage;
 use model::clickid::ClickKeyRing;
+use model::events::ConversionRow;
 use model::events::{CommissionLine, wire};
 use model::ids::DerivedId;
-use model::ports::log::{Delivered, Record, Topics};
-use model::ports::store::ConversionRow;
 use model::program::Program;
-use model::stage::{Context, Stage, StageOutput};
 use model::time::Timestamp;
+use pipeline::ports::log::{Delivered, Record, Topics};
+use pipeline::{Context, Stage, StageOutput};
 use settler::ledger_stage::LedgerStage;
 use settler::orders::OrderStage;
 use settler::program_stage::ProgramStage;

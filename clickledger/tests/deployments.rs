@@ -13,10 +13,10 @@ use std::time::Duration;
 use clickledger::oracle::{Expected, Inputs};
 use common::*;
 use model::events::CommissionLine;
-use model::ports::log::{EventLog, Topics};
-use model::ports::store::Store;
-use model::stage::Shutdown;
 use model::time::Span;
+use pipeline::Shutdown;
+use pipeline::ports::log::{EventLog, Topics};
+use pipeline::ports::store::Store;
 
 const VISITORS: usize = 300;
 
@@ -40,7 +40,7 @@ const REPORTS: [&str; 4] = [
 async fn reports<L: EventLog, St: Store>(
     log: &L,
     store: &St,
-    program: std::sync::Arc<model::follow::SharedProgram>,
+    program: std::sync::Arc<pipeline::follow::SharedProgram>,
     topics: &Topics,
 ) -> BTreeMap<&'static str, serde_json::Value> {
     const KEY: &str = "parity-test-key";

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use common::*;
 use model::events::Verdict;
-use model::ports::store::{ReportQuery, Store, SummaryBy};
-use model::stage::Shutdown;
+use model::reports::{ReportQuery, SummaryBy};
 use model::time::Span;
+use pipeline::Shutdown;
+use pipeline::ports::store::ReportStore;
 
 /// (member, tier, kind, amount, status) of every line, sorted: what each member is paid.
 fn payouts(expected: &clickledger::oracle::Expected) -> Vec<(String, u8, String, String, String)> {

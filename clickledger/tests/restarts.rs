@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use common::*;
 use model::events::{TrackingEvent, wire};
-use model::ports::log::Topics;
-use model::ports::store::{ReportQuery, Store};
-use model::stage::Shutdown;
+use model::reports::ReportQuery;
 use model::time::Timestamp;
+use pipeline::Shutdown;
+use pipeline::ports::log::Topics;
+use pipeline::ports::store::ReportStore;
 
 fn binary(name: &str) -> PathBuf {
     let profile_dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();

@@ -9,9 +9,9 @@ use http_body_util::Full;
 use model::clickid::ClickClaims;
 use model::events::{Click, Reason, Subs, TrackingEvent, wire};
 use model::ids::{EventId, LinkCode, MemberId, OfferId, VisitorId};
-use model::ports::log::{EventLog, Record};
 use model::program::{Offer, Program, TrackingLink};
 use model::time::Timestamp;
+use pipeline::ports::log::{EventLog, Record};
 use url::Url;
 
 use crate::deep_link::{allowed_deep_link, with_click_id};

@@ -13,9 +13,9 @@ use hyper::body::Incoming;
 use model::clickid::ClickClaims;
 use model::events::{Conversion, ConversionSource, OrderEvent, Refund, SubscriptionCancel, TrackingEvent, wire};
 use model::ids::{AdvertiserId, EventId, OrderId, OrderKey};
-use model::ports::log::{EventLog, Record};
 use model::program::Program;
 use model::time::Timestamp;
+use pipeline::ports::log::{EventLog, Record};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{Credentials, advertiser_by_token, authenticate};

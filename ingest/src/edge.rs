@@ -13,9 +13,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use metrics::{counter, gauge, histogram};
 use model::clickid::ClickKeyRing;
-use model::follow::SharedProgram;
-use model::ports::log::{EventLog, LogError, Record, Topics};
 use model::time::Span;
+use pipeline::follow::SharedProgram;
+use pipeline::ports::log::{EventLog, LogError, Record, Topics};
 
 use crate::bots::BotFilter;
 use crate::metrics::{

@@ -12,8 +12,8 @@ use adapters::log::sqlite::{SqliteLog, SqliteLogConfig};
 use anyhow::Context;
 use clap::Parser;
 use clickledger_ingest::{Edge, EdgeConfig, run, shutdown_signal};
-use model::follow::{SharedProgram, follow_program};
-use model::ports::log::{EventLog, Topics};
+use pipeline::follow::{SharedProgram, follow_program};
+use pipeline::ports::log::{EventLog, Topics};
 
 #[derive(Debug, Parser)]
 #[command(about = "The clickledger tracking edge")]

@@ -9,7 +9,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use model::ports::log::EventLog;
+use pipeline::ports::log::EventLog;
 use tokio::net::TcpListener;
 
 use crate::edge::{Edge, handle};

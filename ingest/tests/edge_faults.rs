@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use adapters::log::kafka::{KafkaConfig, KafkaLog};
 use common::*;
 use model::events::{TrackingEvent, wire};
-use model::ports::log::Topics;
 use model::testkit::SECRET;
+use pipeline::ports::log::Topics;
 use rdkafka::mocking::MockCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use ingest::auth::sign;
 use model::events::{ConversionSource, OrderEvent, Reason, TrackingEvent, wire};
-use model::ports::log::partition_for;
 use model::testkit::SECRET;
+use pipeline::ports::log::partition_for;
 use rust_decimal_macros::dec;
 
 use clickledger_ingest as ingest;
@@ -323,7 +323,7 @@ async fn operations_endpoints_report_health_readiness_and_metrics() {
 
 #[tokio::test]
 async fn readiness_waits_for_the_program_and_goes_false_at_shutdown_while_requests_still_finish() {
-    let empty = model::follow::SharedProgram::new();
+    let empty = pipeline::follow::SharedProgram::new();
     assert!(!empty.is_loaded());
     let mut edge =
         TestEdge::start_with(program(), |config| config.shutdown_grace = std::time::Duration::from_millis(400)).await;

@@ -8,8 +8,8 @@ use adapters::log::kafka::{KafkaConfig, KafkaLog};
 use adapters::services;
 use common::*;
 use model::events::{OrderEvent, TrackingEvent, wire};
-use model::ports::log::{EventLog, Topics, partition_for};
 use model::testkit::SECRET;
+use pipeline::ports::log::{EventLog, Topics, partition_for};
 use rust_decimal_macros::dec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,10 +11,10 @@ use clickledger_ingest::{Edge, EdgeConfig, run};
 use common::{CLICK_KEYS, PARTITIONS};
 use model::clickid::ClickKeyRing;
 use model::events::{TrackingEvent, wire};
-use model::follow::{SharedProgram, follow_program};
-use model::ports::log::{EventLog, LogConsumer, Record, Topics};
 use model::program::{ProgramChange, ProgramRecord};
 use model::testkit::*;
+use pipeline::follow::{SharedProgram, follow_program};
+use pipeline::ports::log::{EventLog, LogConsumer, Record, Topics};
 use rust_decimal_macros::dec;
 
 fn program_record(topics: &Topics, change: ProgramChange) -> Record {

@@ -7,16 +7,18 @@
 //!   the fold of program change events that builds them.
 //! - [`events`]: clicks, conversions, refunds, decisions, attribution results, commission
 //!   lines and bills, with the versioned wire format in [`events::wire`].
+//! - [`clickid`]: self-verifying click ids (what attribution needs, under an HMAC).
+//! - [`reports`]: the report queries and their rows.
+//!
+//! Pure: no I/O and no async runtime; rules take `now` as an argument. How the stages run —
+//! the log and store ports, the runner, following the program log — is `clickledger-pipeline`.
 
 pub mod clickid;
 pub mod events;
-pub mod follow;
 pub mod ids;
-pub mod journal;
 pub mod money;
-pub mod ports;
 pub mod program;
-pub mod stage;
+pub mod reports;
 pub mod time;
 
 pub use ids::{

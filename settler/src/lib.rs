@@ -18,10 +18,10 @@ pub mod program_stage;
 
 use std::sync::Arc;
 
-use model::follow::SharedProgram;
-use model::ports::log::{EventLog, Topics};
-use model::ports::store::{Store, StoreError};
-use model::stage::{Clock, RunnerConfig, Shutdown, StageError, run_stage};
+use pipeline::follow::SharedProgram;
+use pipeline::ports::log::{EventLog, Topics};
+use pipeline::ports::store::{StageStore, StoreError};
+use pipeline::{Clock, RunnerConfig, Shutdown, StageError, run_stage};
 
 /// Consumer groups of the settler's stages, under the topic prefix.
 pub const ORDERS_GROUP: &str = "settler-orders";
@@ -37,7 +37,7 @@ pub fn instances_per_process() -> usize {
 /// stages' consumer groups (each on its own task, so a process uses as many cores as it has
 /// partitions to give them) and the program stage. `clock` drives subscription credits and
 /// hold periods (tests give their own).
-pub async fn run_settler<L: EventLog, St: Store>(
+pub async fn run_settler<L: EventLog, St: StageStore>(
     log: L,
     store: St,
     program: Arc<SharedProgram>,

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use adapters::deployment::{Deployment, DeploymentArgs, Job, Shutdown};
 use clap::Parser;
 use clickledger_settler::{self as settler, run_settler};
-use model::follow::SharedProgram;
-use model::ports::log::{EventLog, Topics};
-use model::ports::store::Store;
-use model::stage::wall_clock;
+use pipeline::follow::SharedProgram;
+use pipeline::ports::log::{EventLog, Topics};
+use pipeline::ports::store::Store;
+use pipeline::wall_clock;
 
 #[derive(Debug, Parser)]
 #[command(about = "The clickledger settler")]

@@ -11,12 +11,12 @@
 use std::collections::BTreeMap;
 
 use model::events::{AttributedConversion, LedgerEvent, OrderEvent, Reason, wire};
+use model::events::{ConversionRow, ConversionStatus};
 use model::ids::EventId;
-use model::ports::log::{Delivered, Record, Topics};
-use model::ports::store::{ConversionRow, ConversionStatus};
 use model::program::Program;
-use model::stage::{Context, Stage, StageOutput};
 use model::time::Timestamp;
+use pipeline::ports::log::{Delivered, Record, Topics};
+use pipeline::{Context, Stage, StageOutput};
 use serde::{Deserialize, Serialize};
 
 use crate::commission::sequence::SeqKey;
@@ -33,7 +33,7 @@ pub struct OrderState {
     revision: u64,
 }
 
-impl model::stage::WholeState for OrderState {}
+impl pipeline::WholeState for OrderState {}
 
 /// An order's attributed conversions by canonical order, in a vector: almost every order has
 /// one, and a B-tree's first node has room for eleven (about 7 KB for a single conversion,

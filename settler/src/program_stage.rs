@@ -4,10 +4,10 @@
 
 use model::events::{LedgerEvent, wire};
 use model::ids::{EventId, MemberId};
-use model::ports::log::{Delivered, Record, Topics};
-use model::ports::store::HistoryRow;
 use model::program::{MemberStatus, ProgramChange, ProgramRecord};
-use model::stage::{Context, Stage, StageOutput};
+use pipeline::ports::log::{Delivered, Record, Topics};
+use pipeline::ports::store::HistoryRow;
+use pipeline::{Context, Stage, StageOutput};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -15,7 +15,7 @@ pub struct SeenMember {
     status: Option<MemberStatus>,
 }
 
-impl model::stage::WholeState for SeenMember {}
+impl pipeline::WholeState for SeenMember {}
 
 #[derive(Debug)]
 pub struct ProgramStage {

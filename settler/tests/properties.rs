@@ -275,7 +275,7 @@ proptest! {
         snapshot_after in 0..120usize,
         save_every in 1..10usize,
     ) {
-        use model::stage::StageState;
+        use pipeline::StageState;
         let program = program();
         let events = events(&ops);
         let mut ledger = Ledger::new();
@@ -287,16 +287,16 @@ proptest! {
         for event in &events[..split] {
             apply(&mut ledger, event);
         }
-        StageState::take_changes(&mut ledger);
-        let snapshot = ledger.encode();
+        StageState::take_changes(&mut ledger).unwrap();
+        let snapshot = ledger.encode().unwrap();
         let mut changes = Vec::new();
         for (n, event) in events[split..].iter().enumerate() {
             apply(&mut ledger, event);
             if n % save_every == 0 {
-                changes.extend(StageState::take_changes(&mut ledger));
+                changes.extend(StageState::take_changes(&mut ledger).unwrap());
             }
         }
-        changes.extend(StageState::take_changes(&mut ledger));
+        changes.extend(StageState::take_changes(&mut ledger).unwrap());
         let mut restored = Ledger::decode(&snapshot).unwrap();
         for saved in &changes {
             restored.apply_changes(saved).unwrap();
@@ -304,7 +304,7 @@ proptest! {
         // Equal in what is saved and in what is rebuilt on restore (holds, the tallies of
         // repriceable orders); the unique-click windows are hash maps, so compare values, not bytes.
         prop_assert!(restored == ledger, "the restored ledger differs");
-        prop_assert!(Ledger::decode(&ledger.encode()).unwrap() == ledger, "the ledger does not read back");
+        prop_assert!(Ledger::decode(&ledger.encode().unwrap()).unwrap() == ledger, "the ledger does not read back");
         // Holds are rebuilt: both approve the same lines when their time comes.
         let later = Timestamp::from_millis(i64::from(u32::MAX) * 1_000);
         prop_assert_eq!(restored.advance(&program, later), ledger.advance(&program, later));

@@ -7,9 +7,9 @@ use clickledger_settler::commission::Ledger;
 use model::events::{LedgerEvent, SubscriptionCancel};
 use model::ids::{DerivedId, EventId, OrderId};
 use model::program::{PayoutOption, PayoutRule, Program, RecurringTerms, TierLine, Tiered};
-use model::stage::StageState;
 use model::testkit::*;
 use model::{Interval, Span, Timestamp};
+use pipeline::StageState;
 use rust_decimal_macros::dec;
 
 /// [`ledger`] as the first format saved it: `Ledger::encode` at commit eac97e0, the last that
@@ -110,7 +110,7 @@ fn a_ledger_saved_in_the_first_format_reads_back_the_same() {
 #[test]
 fn a_ledger_saved_now_reads_back_the_same_and_is_smaller() {
     let ledger = ledger();
-    let saved = ledger.encode();
+    let saved = ledger.encode().unwrap_or_else(|error| panic!("{error}"));
     // An array of the ledger's fields in order, not a map of named ones.
     assert_eq!(saved[0], 0x90 | 9, "a fixed array of the 9 saved fields");
     assert!(Ledger::decode(&saved).unwrap_or_else(|error| panic!("{error}")) == ledger);

@@ -7,10 +7,10 @@
 use clickledger_settler::orders::{OrderStage, OrderState};
 use model::events::{AttributedConversion, Decision, LedgerEvent, OrderEvent, Verdict, Via, wire};
 use model::ids::PromoCode;
-use model::ports::log::Topics;
 use model::program::Program;
-use model::stage::{Context, Stage, StageOutput, StageState};
 use model::testkit::*;
+use pipeline::ports::log::Topics;
+use pipeline::{Context, Stage, StageOutput, StageState};
 use rust_decimal::Decimal;
 
 fn program() -> Program {
@@ -58,7 +58,8 @@ fn a_restored_order_keeps_its_winner_whatever_attributed_it() {
         let winner = sale_by(10, "2026-03-01T10:00:00Z", &via);
         assert_eq!(names(&apply(&mut stage, &program, &mut state, OrderEvent::Attributed(winner))), ["order"]);
 
-        let mut restored = OrderState::decode(&state.encode()).unwrap_or_else(|error| panic!("{via:?}: {error}"));
+        let mut restored =
+            OrderState::decode(&state.encode().unwrap()).unwrap_or_else(|error| panic!("{via:?}: {error}"));
         assert_eq!(restored, state, "{via:?}");
 
         let decision = Decision {
@@ -72,7 +73,7 @@ fn a_restored_order_keeps_its_winner_whatever_attributed_it() {
         let sent = apply(&mut stage, &program, &mut restored, OrderEvent::Decision(decision));
         assert_eq!(names(&sent), ["decision"], "{via:?}");
 
-        let mut restored = OrderState::decode(&restored.encode()).unwrap();
+        let mut restored = OrderState::decode(&restored.encode().unwrap()).unwrap();
         let earlier = sale_by(11, "2026-03-01T09:59:00Z", &via);
         let sent = apply(&mut stage, &program, &mut restored, OrderEvent::Attributed(earlier));
         assert_eq!(names(&sent), ["withdraw", "order", "decision"], "{via:?}");

@@ -11,8 +11,8 @@ use clickledger_settler::commission::Ledger;
 use common::Scenario;
 use model::events::{AttributedConversion, LedgerEvent};
 use model::program::{PayoutRule, Program, TierLine, Tiered};
-use model::stage::StageState;
 use model::testkit::*;
+use pipeline::StageState;
 use rust_decimal_macros::dec;
 
 /// Bob's conversions pay 1.00 each for his first, 5.00 from his second on.
@@ -81,10 +81,10 @@ fn a_ledger_restored_from_its_snapshot_and_changes_still_knows_what_was_withdraw
     let later = sale_by(2, "A1", "2026-03-01T10:05:00Z", "bob");
     let mut ledger = Ledger::new();
     ledger.apply(&program, &LedgerEvent::Order(later.clone()));
-    let snapshot = ledger.encode();
-    ledger.take_changes();
+    let snapshot = ledger.encode().unwrap();
+    ledger.take_changes().unwrap();
     ledger.apply(&program, &withdraw(&later));
-    let changes = ledger.take_changes().unwrap();
+    let changes = ledger.take_changes().unwrap().unwrap();
 
     let mut restored = Ledger::decode(&snapshot).unwrap();
     restored.apply_changes(&changes).unwrap();
@@ -92,7 +92,7 @@ fn a_ledger_restored_from_its_snapshot_and_changes_still_knows_what_was_withdraw
     restored.apply(&program, &LedgerEvent::Order(later.clone()));
     assert_eq!(restored, ledger, "restored from a snapshot and its changes");
 
-    let mut whole = Ledger::decode(&ledger.encode()).unwrap();
+    let mut whole = Ledger::decode(&ledger.encode().unwrap()).unwrap();
     whole.apply(&program, &LedgerEvent::Order(later));
     assert_eq!(whole, ledger, "restored whole");
 }

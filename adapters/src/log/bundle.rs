@@ -40,9 +40,9 @@
 //! bundle, a plain consumer read the `events` topic in 41.9 s after a run of the attributor
 //! instead of 24.3 s before it (docs/PERFORMANCE.md).
 //!
-//! [`partition_for`]: model::ports::log::partition_for
+//! [`partition_for`]: pipeline::ports::log::partition_for
 
-use model::ports::log::Record;
+use pipeline::ports::log::Record;
 
 /// The key of a bundle message, with the version of the format written.
 pub const KEY: &[u8] = b"\0clickledger.bundle.2";

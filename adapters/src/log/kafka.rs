@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
-use model::ports::log::{
+use pipeline::ports::log::{
     Delivered, EventLog, LogConsumer, LogError, PartitionId, Polled, Record, TopicSpec, Topics, partition_for,
 };
 use rdkafka::ClientContext;

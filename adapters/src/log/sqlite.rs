@@ -27,7 +27,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use model::ports::log::{
+use pipeline::ports::log::{
     Delivered, EventLog, LogConsumer, LogError, PartitionId, Polled, Record, TopicSpec, partition_for,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};

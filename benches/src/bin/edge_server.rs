@@ -13,8 +13,8 @@ use clap::Parser;
 use clickledger_benches::fixtures::edge_program;
 use ingest::{Edge, EdgeConfig, run, shutdown_signal};
 use model::clickid::ClickKeyRing;
-use model::follow::SharedProgram;
-use model::ports::log::{EventLog, Topics};
+use pipeline::follow::SharedProgram;
+use pipeline::ports::log::{EventLog, Topics};
 
 #[derive(Parser)]
 struct Args {
@@ -84,15 +84,18 @@ struct NullLog;
 
 struct NullConsumer;
 
-impl model::ports::log::LogConsumer for NullConsumer {
+impl pipeline::ports::log::LogConsumer for NullConsumer {
     async fn poll(
         &mut self,
         _: usize,
         _: std::time::Duration,
-    ) -> Result<model::ports::log::Polled, model::ports::log::LogError> {
+    ) -> Result<pipeline::ports::log::Polled, pipeline::ports::log::LogError> {
         Ok(Default::default())
     }
-    async fn commit(&mut self, _: &[(model::ports::log::PartitionId, u64)]) -> Result<(), model::ports::log::LogError> {
+    async fn commit(
+        &mut self,
+        _: &[(pipeline::ports::log::PartitionId, u64)],
+    ) -> Result<(), pipeline::ports::log::LogError> {
         Ok(())
     }
 }
@@ -101,35 +104,35 @@ impl EventLog for NullLog {
     type Consumer = NullConsumer;
     fn create_topics(
         &self,
-        _: &[model::ports::log::TopicSpec],
-    ) -> impl Future<Output = Result<(), model::ports::log::LogError>> + Send + 'static {
+        _: &[pipeline::ports::log::TopicSpec],
+    ) -> impl Future<Output = Result<(), pipeline::ports::log::LogError>> + Send + 'static {
         async { Ok(()) }
     }
     fn append(
         &self,
-        _: Vec<model::ports::log::Record>,
-    ) -> impl Future<Output = Result<(), model::ports::log::LogError>> + Send + 'static {
+        _: Vec<pipeline::ports::log::Record>,
+    ) -> impl Future<Output = Result<(), pipeline::ports::log::LogError>> + Send + 'static {
         async { Ok(()) }
     }
     fn queue_depth(&self) -> usize {
         0
     }
-    fn check(&self) -> impl Future<Output = Result<(), model::ports::log::LogError>> + Send + 'static {
+    fn check(&self) -> impl Future<Output = Result<(), pipeline::ports::log::LogError>> + Send + 'static {
         async { Ok(()) }
     }
     fn end_offset(
         &self,
-        _: &model::ports::log::PartitionId,
-    ) -> impl Future<Output = Result<u64, model::ports::log::LogError>> + Send + 'static {
+        _: &pipeline::ports::log::PartitionId,
+    ) -> impl Future<Output = Result<u64, pipeline::ports::log::LogError>> + Send + 'static {
         async { Ok(0) }
     }
     fn flush(
         &self,
         _: std::time::Duration,
-    ) -> impl Future<Output = Result<(), model::ports::log::LogError>> + Send + 'static {
+    ) -> impl Future<Output = Result<(), pipeline::ports::log::LogError>> + Send + 'static {
         async { Ok(()) }
     }
-    fn consumer(&self, _: &str, _: &[std::sync::Arc<str>]) -> Result<NullConsumer, model::ports::log::LogError> {
+    fn consumer(&self, _: &str, _: &[std::sync::Arc<str>]) -> Result<NullConsumer, pipeline::ports::log::LogError> {
         Ok(NullConsumer)
     }
 }

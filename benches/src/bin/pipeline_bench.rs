@@ -32,12 +32,12 @@ use clap::{Parser, ValueEnum};
 use clickledger_benches::fixtures::{PIPELINE_MEMBERS, pipeline_member, pipeline_program};
 use model::clickid::ClickKeyRing;
 use model::events::{ConversionSource, TrackingEvent, wire};
-use model::follow::SharedProgram;
-use model::ports::log::{EventLog, LogConsumer, PartitionId, Record, Topics};
-use model::ports::store::Store;
-use model::stage::{Shutdown, wall_clock};
 use model::testkit::{advertiser_id, click, sale, visitor};
 use model::time::Timestamp;
+use pipeline::follow::SharedProgram;
+use pipeline::ports::log::{EventLog, LogConsumer, PartitionId, Record, Topics};
+use pipeline::ports::store::Store;
+use pipeline::{Shutdown, wall_clock};
 use rust_decimal::Decimal;
 
 /// mimalloc, counting the bytes the process holds.
@@ -187,7 +187,7 @@ fn spawn_attributor<L: EventLog, St: Store>(
     program: &Arc<SharedProgram>,
     topics: &Topics,
     shutdown: &Shutdown,
-) -> tokio::task::JoinHandle<Result<(), model::stage::StageError>> {
+) -> tokio::task::JoinHandle<Result<(), pipeline::StageError>> {
     tokio::spawn(attributor::run_attributor(
         log.clone(),
         store.clone(),
@@ -347,7 +347,7 @@ async fn stages<L: EventLog, St: Store>(
     // to another one, a record per record with the stages' producer settings — what a stage
     // writing unbundled outputs would do at the least.
     let forward: Arc<str> = Arc::from(format!("{}forward", topics.prefix));
-    let spec = model::ports::log::TopicSpec { name: forward.clone(), partitions: args.partitions, compacted: false };
+    let spec = pipeline::ports::log::TopicSpec { name: forward.clone(), partitions: args.partitions, compacted: false };
     log.create_topics(&[spec]).await?;
     let started = Instant::now();
     let forwarded = match &args.kafka_brokers {
@@ -361,7 +361,7 @@ async fn stages<L: EventLog, St: Store>(
         Some(after),
     );
     let lines = store
-        .lines(&model::ports::store::ReportQuery { limit: 1, ..Default::default() })
+        .lines(&model::reports::ReportQuery { limit: 1, ..Default::default() })
         .await
         .map(|page| page.len())
         .unwrap_or(0);

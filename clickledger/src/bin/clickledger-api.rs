@@ -11,10 +11,10 @@ use anyhow::Context;
 use api::ApiState;
 use api::auth::KeyRing;
 use clap::Parser;
-use model::follow::SharedProgram;
-use model::ports::log::{EventLog, Topics};
-use model::ports::store::Store;
 use model::program::ProgramFile;
+use pipeline::follow::SharedProgram;
+use pipeline::ports::log::{EventLog, Topics};
+use pipeline::ports::store::Store;
 use tokio::net::TcpListener;
 
 #[derive(Debug, Parser)]

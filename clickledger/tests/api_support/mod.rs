@@ -45,7 +45,7 @@ pub async fn start_in(data: &std::path::Path) -> Running {
         program: None,
         click_keys: Some(common::CLICK_KEYS.into()),
         admin_key: Some(ADMIN.into()),
-        clock: model::stage::wall_clock(),
+        clock: pipeline::wall_clock(),
     })
     .await
     .unwrap();

@@ -11,12 +11,14 @@ use std::time::Duration;
 use clickledger::oracle::{self, Expected, Inputs};
 use model::clickid::ClickKeyRing;
 use model::events::{CommissionLine, OrderEvent, wire};
-use model::follow::{SharedProgram, follow_program};
-use model::ports::log::{Delivered, EventLog, LogConsumer, PartitionId, Record, Topics};
-use model::ports::store::{ReportQuery, Store};
 use model::program::{Program, ProgramFile};
-use model::stage::{Clock, Shutdown};
+use model::reports::ReportQuery;
 use model::time::{Span, Timestamp};
+use pipeline::follow::{SharedProgram, follow_program};
+use pipeline::ports::log::{Delivered, EventLog, LogConsumer, PartitionId, Record, Topics};
+#[allow(unused_imports)]
+use pipeline::ports::store::{ReportStore, StageStore, Store};
+use pipeline::{Clock, Shutdown};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const PROGRAM: &str = include_str!("program.toml");
@@ -492,7 +494,7 @@ pub fn start_workers<L: EventLog, St: Store>(
     clock: &TestClock,
     instances: usize,
     shutdown: &Shutdown,
-) -> Vec<tokio::task::JoinHandle<Result<(), model::stage::StageError>>> {
+) -> Vec<tokio::task::JoinHandle<Result<(), pipeline::StageError>>> {
     let mut tasks = Vec::new();
     for _ in 0..instances {
         tasks.push(start_attributor(log, store, program, topics, shutdown));
@@ -508,7 +510,7 @@ pub fn start_attributor<L: EventLog, St: Store>(
     program: &Arc<SharedProgram>,
     topics: &Topics,
     shutdown: &Shutdown,
-) -> tokio::task::JoinHandle<Result<(), model::stage::StageError>> {
+) -> tokio::task::JoinHandle<Result<(), pipeline::StageError>> {
     tokio::spawn(attributor::run_attributor(
         log.clone(),
         store.clone(),
@@ -527,7 +529,7 @@ pub fn start_settler<L: EventLog, St: Store>(
     topics: &Topics,
     clock: &TestClock,
     shutdown: &Shutdown,
-) -> tokio::task::JoinHandle<Result<(), model::stage::StageError>> {
+) -> tokio::task::JoinHandle<Result<(), pipeline::StageError>> {
     tokio::spawn(settler::run_settler(
         log.clone(),
         store.clone(),

@@ -11,6 +11,7 @@
 //! deterministic ids (DESIGN decision 3).
 
 mod ledger;
+mod outputs;
 pub mod wire;
 
 use rust_decimal::Decimal;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use ledger::{
     Bill, BillStatus, CommissionLine, LedgerEvent, LineKind, LineStatus, SubscriptionAccount, SubscriptionStatus,
 };
+pub use outputs::{ClickRow, ConversionRow, ConversionStatus};
 
 use crate::ids::{AdvertiserId, EventId, LinkCode, MemberId, OfferId, OrderId, OrderKey, PromoCode, Sku, VisitorId};
 use crate::money::Currency;

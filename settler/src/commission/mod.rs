@@ -3,18 +3,14 @@
 //! - [`rules`]: what one payout rule pays for a click or a conversion (CPC / CPA / CPS with
 //!   volume tiers, CPA + CPS, order-amount bands, product rules, accumulated monthly tiers).
 //! - [`tiers`]: 2nd and 3rd tier shares of a 1st-tier amount.
-//! - [`ledger`]: the state machine over ledger events: unique clicks, orders, refunds,
-//!   approve / reject, recruiting commissions.
-//! - `recurring`: subscription accounts and their credits.
+//! - [`ledger`]: the state machine over ledger events, split by what happens to it: clicks,
+//!   orders and pricing, refunds and decisions, subscriptions, members, bills.
 //! - `windows`: unique-click windows, nested by offer and member in memory.
-//! - `bills`: bill runs with minimum-payout carry-over, and payment.
 //! - [`evaluate`]: pricing a conversion for a member without touching any state, the unit
 //!   the engine benchmark measures.
 
-mod bills;
 pub mod evaluate;
 pub mod ledger;
-mod recurring;
 pub mod rules;
 pub mod sequence;
 pub mod tiers;

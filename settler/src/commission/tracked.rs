@@ -1,5 +1,5 @@
 //! A map that remembers which of its keys changed, so the ledger is saved as what changed
-//! since the last save instead of whole (`model::stage::StageState`).
+//! since the last save instead of whole (`pipeline::StageState`).
 //!
 //! Reads go through `Deref` to the map; every way of changing it goes through a method here,
 //! which records the key. It serializes as the plain map, so a saved ledger reads the same

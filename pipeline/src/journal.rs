@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use crate::ports::store::StateRow;
-use crate::stage::StageState;
+use crate::state::{StageState, StateError};
 
 /// Separates a stage key from the part of its state a row holds.
 const PART: char = '\u{1f}';
@@ -92,11 +92,11 @@ pub fn save<T: StageState>(
     offset: u64,
     state: &mut T,
     journal: &mut Journal,
-) -> Vec<StateRow> {
+) -> Result<Vec<StateRow>, StateError> {
     let row =
         |row_key: String, state: Vec<u8>| StateRow { stage: stage.to_string(), partition, key: row_key, offset, state };
-    let Some(changes) = state.take_changes() else {
-        return vec![row(key.to_string(), state.encode())];
+    let Some(changes) = state.take_changes()? else {
+        return Ok(vec![row(key.to_string(), state.encode()?)]);
     };
     if let Some(parent) = journal.head
         && journal.change_bytes + changes.len()
@@ -108,9 +108,9 @@ pub fn save<T: StageState>(
         journal.head = Some(id);
         journal.change_bytes += changes.len();
         journal.rows.push(name.clone());
-        return vec![row(name, changes)];
+        return Ok(vec![row(name, changes)]);
     }
-    let snapshot = state.encode();
+    let snapshot = state.encode()?;
     if snapshot.len() < JOURNAL_FROM {
         // Small: rewritten in place; any journal rows go.
         let key_row = key.to_string();
@@ -118,14 +118,14 @@ pub fn save<T: StageState>(
             journal.rows.drain(..).filter(|old| *old != key_row).map(|old| row(old, Vec::new())).collect();
         *journal = Journal { rows: vec![key_row.clone()], ..Journal::default() };
         rows.push(row(key_row, snapshot));
-        return rows;
+        return Ok(rows);
     }
     let id = fresh_id();
     let name = row_key(key, &Part::Snapshot(id));
     let mut rows: Vec<StateRow> = journal.rows.drain(..).map(|old| row(old, Vec::new())).collect();
     *journal = Journal { head: Some(id), snapshot_bytes: snapshot.len(), change_bytes: 0, rows: vec![name.clone()] };
     rows.push(row(name, snapshot));
-    rows
+    Ok(rows)
 }
 
 /// A key's state as restored from its rows.
@@ -138,8 +138,8 @@ pub struct Restored<T> {
 }
 
 /// Rebuild the states of a partition from its rows; a key whose rows cannot be read is
-/// reported and left out (its inputs since are applied to an empty state).
-pub fn restore<T: StageState>(rows: Vec<StateRow>) -> (Vec<Restored<T>>, Vec<(String, String)>) {
+/// reported (the runner stops rather than apply its inputs to an empty state).
+pub fn restore<T: StageState>(rows: Vec<StateRow>) -> (Vec<Restored<T>>, Vec<(String, StateError)>) {
     let mut by_key: BTreeMap<String, Vec<(Part, StateRow)>> = BTreeMap::new();
     for row in rows {
         if row.state.is_empty() {
@@ -159,7 +159,7 @@ pub fn restore<T: StageState>(rows: Vec<StateRow>) -> (Vec<Restored<T>>, Vec<(St
     (restored, unreadable)
 }
 
-fn restore_key<T: StageState>(rows: &[(Part, StateRow)]) -> Result<(u64, T, Journal), String> {
+fn restore_key<T: StageState>(rows: &[(Part, StateRow)]) -> Result<(u64, T, Journal), StateError> {
     // The whole state or snapshot, and chain of changes, reaching the highest offset (then
     // the longest).
     let mut best: Option<((u64, usize), Vec<usize>)> = None;
@@ -173,7 +173,7 @@ fn restore_key<T: StageState>(rows: &[(Part, StateRow)]) -> Result<(u64, T, Jour
             best = Some((reach, std::iter::once(index).chain(chain).collect()));
         }
     }
-    let (_, chain) = best.ok_or("changes without a snapshot")?;
+    let (_, chain) = best.ok_or_else(|| StateError::Decode("changes without a snapshot".to_string()))?;
     let (part, snapshot) = &rows[chain[0]];
     let mut state = T::decode(&snapshot.state)?;
     let mut journal = Journal {
@@ -237,20 +237,22 @@ mod tests {
     }
 
     impl StageState for Numbers {
-        fn encode(&self) -> Vec<u8> {
-            rmp_serde::to_vec(&self.all).unwrap()
+        fn encode(&self) -> Result<Vec<u8>, StateError> {
+            Ok(rmp_serde::to_vec(&self.all).unwrap())
         }
 
-        fn decode(bytes: &[u8]) -> Result<Self, String> {
-            Ok(Self { all: rmp_serde::from_slice(bytes).map_err(|error| error.to_string())?, new: Vec::new() })
+        fn decode(bytes: &[u8]) -> Result<Self, StateError> {
+            let all = rmp_serde::from_slice(bytes).map_err(|error| StateError::Decode(error.to_string()))?;
+            Ok(Self { all, new: Vec::new() })
         }
 
-        fn take_changes(&mut self) -> Option<Vec<u8>> {
-            Some(rmp_serde::to_vec(&std::mem::take(&mut self.new)).unwrap())
+        fn take_changes(&mut self) -> Result<Option<Vec<u8>>, StateError> {
+            Ok(Some(rmp_serde::to_vec(&std::mem::take(&mut self.new)).unwrap()))
         }
 
-        fn apply_changes(&mut self, changes: &[u8]) -> Result<(), String> {
-            let added: Vec<u32> = rmp_serde::from_slice(changes).map_err(|error| error.to_string())?;
+        fn apply_changes(&mut self, changes: &[u8]) -> Result<(), StateError> {
+            let added: Vec<u32> =
+                rmp_serde::from_slice(changes).map_err(|error| StateError::Decode(error.to_string()))?;
             self.all.extend(added);
             Ok(())
         }
@@ -294,7 +296,7 @@ mod tests {
                 state.add(round * 1_000 + n);
             }
             offset += 1_000;
-            let rows = save("s", 0, "family", offset, &mut state, &mut journal);
+            let rows = save("s", 0, "family", offset, &mut state, &mut journal).unwrap();
             saves.push(rows.iter().filter(|row| !row.state.is_empty()).count());
             table.write(rows);
             let restored = restore_one(&table);
@@ -319,11 +321,11 @@ mod tests {
         let (mut state, mut journal) = (large(), Journal::default());
         for n in 0..5 {
             state.add(n);
-            table.write(save("s", 0, "k", u64::from(n), &mut state, &mut journal));
+            table.write(save("s", 0, "k", u64::from(n), &mut state, &mut journal).unwrap());
         }
         let mut restored = restore_one(&table);
         restored.state.add(99);
-        table.write(save("s", 0, "k", 7, &mut restored.state, &mut restored.journal));
+        table.write(save("s", 0, "k", 7, &mut restored.state, &mut restored.journal).unwrap());
         assert_eq!(table.0.len(), 6, "a snapshot and five changes");
         let again = restore_one(&table);
         assert_eq!(again.state.all, state.all.iter().copied().chain([99]).collect::<Vec<_>>());
@@ -335,15 +337,15 @@ mod tests {
         let mut table = Table::default();
         let (mut state, mut journal) = (large(), Journal::default());
         state.add(1);
-        table.write(save("s", 0, "k", 1, &mut state, &mut journal));
+        table.write(save("s", 0, "k", 1, &mut state, &mut journal).unwrap());
         // Both workers continue from the same rows.
         let (mut old, mut old_journal) = (state.clone(), journal.clone());
         state.add(2);
-        table.write(save("s", 0, "k", 2, &mut state, &mut journal));
+        table.write(save("s", 0, "k", 2, &mut state, &mut journal).unwrap());
         state.add(3);
-        table.write(save("s", 0, "k", 3, &mut state, &mut journal));
+        table.write(save("s", 0, "k", 3, &mut state, &mut journal).unwrap());
         old.add(20);
-        table.write(save("s", 0, "k", 2, &mut old, &mut old_journal));
+        table.write(save("s", 0, "k", 2, &mut old, &mut old_journal).unwrap());
         let restored = restore_one(&table);
         assert_eq!((restored.offset, &restored.state.all), (3, &state.all));
         assert_eq!(table.0.len(), 4, "the snapshot, both chains");
@@ -359,12 +361,12 @@ mod tests {
             partition: 0,
             key: "k".into(),
             offset: 10,
-            state: before.encode(),
+            state: before.encode().unwrap(),
         }]);
         let mut restored = restore_one(&table);
         assert_eq!(restored.state.all, vec![7, 8]);
         restored.state.add(9);
-        table.write(save("s", 0, "k", 11, &mut restored.state, &mut restored.journal));
+        table.write(save("s", 0, "k", 11, &mut restored.state, &mut restored.journal).unwrap());
         assert_eq!(table.0.keys().collect::<Vec<_>>(), vec!["k"], "still small: rewritten in place");
         assert_eq!(restore_one(&table).state.all, vec![7, 8, 9]);
         // Grown large: a snapshot replaces the key row, then changes follow it.
@@ -372,9 +374,9 @@ mod tests {
         for n in 0..JOURNAL_FROM as u32 {
             state.state.add(n);
         }
-        table.write(save("s", 0, "k", 12, &mut state.state, &mut state.journal));
+        table.write(save("s", 0, "k", 12, &mut state.state, &mut state.journal).unwrap());
         state.state.add(1);
-        table.write(save("s", 0, "k", 13, &mut state.state, &mut state.journal));
+        table.write(save("s", 0, "k", 13, &mut state.state, &mut state.journal).unwrap());
         let keys: Vec<&String> = table.0.keys().collect();
         assert_eq!(keys.len(), 2, "{keys:?}");
         assert!(keys.iter().all(|key| key.starts_with("k\u{1f}")), "{keys:?}");

@@ -1,14 +1,16 @@
-//! Following the program log (DESIGN decision 9): every service keeps the current program in
-//! memory and applies changes as they arrive, so nothing on a request path reads a database.
+//! Following the program log (docs/DECISIONS.md, "Program configuration is a log too"): every
+//! service keeps the current program in memory and applies changes as they arrive, so nothing
+//! on a request path reads a database.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::events::wire;
-use crate::ids::EventId;
+use model::events::wire;
+use model::ids::EventId;
+use model::program::{Program, ProgramRecord};
+
 use crate::ports::log::{EventLog, LogConsumer, LogError, PartitionId};
-use crate::program::{Program, ProgramRecord};
 
 /// The program as this process knows it. Readers take a short read lock and never hold it
 /// across an await; the follower takes the write lock once per batch of changes.

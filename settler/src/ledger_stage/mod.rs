@@ -2,15 +2,19 @@
 //! the family root, so one worker owns a member's counts, lines and bills). Writes clicks (with
 //! whether they counted as unique), commission lines, bills and subscription accounts, and
 //! credits subscriptions and ends hold periods as time passes.
+//!
+//! - `saved`: how a family's ledger is saved and read back.
+
+mod saved;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use model::events::ClickRow;
 use model::events::{LedgerEvent, wire};
-use model::ports::log::Delivered;
-use model::ports::store::ClickRow;
-use model::stage::{Context, Stage, StageOutput};
 use model::{Span, Timestamp};
+use pipeline::ports::log::Delivered;
+use pipeline::{Context, Stage, StageOutput};
 
 use crate::commission::{Ledger, Outputs};
 

@@ -1,17 +1,21 @@
-//! Recurring subscription credits (seed 004, "Recurring Commission (Subscriptions) Tracking").
+//! Subscriptions (seed 004, "Recurring Commission (Subscriptions) Tracking"): accounts opened by
+//! a first sale, credited every interval, cancelled, and their terms changed.
 //!
 //! The first sale opens an account keyed by its order; every interval after the sale the
 //! member is credited `rate × recurring amount` until the account is cancelled. Credits are
 //! the one clock-driven output (DESIGN decision 7): they fall due by `now`, and their ids are
 //! derived from the order and the credit number so that crediting twice is harmless.
 
-use model::events::{LineKind, LineStatus, SubscriptionStatus};
+use model::events::{
+    AttributedConversion, LineKind, LineStatus, SubscriptionAccount, SubscriptionCancel, SubscriptionStatus,
+};
 use model::ids::{DerivedId, OrderKey};
-use model::program::Program;
-use model::{Interval, Timestamp, round_commission};
+use model::program::{Program, RecurringTerms};
+use model::{Currency, Interval, Timestamp, round_commission};
 use rust_decimal::Decimal;
 
-use super::ledger::{Ledger, NewLine, Outputs};
+use super::lines::NewLine;
+use super::{Ledger, Outputs};
 
 impl Ledger {
     pub(super) fn credit_subscriptions(&mut self, program: &Program, now: Timestamp, out: &mut Outputs) {
@@ -103,5 +107,51 @@ impl Ledger {
         account.every = every;
         account.revision += 1;
         out.subscriptions.push(account.clone());
+    }
+}
+
+impl Ledger {
+    pub(super) fn on_cancel(&mut self, order_key: &OrderKey, cancel: &SubscriptionCancel, out: &mut Outputs) {
+        let Some(account) = self.subscriptions.get_mut(order_key) else {
+            return;
+        };
+        if account.status != SubscriptionStatus::Active {
+            return;
+        }
+        account.status = SubscriptionStatus::Cancelled;
+        account.cancelled_at = Some(cancel.received_at);
+        account.revision += 1;
+        out.subscriptions.push(account.clone());
+    }
+
+    pub(super) fn open_subscription(
+        &mut self,
+        order: &AttributedConversion,
+        terms: RecurringTerms,
+        recurring_amount: Decimal,
+        started_at: Timestamp,
+        out: &mut Outputs,
+    ) {
+        let currency = self.orders.get(&order.order_key).map_or(Currency::USD, |book| book.currency);
+        let account = SubscriptionAccount {
+            order_key: order.order_key.clone(),
+            conversion: order.conversion.id,
+            member: order.member.clone(),
+            offer: order.offer.clone(),
+            name: terms.name,
+            recurring_amount,
+            currency,
+            rate: terms.rate,
+            every: terms.every,
+            started_at,
+            anchor_at: started_at,
+            credits_since_anchor: 0,
+            credits: 0,
+            cancelled_at: None,
+            status: SubscriptionStatus::Active,
+            revision: 0,
+        };
+        out.subscriptions.push(account.clone());
+        self.subscriptions.insert(order.order_key.clone(), account);
     }
 }

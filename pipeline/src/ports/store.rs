@@ -1,5 +1,7 @@
-//! The store port: idempotent batched writes of everything the pipeline produces, the state of
-//! the stages, and the report queries analysts and the program API read.
+//! The store port, in two halves: what the stages need ([`StageStore`]: idempotent batched
+//! writes of everything the pipeline produces, and the stages' saved state) and what reports
+//! need ([`ReportStore`]: the queries analysts and the program API read). The API depends on
+//! the report half only.
 //!
 //! Every row has a deterministic id; writing a row again (a replay) leaves one row, the one
 //! with the highest revision. Reports read the latest revision of each row.
@@ -7,59 +9,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use model::events::{Bill, ClickRow, CommissionLine, ConversionRow, SubscriptionAccount};
+use model::ids::{MemberId, OfferId};
+use model::program::ProgramRecord;
+use model::reports::{ConversionReportRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
 
-use crate::events::{Bill, Click, CommissionLine, Conversion, Reason, SubscriptionAccount};
-use crate::ids::{AdvertiserId, EventId, MemberId, OfferId, OrderKey};
-use crate::program::ProgramRecord;
-use crate::time::Timestamp;
-
-/// A click and whether the ledger counted it as unique.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ClickRow {
-    pub click: Click,
-    pub unique: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConversionStatus {
-    /// It won its order and was priced.
-    Attributed,
-    /// Another conversion of the same order came first.
-    Duplicate,
-    /// It earns nothing; `reason` says why.
-    Rejected,
-}
-
-impl ConversionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConversionStatus::Attributed => "attributed",
-            ConversionStatus::Duplicate => "duplicate",
-            ConversionStatus::Rejected => "rejected",
-        }
-    }
-}
-
-/// A conversion with what became of it. A conversion can change from attributed to duplicate
-/// when an earlier one of its order arrives; `revision` orders the versions.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConversionRow {
-    pub conversion: Conversion,
-    pub status: ConversionStatus,
-    pub reason: Option<Reason>,
-    pub advertiser: Option<AdvertiserId>,
-    pub order_key: Option<OrderKey>,
-    pub offer: Option<OfferId>,
-    pub member: Option<MemberId>,
-    /// `cookie`, `click_id`, `code`, or empty.
-    pub via: String,
-    pub revision: u64,
-}
-
-/// A stage's state for one key (or one part of it, `model::journal`), as of the input offset
+/// A stage's state for one key (or one part of it, [`crate::journal`]), as of the input offset
 /// it reflects. An empty `state` deletes the row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateRow {
@@ -123,72 +78,6 @@ impl StoreBatch {
     }
 }
 
-/// Filters of the report queries. Dates filter the order date (event time) of conversions
-/// and the time of clicks; `to` is exclusive.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportQuery {
-    pub from: Option<Timestamp>,
-    pub to: Option<Timestamp>,
-    pub offer: Option<OfferId>,
-    pub member: Option<MemberId>,
-    /// Line status of the conversion report (`pending`, `approved`, ...).
-    pub status: Option<String>,
-    pub limit: u32,
-    pub offset: u32,
-}
-
-/// One attributed conversion in the conversion report (seed 001, "Conversion Reports": order
-/// date, sale amount, commission earned, order id).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConversionReportRow {
-    pub conversion: EventId,
-    pub order_date: Timestamp,
-    pub offer: OfferId,
-    pub member: MemberId,
-    pub order_id: String,
-    pub sale_amount: Decimal,
-    pub currency: String,
-    /// The member's own (1st-tier) commission for the conversion.
-    pub commission: Decimal,
-    /// The status of that commission (`pending`, `approved`, `billed`, ..., or `none` when the
-    /// conversion pays nothing).
-    pub status: String,
-    pub via: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SummaryBy {
-    Offer,
-    Member,
-}
-
-/// Totals per offer or per member.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SummaryRow {
-    /// The offer or member id.
-    pub key: String,
-    /// Clicks that were not bots and not refused.
-    pub clicks: u64,
-    pub unique_clicks: u64,
-    pub conversions: u64,
-    pub revenue: Decimal,
-    /// Every commission line of the offer, or every line the member earned (all tiers).
-    pub commission: Decimal,
-    /// Commission per click.
-    pub epc: Decimal,
-    /// Conversions per unique click.
-    pub conversion_rate: Decimal,
-}
-
-/// Conversions that earn nothing, counted by reason.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RejectionRow {
-    pub reason: String,
-    pub offer: String,
-    pub conversions: u64,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The store is unreachable or busy; retry later.
@@ -205,8 +94,8 @@ impl StoreError {
     }
 }
 
-/// Where the pipeline's results are kept.
-pub trait Store: Clone + Send + Sync + 'static {
+/// Where the stages write their results and keep their state.
+pub trait StageStore: Clone + Send + Sync + 'static {
     /// Create or upgrade the schema (ordered migrations, each applied once).
     fn migrate(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -217,7 +106,10 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// The latest state rows of a stage's partition.
     fn load_state(&self, stage: &str, partition: u32)
     -> impl Future<Output = Result<Vec<StateRow>, StoreError>> + Send;
+}
 
+/// The reports read from what the stages wrote.
+pub trait ReportStore: Clone + Send + Sync + 'static {
     fn conversion_report(
         &self,
         query: &ReportQuery,
@@ -247,3 +139,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// The latest version of every conversion row matching the filters.
     fn conversions(&self, query: &ReportQuery) -> impl Future<Output = Result<Vec<ConversionRow>, StoreError>> + Send;
 }
+
+/// A store with both halves, as every adapter is.
+pub trait Store: StageStore + ReportStore {}
+
+impl<T: StageStore + ReportStore> Store for T {}

@@ -13,7 +13,7 @@ use model::program::Program;
 use model::{Currency, Timestamp};
 use rust_decimal::Decimal;
 
-use super::ledger::{Ledger, Outputs};
+use super::{Ledger, Outputs};
 
 impl Ledger {
     pub(super) fn run_bills(

@@ -1,0 +1,75 @@
+//! The report queries analysts and the program API read, and their rows: the filters, the
+//! conversion report (seed 001, "Conversion Reports"), summaries per offer or member, and
+//! rejections by reason.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EventId, MemberId, OfferId};
+use crate::time::Timestamp;
+
+/// Filters of the report queries. Dates filter the order date (event time) of conversions
+/// and the time of clicks; `to` is exclusive.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportQuery {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub offer: Option<OfferId>,
+    pub member: Option<MemberId>,
+    /// Line status of the conversion report (`pending`, `approved`, ...).
+    pub status: Option<String>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// One attributed conversion in the conversion report (seed 001, "Conversion Reports": order
+/// date, sale amount, commission earned, order id).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConversionReportRow {
+    pub conversion: EventId,
+    pub order_date: Timestamp,
+    pub offer: OfferId,
+    pub member: MemberId,
+    pub order_id: String,
+    pub sale_amount: Decimal,
+    pub currency: String,
+    /// The member's own (1st-tier) commission for the conversion.
+    pub commission: Decimal,
+    /// The status of that commission (`pending`, `approved`, `billed`, ..., or `none` when the
+    /// conversion pays nothing).
+    pub status: String,
+    pub via: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryBy {
+    Offer,
+    Member,
+}
+
+/// Totals per offer or per member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// The offer or member id.
+    pub key: String,
+    /// Clicks that were not bots and not refused.
+    pub clicks: u64,
+    pub unique_clicks: u64,
+    pub conversions: u64,
+    pub revenue: Decimal,
+    /// Every commission line of the offer, or every line the member earned (all tiers).
+    pub commission: Decimal,
+    /// Commission per click.
+    pub epc: Decimal,
+    /// Conversions per unique click.
+    pub conversion_rate: Decimal,
+}
+
+/// Conversions that earn nothing, counted by reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectionRow {
+    pub reason: String,
+    pub offer: String,
+    pub conversions: u64,
+}
