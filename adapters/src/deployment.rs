@@ -1,14 +1,15 @@
 //! Wiring a process to its deployment: the log (Kafka or the embedded file), the store
 //! (ClickHouse or the embedded file), the topics, the schema, and the program followed from
-//! the log. Every binary takes the same [`DeploymentArgs`]; its work is a [`Job`], run against
-//! whichever adapters were chosen.
+//! the log. Every binary takes the same [`LogArgs`] (the edge, which needs no store) or
+//! [`DeploymentArgs`] (the log and the store); its work is a [`Job`] (or a [`LogJob`]), run
+//! against whichever adapters were chosen.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-pub use pipeline::Shutdown;
 use pipeline::follow::{SharedProgram, follow_program};
+pub use pipeline::lifecycle::Shutdown;
 use pipeline::ports::log::{EventLog, Topics};
 use pipeline::ports::store::{StageStore, Store};
 
@@ -17,8 +18,9 @@ use crate::log::sqlite::{Durability, SqliteLog, SqliteLogConfig};
 use crate::store::clickhouse::ClickHouseStore;
 use crate::store::sqlite::SqliteStore;
 
+/// Where the event log is.
 #[derive(Debug, Clone, Args)]
-pub struct DeploymentArgs {
+pub struct LogArgs {
     /// Kafka bootstrap servers; without them the log is the embedded file.
     #[arg(long, env = "CLICKLEDGER_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
@@ -26,8 +28,8 @@ pub struct DeploymentArgs {
     #[arg(long, env = "CLICKLEDGER_LOG_FILE", default_value = "data/log.db")]
     pub log_file: PathBuf,
     /// `full` (fsync before acknowledging) or `normal` (survives a process crash only).
-    #[arg(long, env = "CLICKLEDGER_LOG_DURABILITY", default_value = "full", value_parser = ["full", "normal"])]
-    pub log_durability: String,
+    #[arg(long, env = "CLICKLEDGER_LOG_DURABILITY", value_enum, default_value_t = Durability::Full)]
+    pub log_durability: Durability,
     /// `linger.ms` of the Kafka producer.
     #[arg(long, env = "CLICKLEDGER_KAFKA_LINGER_MS", default_value_t = 1)]
     pub kafka_linger_ms: u64,
@@ -35,6 +37,17 @@ pub struct DeploymentArgs {
     /// repeat the flag, or separate them with commas in the variable.
     #[arg(long = "kafka-option", env = "CLICKLEDGER_KAFKA_OPTIONS", value_delimiter = ',', value_parser = key_value)]
     pub kafka_options: Vec<(String, String)>,
+    /// Prefix of the topic names.
+    #[arg(long, env = "CLICKLEDGER_TOPIC_PREFIX", default_value = "clickledger.")]
+    pub topic_prefix: String,
+    /// Partitions of the pipeline topics, when this process creates them.
+    #[arg(long, env = "CLICKLEDGER_PARTITIONS", default_value_t = 4)]
+    pub partitions: u32,
+}
+
+/// Where the store is.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
     /// ClickHouse HTTP URL; without it the store is the embedded file.
     #[arg(long, env = "CLICKLEDGER_CLICKHOUSE_URL")]
     pub clickhouse_url: Option<String>,
@@ -44,12 +57,15 @@ pub struct DeploymentArgs {
     /// The embedded store file.
     #[arg(long, env = "CLICKLEDGER_STORE_FILE", default_value = "data/store.db")]
     pub store_file: PathBuf,
-    /// Prefix of the topic names.
-    #[arg(long, env = "CLICKLEDGER_TOPIC_PREFIX", default_value = "clickledger.")]
-    pub topic_prefix: String,
-    /// Partitions of the pipeline topics, when this process creates them.
-    #[arg(long, env = "CLICKLEDGER_PARTITIONS", default_value_t = 4)]
-    pub partitions: u32,
+}
+
+/// Where the log and the store are.
+#[derive(Debug, Clone, Args)]
+pub struct DeploymentArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Parses `key=value` (a librdkafka setting).
@@ -60,25 +76,81 @@ pub fn key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
-impl DeploymentArgs {
-    /// Everything embedded under `dir`.
+impl LogArgs {
+    /// The embedded log under `dir`.
     pub fn embedded(dir: &Path) -> Self {
         Self {
             kafka_brokers: None,
             log_file: dir.join("log.db"),
-            log_durability: "full".into(),
+            log_durability: Durability::Full,
             kafka_linger_ms: 1,
             kafka_options: Vec::new(),
-            clickhouse_url: None,
-            clickhouse_database: "clickledger".into(),
-            store_file: dir.join("store.db"),
             topic_prefix: "clickledger.".into(),
             partitions: 4,
         }
     }
+
+    pub fn topics(&self) -> Topics {
+        Topics::with_prefix(&self.topic_prefix)
+    }
+
+    /// Open the log and create its topics.
+    pub async fn connect(&self) -> anyhow::Result<Log> {
+        let topics = self.topics();
+        let log = match &self.kafka_brokers {
+            Some(brokers) => {
+                let mut config = KafkaConfig::new(brokers).bundling(&topics);
+                config.linger = std::time::Duration::from_millis(self.kafka_linger_ms);
+                config.extra = self.kafka_options.clone();
+                Log::Kafka(KafkaLog::connect(config)?)
+            }
+            None => {
+                parent_dir(&self.log_file)?;
+                let mut config = SqliteLogConfig::new(&self.log_file);
+                config.durability = self.log_durability;
+                Log::Sqlite(SqliteLog::open(config)?)
+            }
+        };
+        let specs = topics.specs(self.partitions);
+        match &log {
+            Log::Kafka(log) => log.create_topics(&specs).await?,
+            Log::Sqlite(log) => log.create_topics(&specs).await?,
+        }
+        Ok(log)
+    }
 }
 
-/// The work of a process, generic over the adapters.
+impl StoreArgs {
+    /// The embedded store under `dir`.
+    pub fn embedded(dir: &Path) -> Self {
+        Self { clickhouse_url: None, clickhouse_database: "clickledger".into(), store_file: dir.join("store.db") }
+    }
+
+    /// Open the store and migrate its schema.
+    pub async fn connect(&self) -> anyhow::Result<StoreKind> {
+        let store = match &self.clickhouse_url {
+            Some(url) => StoreKind::ClickHouse(ClickHouseStore::connect(url, &self.clickhouse_database).await?),
+            None => {
+                parent_dir(&self.store_file)?;
+                StoreKind::Sqlite(SqliteStore::open(&self.store_file)?)
+            }
+        };
+        match &store {
+            StoreKind::ClickHouse(store) => store.migrate().await?,
+            StoreKind::Sqlite(store) => store.migrate().await?,
+        }
+        Ok(store)
+    }
+}
+
+impl DeploymentArgs {
+    /// Everything embedded under `dir`.
+    pub fn embedded(dir: &Path) -> Self {
+        Self { log: LogArgs::embedded(dir), store: StoreArgs::embedded(dir) }
+    }
+}
+
+/// The work of a process that needs the log and the store, generic over the adapters.
 pub trait Job: Send + 'static {
     fn run<L: EventLog, St: Store>(
         self,
@@ -89,14 +161,38 @@ pub trait Job: Send + 'static {
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
-enum Log {
+/// The work of a process that needs only the log (the edge).
+pub trait LogJob: Send + 'static {
+    fn run<L: EventLog>(
+        self,
+        log: L,
+        program: Arc<SharedProgram>,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The log chosen by [`LogArgs`].
+#[derive(Debug)]
+pub enum Log {
     Kafka(KafkaLog),
     Sqlite(SqliteLog),
 }
 
-enum StoreKind {
+/// The store chosen by [`StoreArgs`].
+#[derive(Debug)]
+pub enum StoreKind {
     ClickHouse(ClickHouseStore),
     Sqlite(SqliteStore),
+}
+
+impl Log {
+    /// Follow the program and run `job` until `shutdown`.
+    pub async fn run_until(self, topics: Topics, job: impl LogJob, shutdown: Shutdown) -> anyhow::Result<()> {
+        match self {
+            Log::Kafka(log) => start_log_job(job, log, topics, shutdown).await,
+            Log::Sqlite(log) => start_log_job(job, log, topics, shutdown).await,
+        }
+    }
 }
 
 pub struct Deployment {
@@ -121,46 +217,15 @@ fn parent_dir(file: &Path) -> anyhow::Result<()> {
 impl Deployment {
     /// Connect the log and the store, create the topics and migrate the schema.
     pub async fn connect(args: &DeploymentArgs) -> anyhow::Result<Self> {
-        let topics = Topics::with_prefix(&args.topic_prefix);
-        let log = match &args.kafka_brokers {
-            Some(brokers) => {
-                let mut config = KafkaConfig::new(brokers).bundling(&topics);
-                config.linger = std::time::Duration::from_millis(args.kafka_linger_ms);
-                config.extra = args.kafka_options.clone();
-                Log::Kafka(KafkaLog::connect(config)?)
-            }
-            None => {
-                parent_dir(&args.log_file)?;
-                let mut config = SqliteLogConfig::new(&args.log_file);
-                if args.log_durability == "normal" {
-                    config.durability = Durability::Normal;
-                }
-                Log::Sqlite(SqliteLog::open(config)?)
-            }
-        };
-        let specs = topics.specs(args.partitions);
-        match &log {
-            Log::Kafka(log) => log.create_topics(&specs).await?,
-            Log::Sqlite(log) => log.create_topics(&specs).await?,
-        }
-        let store = match &args.clickhouse_url {
-            Some(url) => StoreKind::ClickHouse(ClickHouseStore::connect(url, &args.clickhouse_database).await?),
-            None => {
-                parent_dir(&args.store_file)?;
-                StoreKind::Sqlite(SqliteStore::open(&args.store_file)?)
-            }
-        };
-        match &store {
-            StoreKind::ClickHouse(store) => store.migrate().await?,
-            StoreKind::Sqlite(store) => store.migrate().await?,
-        }
+        let log = args.log.connect().await?;
+        let store = args.store.connect().await?;
         tracing::info!(
-            log = if args.kafka_brokers.is_some() { "kafka" } else { "embedded" },
-            store = if args.clickhouse_url.is_some() { "clickhouse" } else { "embedded" },
-            prefix = %args.topic_prefix,
+            log = if args.log.kafka_brokers.is_some() { "kafka" } else { "embedded" },
+            store = if args.store.clickhouse_url.is_some() { "clickhouse" } else { "embedded" },
+            prefix = %args.log.topic_prefix,
             "log and store ready"
         );
-        Ok(Self { log, store, topics })
+        Ok(Self { log, store, topics: args.log.topics() })
     }
 
     pub fn topics(&self) -> Topics {
@@ -169,13 +234,7 @@ impl Deployment {
 
     /// Follow the program and run `job` until Ctrl-C or SIGTERM.
     pub async fn run(self, job: impl Job) -> anyhow::Result<()> {
-        let (stop, shutdown) = Shutdown::new();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            let _ = stop.send(true);
-        });
-        self.run_until(job, shutdown).await
+        self.run_until(job, signalled()).await
     }
 
     /// Follow the program and run `job` until `shutdown`.
@@ -190,6 +249,29 @@ impl Deployment {
     }
 }
 
+/// A shutdown that Ctrl-C or SIGTERM triggers.
+pub fn signalled() -> Shutdown {
+    let (stop, shutdown) = Shutdown::new();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    shutdown
+}
+
+/// The program followed from the log until `shutdown`, and the task following it.
+fn follow<L: EventLog>(
+    log: &L,
+    topics: &Topics,
+    shutdown: &Shutdown,
+) -> (Arc<SharedProgram>, tokio::task::JoinHandle<Result<(), pipeline::ports::log::LogError>>) {
+    let program = SharedProgram::new();
+    let follower =
+        tokio::spawn(follow_program(log.clone(), topics.program.clone(), program.clone(), shutdown.clone().wait()));
+    (program, follower)
+}
+
 async fn start<L: EventLog, St: Store>(
     job: impl Job,
     log: L,
@@ -197,10 +279,20 @@ async fn start<L: EventLog, St: Store>(
     topics: Topics,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let program = SharedProgram::new();
-    let follower =
-        tokio::spawn(follow_program(log.clone(), topics.program.clone(), program.clone(), shutdown.clone().wait()));
+    let (program, follower) = follow(&log, &topics, &shutdown);
     let result = job.run(log, store, program, shutdown).await;
+    follower.abort();
+    result
+}
+
+async fn start_log_job<L: EventLog>(
+    job: impl LogJob,
+    log: L,
+    topics: Topics,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let (program, follower) = follow(&log, &topics, &shutdown);
+    let result = job.run(log, program, shutdown).await;
     follower.abort();
     result
 }

@@ -6,8 +6,10 @@
 //! - [`stage`]: the stage on the `events` topic: visitor state, clicks passed on to the
 //!   ledger, attributed and rejected conversions to `orders`. The runner (`pipeline::runner`) makes
 //!   it exact under restarts and rebalances.
+//! - [`cli`]: the `attributor` binary's settings and start.
 
 pub mod attribution;
+pub mod cli;
 pub mod stage;
 
 pub use stage::{AttributorStage, VisitorState};

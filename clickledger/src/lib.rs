@@ -7,6 +7,7 @@
 //! - [`load_program`] appends a program file's changes to the program log (only what differs).
 //! - [`oracle`]: the pipeline computed in memory, to check the deployed one against.
 
+pub mod cli;
 pub mod oracle;
 
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use adapters::deployment::{Deployment, DeploymentArgs, Job, Shutdown};
 use anyhow::Context;
 use api::ApiState;
 use api::auth::KeyRing;
-use ingest::{Edge, EdgeConfig};
+use ingest::{Edge, EdgeArgs, EdgeConfig};
 use model::clickid::ClickKeyRing;
 use model::events::wire;
 use model::program::{ProgramChange, ProgramFile, ProgramRecord};
@@ -42,6 +43,8 @@ pub struct AppConfig {
     pub click_keys: Option<String>,
     /// The bootstrap admin key; `None` uses the one kept in the data directory.
     pub admin_key: Option<String>,
+    /// The edge's settings, as the standalone `ingest` takes them.
+    pub edge: EdgeArgs,
     pub clock: Clock,
 }
 
@@ -112,6 +115,7 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
         topics: topics.clone(),
         edge_listener,
         api_listener,
+        edge_config: config.edge.config(topics.clone(), click_keys.clone()),
         click_keys,
         keys: KeyRing::with_bootstrap(&admin_key),
         program_file,
@@ -138,6 +142,7 @@ struct Everything {
     click_keys: ClickKeyRing,
     keys: KeyRing,
     program_file: Option<ProgramFile>,
+    edge_config: EdgeConfig,
     clock: Clock,
     /// Told once everything serves.
     ready: Option<tokio::sync::oneshot::Sender<()>>,
@@ -162,8 +167,7 @@ impl Job for Everything {
             tracing::info!(changes = planned, "program file loaded");
         }
 
-        let edge =
-            Edge::new(EdgeConfig::new(self.topics.clone(), self.click_keys.clone()), log.clone(), program.clone());
+        let edge = Edge::new(self.edge_config, log.clone(), program.clone());
         let edge = tokio::spawn(ingest::run(self.edge_listener, edge, shutdown.clone().wait()));
         let attributor = tokio::spawn(attributor::run_attributor(
             log.clone(),

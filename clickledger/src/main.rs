@@ -5,51 +5,26 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-
 use clap::Parser;
+use clickledger::cli::AppArgs;
 use clickledger::{AppConfig, start};
-
-#[derive(Debug, Parser)]
-#[command(about = "clickledger: affiliate tracking and commissions in one process")]
-struct Args {
-    /// Where the log, the store and the generated keys live.
-    #[arg(long, env = "CLICKLEDGER_DATA", default_value = "data")]
-    data: PathBuf,
-    /// The tracking edge (clicks, pixels, postbacks).
-    #[arg(long, env = "CLICKLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// The program and report API.
-    #[arg(long, env = "CLICKLEDGER_API_LISTEN", default_value = "127.0.0.1:8081")]
-    api_listen: SocketAddr,
-    /// A program file (TOML) to load; without it the sample program is loaded into a new data
-    /// directory.
-    #[arg(long, env = "CLICKLEDGER_PROGRAM")]
-    program: Option<PathBuf>,
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    adapters::memory::small_pages();
-    model::events::wire::check_version_setting().map_err(anyhow::Error::msg)?;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let args = Args::parse();
+    adapters::process::init_process()?;
+    let args = AppArgs::parse();
     let config = AppConfig {
         data: args.data.clone(),
         listen: args.listen,
         api_listen: args.api_listen,
         program: args.program,
-        click_keys: std::env::var("CLICKLEDGER_CLICK_KEYS").ok(),
-        admin_key: std::env::var("CLICKLEDGER_ADMIN_KEY").ok(),
+        click_keys: args.click_keys,
+        admin_key: args.admin_key,
+        edge: args.edge,
         clock: pipeline::wall_clock(),
     };
+    let shutdown = adapters::deployment::signalled();
+    args.process.start_metrics(shutdown.clone().wait()).await?;
     let running = start(config).await?;
     let edge = running.edge;
     let api = running.api;
@@ -67,7 +42,7 @@ Try it:
 Edge http://{edge}  API http://{api}  (admin key in {data}/admin-key). Ctrl-C stops.",
         data = args.data.display()
     );
-    adapters::deployment::shutdown_signal().await;
+    shutdown.wait().await;
     println!("stopping...");
     running.stop().await
 }

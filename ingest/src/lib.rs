@@ -2,8 +2,11 @@
 //! tracking contract"). Nothing it acknowledges is anywhere but in the event log first.
 //!
 //! - [`server`]: accept loop, graceful shutdown (`run` is what `main` and the tests call).
-//! - [`edge`]: shared state, configuration, routing, and how events are recorded (bounded
-//!   wait for browser traffic, acknowledged-only for postbacks).
+//! - [`routes`]: every request to its handler, with its metrics.
+//! - [`edge`]: shared state, and how events are recorded (bounded wait for browser traffic,
+//!   acknowledged-only for postbacks).
+//! - [`config`]: the edge's settings, as flags and environment variables too.
+//! - [`cli`]: the standalone `ingest` binary's settings and start.
 //! - [`click`]: `/c` and `/c/{link_code}`: redirect, visitor cookie, click id.
 //! - [`conversion`]: `/px`, `/pb`, `/pb/refund`, `/pb/cancel`.
 //! - [`params`], [`fields`]: strict parameter decoding and typed fields with reason codes.
@@ -11,11 +14,13 @@
 //! - [`auth`]: postback tokens and `X-Signature` HMACs.
 //! - [`bots`]: known bot user agents.
 //! - [`rejection`]: the one mapping from errors to HTTP answers.
-//! - [`metrics`]: Prometheus metric names and the recorder.
+//! - [`metrics`]: Prometheus metric names.
 
 pub mod auth;
 pub mod bots;
+pub mod cli;
 pub mod click;
+pub mod config;
 pub mod conversion;
 pub mod deep_link;
 pub mod edge;
@@ -23,8 +28,10 @@ pub mod fields;
 pub mod metrics;
 pub mod params;
 pub mod rejection;
+pub mod routes;
 pub mod server;
 
 pub use adapters::deployment::shutdown_signal;
-pub use edge::{Edge, EdgeConfig};
+pub use config::{EdgeArgs, EdgeConfig};
+pub use edge::Edge;
 pub use server::run;

@@ -12,7 +12,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use pipeline::ports::log::EventLog;
 use tokio::net::TcpListener;
 
-use crate::edge::{Edge, handle};
+use crate::edge::Edge;
+use crate::routes::handle;
 
 /// Serve `edge` on `listener` until `shutdown` resolves. `main` and the tests call this same
 /// function.

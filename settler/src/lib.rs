@@ -8,9 +8,9 @@
 //! - [`ledger_stage`]: the ledger stage on `ledger`: the engine per family, writing lines,
 //!   bills, subscription accounts and clicks to the store.
 //! - [`program_stage`]: the program history in the store, and recruiting commissions.
-//! - [`oracle`]: the whole pipeline computed in memory from a set of events, to check the
-//!   deployed pipeline against.
+//! - [`cli`]: the `settler` binary's settings and start.
 
+pub mod cli;
 pub mod commission;
 pub mod ledger_stage;
 pub mod orders;

@@ -45,6 +45,7 @@ pub async fn start_in(data: &std::path::Path) -> Running {
         program: None,
         click_keys: Some(common::CLICK_KEYS.into()),
         admin_key: Some(ADMIN.into()),
+        edge: ingest::EdgeArgs::default(),
         clock: pipeline::wall_clock(),
     })
     .await

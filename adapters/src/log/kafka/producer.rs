@@ -1,0 +1,200 @@
+//! Appending: messages handed to the idempotent producer, bundled where the topic is, and
+//! refused at once while no broker is up.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use pipeline::ports::log::{LogError, Record, partition_for};
+use rdkafka::ClientContext;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
+
+use super::{KafkaLog, bundle, classify, fatal};
+
+/// A topic and one of its partitions.
+type Place<'a> = (&'a Arc<str>, u32);
+
+/// Whether any broker is up, as librdkafka last reported or a probe found.
+#[derive(Debug)]
+pub(super) struct Health {
+    brokers_up: AtomicBool,
+    probing: AtomicBool,
+}
+
+#[derive(Debug)]
+pub(super) struct ProducerContext {
+    pub(super) health: Arc<Health>,
+}
+
+impl ClientContext for ProducerContext {
+    /// Up when any broker is up; down only when every known broker is down. Brokers an idle
+    /// producer never connected to (INIT) decide nothing.
+    fn stats(&self, statistics: Statistics) {
+        let brokers: Vec<_> = statistics.brokers.values().filter(|broker| broker.nodeid >= 0).collect();
+        if brokers.iter().any(|broker| broker.state == "UP") {
+            self.health.brokers_up.store(true, Ordering::Relaxed);
+        } else if !brokers.is_empty() && brokers.iter().all(|broker| broker.state == "DOWN") {
+            self.health.brokers_up.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.health.brokers_up.store(false, Ordering::Relaxed);
+        }
+        tracing::warn!(%error, reason, "kafka producer error");
+    }
+}
+
+impl Default for Health {
+    /// Up until librdkafka or a probe says otherwise.
+    fn default() -> Self {
+        Self { brokers_up: AtomicBool::new(true), probing: AtomicBool::new(false) }
+    }
+}
+
+impl KafkaLog {
+    pub(super) fn bundled(&self, topic: &str) -> bool {
+        self.config.bundled.iter().any(|bundled| bundled.as_ref() == topic)
+    }
+
+    /// The partition counts of the bundled topics among `records`, if all are known.
+    fn cached_counts(&self, records: &[Record]) -> Option<HashMap<Arc<str>, u32>> {
+        if !records.iter().any(|record| self.bundled(&record.topic)) {
+            return Some(HashMap::new());
+        }
+        let cache = self.partitions.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut counts = HashMap::new();
+        for record in records.iter().filter(|record| self.bundled(&record.topic)) {
+            counts.insert(record.topic.clone(), *cache.get(&record.topic)?);
+        }
+        Some(counts)
+    }
+
+    /// Look up the partition counts of the bundled topics among `records` that are not in the
+    /// cache yet (blocking: call off the async threads).
+    fn learn_partition_counts(&self, records: &[Record]) -> Result<(), LogError> {
+        for record in records.iter().filter(|record| self.bundled(&record.topic)) {
+            let known = self.partitions.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&record.topic);
+            if known {
+                continue;
+            }
+            let metadata = self
+                .metadata
+                .fetch_metadata(Some(&record.topic), Duration::from_secs(10))
+                .map_err(|error| classify(&error))?;
+            let count = metadata.topics().first().map_or(0, |topic| topic.partitions().len() as u32);
+            if count == 0 {
+                return Err(LogError::Fatal(format!("unknown topic {}", record.topic)));
+            }
+            self.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert(record.topic.clone(), count);
+        }
+        Ok(())
+    }
+
+    /// Hand `records` to the producer: bundled topics a message per partition (or more, at
+    /// the bundle limits), the others a message per record. Stops at the first refusal.
+    fn send(
+        &self,
+        records: &[Record],
+        counts: &HashMap<Arc<str>, u32>,
+    ) -> (Vec<rdkafka::producer::DeliveryFuture>, Option<LogError>) {
+        let mut deliveries = Vec::with_capacity(records.len());
+        // The records of each (topic, partition), in the order of their first record.
+        let mut groups: Vec<(Place<'_>, Vec<&Record>)> = Vec::new();
+        for record in records {
+            let Some(partitions) = counts.get(&record.topic) else {
+                let future_record = FutureRecord::to(&record.topic).key(&record.key).payload(&record.payload);
+                match self.producer.send_result(future_record) {
+                    Ok(delivery) => deliveries.push(delivery),
+                    Err((error, _)) => return (deliveries, Some(classify(&error))),
+                }
+                continue;
+            };
+            let place = (&record.topic, partition_for(&record.key, *partitions));
+            match groups.iter_mut().find(|(group, _)| *group == place) {
+                Some((_, group)) => group.push(record),
+                None => groups.push((place, vec![record])),
+            }
+        }
+        for ((topic, partition), group) in groups {
+            for payload in bundle::encode(&group) {
+                let future_record =
+                    FutureRecord::to(topic).partition(partition as i32).key(bundle::KEY).payload(&payload);
+                match self.producer.send_result(future_record) {
+                    Ok(delivery) => deliveries.push(delivery),
+                    Err((error, _)) => return (deliveries, Some(classify(&error))),
+                }
+            }
+        }
+        (deliveries, None)
+    }
+
+    /// Whether a broker is up. While none is, one probe at a time asks for metadata every
+    /// 250 ms: an idle producer does not reconnect by itself, and appends are refused (not
+    /// queued) while brokers are down, so without the probe it would never notice they are
+    /// back.
+    pub(super) fn brokers_up(&self) -> bool {
+        let up = self.health.brokers_up.load(Ordering::Relaxed);
+        if !up && !self.health.probing.swap(true, Ordering::AcqRel) {
+            let producer = self.producer.clone();
+            let health = self.health.clone();
+            tokio::task::spawn_blocking(move || {
+                let reachable = producer.client().fetch_metadata(None, Duration::from_millis(1000)).is_ok();
+                if reachable {
+                    health.brokers_up.store(true, Ordering::Relaxed);
+                } else {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                health.probing.store(false, Ordering::Release);
+            });
+        }
+        up
+    }
+
+    /// Append `records` (`EventLog::append`).
+    pub(super) fn append_records(
+        &self,
+        records: Vec<Record>,
+    ) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
+        let up = self.brokers_up();
+        // Once the partition counts are known the messages are queued before this returns,
+        // so appends made one after the other keep their order.
+        let queued = up.then(|| self.cached_counts(&records)).flatten().map(|counts| self.send(&records, &counts));
+        // Otherwise they are looked up first, off the async threads.
+        let lookup = (up && queued.is_none()).then(|| (self.clone(), records));
+        async move {
+            let (deliveries, refused) = match (queued, lookup) {
+                (Some(queued), _) => queued,
+                (None, Some((log, records))) => {
+                    let (learner, batch) = (log.clone(), records.clone());
+                    tokio::task::spawn_blocking(move || learner.learn_partition_counts(&batch))
+                        .await
+                        .map_err(fatal)??;
+                    let counts = log
+                        .cached_counts(&records)
+                        .ok_or_else(|| LogError::Unavailable("partition counts unknown".into()))?;
+                    log.send(&records, &counts)
+                }
+                (None, None) => return Err(LogError::Unavailable("no Kafka broker is up".into())),
+            };
+            let mut result = refused.map_or(Ok(()), Err);
+            for delivery in deliveries {
+                let outcome = match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((error, _))) => Err(classify(&error)),
+                    Err(_) => Err(LogError::Unavailable("the producer was dropped".into())),
+                };
+                if result.is_ok() {
+                    result = outcome;
+                }
+            }
+            result
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Routing: every request of the tracking contract to its handler, with its metrics.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use metrics::{counter, gauge, histogram};
+use pipeline::ports::log::EventLog;
+
+use crate::edge::{Edge, HttpResponse};
+use crate::metrics::{LOG_QUEUE_DEPTH, REJECTED, REQUEST_SECONDS, REQUESTS, status_label};
+use crate::rejection::{Rejection, json_response};
+use crate::{click, conversion};
+
+/// The entry point of every request.
+pub async fn handle<L: EventLog>(edge: Arc<Edge<L>>, request: Request<Incoming>) -> Result<HttpResponse, Infallible> {
+    let started = Instant::now();
+    let (route, response) = route(&edge, request).await;
+    let status = status_label(response.status().as_u16());
+    counter!(REQUESTS, "route" => route, "status" => status).increment(1);
+    histogram!(REQUEST_SECONDS, "route" => route, "status" => status).record(started.elapsed());
+    Ok(response)
+}
+
+fn rejected(rejection: Rejection) -> HttpResponse {
+    counter!(REJECTED, "reason" => rejection.reason()).increment(1);
+    rejection.into_response()
+}
+
+fn answer(result: Result<HttpResponse, Rejection>) -> HttpResponse {
+    result.unwrap_or_else(rejected)
+}
+
+async fn route<L: EventLog>(edge: &Edge<L>, request: Request<Incoming>) -> (&'static str, HttpResponse) {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    match (method, path.as_str()) {
+        (Method::GET, "/c") => ("click", answer(click::click(edge, &request.into_parts().0, None).await)),
+        (Method::GET, link) if link.starts_with("/c/") => {
+            let code = link.trim_start_matches("/c/").to_string();
+            ("click", answer(click::click(edge, &request.into_parts().0, Some(&code)).await))
+        }
+        (Method::GET, "/px") => ("pixel", conversion::pixel(edge, &request.into_parts().0).await),
+        (Method::GET | Method::POST, "/pb") => ("postback", answer(conversion::postback(edge, request).await)),
+        (Method::POST, "/pb/refund") => ("refund", answer(conversion::refund(edge, request).await)),
+        (Method::POST, "/pb/cancel") => ("cancel", answer(conversion::cancel(edge, request).await)),
+        (Method::GET, "/healthz") => ("healthz", json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+        (Method::GET, "/readyz") => ("readyz", readiness(edge).await),
+        (Method::GET, "/metrics") => ("metrics", metrics(edge)),
+        (_, "/c" | "/px" | "/pb" | "/pb/refund" | "/pb/cancel" | "/healthz" | "/readyz" | "/metrics") => {
+            ("method_not_allowed", rejected(Rejection::MethodNotAllowed))
+        }
+        (_, link) if link.starts_with("/c/") => ("method_not_allowed", rejected(Rejection::MethodNotAllowed)),
+        _ => ("not_found", rejected(Rejection::not_found("not_found", format!("no route for {path}")))),
+    }
+}
+
+async fn readiness<L: EventLog>(edge: &Edge<L>) -> HttpResponse {
+    match edge.is_ready().await {
+        Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        Err(why) => {
+            json_response(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"status": "not_ready", "why": why}))
+        }
+    }
+}
+
+fn metrics<L: EventLog>(edge: &Edge<L>) -> HttpResponse {
+    gauge!(LOG_QUEUE_DEPTH).set(edge.log.queue_depth() as f64);
+    let mut response = Response::new(Full::new(Bytes::from(adapters::process::render_metrics())));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    response
+}
