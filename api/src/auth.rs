@@ -1,24 +1,17 @@
-//! API keys. A key is sent as `Authorization: Bearer <key>`. Keys are kept as SHA-256
-//! hashes — the bootstrap key from configuration in memory, every other key as an `api_key`
-//! program change — and every known hash is compared in constant time.
+//! Who may call: a key sent as `Authorization: Bearer <key>`, found among the program's keys
+//! (`crate::credentials`), and its scope checked by the extractors [`Admin`] and [`Analyst`].
 //!
 //! Scopes: `admin` changes the program and reads everything; `analyst` reads reports;
 //! `advertiser` keys are postback keys for the tracking edge and may do nothing here.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use model::program::{KeyScope, Program};
-use sha2::{Digest, Sha256};
+use model::program::KeyScope;
+
+pub use crate::credentials::{Caller, KeyRing, hash_key, new_key};
 
 use crate::error::ApiError;
 use crate::state::ApiState;
-
-/// Who is calling: the key's name and scope.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    pub name: String,
-    pub scope: KeyScope,
-}
 
 impl Caller {
     /// The actor recorded on the changes it makes.
@@ -77,58 +70,6 @@ impl FromRequestParts<ApiState> for Analyst {
         let caller = Caller::from_request_parts(parts, state).await?;
         caller.require(KeyScope::Analyst, "read reports (needs an analyst or admin key)")?;
         Ok(Self(caller))
-    }
-}
-
-/// Lower-case hex SHA-256 of a key. Keys are long random strings, so an unsalted hash is
-/// enough: there is nothing to guess from it.
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-/// A new key: 240 random bits from the OS-seeded generator, as lower-case text.
-pub fn new_key() -> String {
-    let random = |ulid: ulid::Ulid| ulid.random();
-    format!(
-        "clk_{:020x}{:020x}{:020x}",
-        random(ulid::Ulid::new()),
-        random(ulid::Ulid::new()),
-        random(ulid::Ulid::new())
-    )
-}
-
-/// Constant-time equality (the length is not secret).
-fn same(left: &[u8], right: &[u8]) -> bool {
-    left.len() == right.len() && left.iter().zip(right).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
-}
-
-/// The keys from configuration. Keys made through the API live in the program.
-#[derive(Clone, Debug, Default)]
-pub struct KeyRing {
-    bootstrap: Option<String>,
-}
-
-impl KeyRing {
-    /// A ring with the bootstrap key from configuration: `admin`, named `bootstrap`.
-    pub fn with_bootstrap(key: &str) -> Self {
-        Self { bootstrap: Some(hash_key(key)) }
-    }
-
-    /// The caller whose key hashes to `hash`: the bootstrap key or an active program key.
-    /// Every candidate is compared, so the time taken does not say which one matched.
-    pub fn find(&self, program: &Program, hash: &str) -> Option<Caller> {
-        let mut found = None;
-        if let Some(bootstrap) = &self.bootstrap
-            && same(bootstrap.as_bytes(), hash.as_bytes())
-        {
-            found = Some(Caller { name: "bootstrap".into(), scope: KeyScope::Admin });
-        }
-        for key in program.api_keys().filter(|key| key.is_active()) {
-            if same(key.hash.as_bytes(), hash.as_bytes()) && found.is_none() {
-                found = Some(Caller { name: key.name.clone(), scope: key.scope });
-            }
-        }
-        found
     }
 }
 

@@ -6,8 +6,8 @@
 //!
 //! - [`state`]: the log and store behind one object-safe facade, and [`state::ApiState::commit`],
 //!   the one place program changes are checked and written.
-//! - [`auth`]: API keys (hashed, constant-time) and scopes; [`keys`]: making and revoking them,
-//!   and advertisers' postback secrets.
+//! - [`auth`]: who may call, by scope; [`credentials`]: API keys (hashed, constant-time);
+//!   [`keys`]: making and revoking them, and advertisers' postback secrets.
 //! - [`offers`], [`members`], [`enrolments`], [`links`]: the program a manager edits.
 //! - [`money`]: pending conversions and decisions, refunds, subscriptions, bills.
 //! - [`program_file`]: loading and exporting a whole program file.
@@ -16,6 +16,7 @@
 //!   model types, and ids.
 
 pub mod auth;
+pub mod credentials;
 pub mod enrolments;
 pub mod error;
 pub mod keys;

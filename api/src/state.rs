@@ -18,7 +18,7 @@ use pipeline::follow::SharedProgram;
 use pipeline::ports::log::{EventLog, LogError, PartitionId, Record, Topics};
 use pipeline::ports::store::{HistoryRow, ReportStore, StoreError};
 
-use crate::auth::KeyRing;
+use crate::credentials::KeyRing;
 use crate::error::ApiError;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -4,11 +4,9 @@
 //!
 //! - [`start`] starts everything on bound listeners and returns a [`Running`] handle;
 //!   `main` and the tests call it.
-//! - [`load_program`] appends a program file's changes to the program log (only what differs).
-//! - [`oracle`]: the pipeline computed in memory, to check the deployed one against.
+//! - [`cli`]: the settings of its binaries, and every binary's settings in one list.
 
 pub mod cli;
-pub mod oracle;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,12 +18,10 @@ use api::ApiState;
 use api::auth::KeyRing;
 use ingest::{Edge, EdgeArgs, EdgeConfig};
 use model::clickid::ClickKeyRing;
-use model::events::wire;
-use model::program::{ProgramChange, ProgramFile, ProgramRecord};
-use model::time::Timestamp;
+use model::program::ProgramFile;
 use pipeline::Clock;
 use pipeline::follow::SharedProgram;
-use pipeline::ports::log::{EventLog, Record, Topics};
+use pipeline::ports::log::{EventLog, Topics};
 use pipeline::ports::store::Store;
 use tokio::net::TcpListener;
 
@@ -156,14 +152,15 @@ impl Job for Everything {
         program: Arc<SharedProgram>,
         shutdown: Shutdown,
     ) -> anyhow::Result<()> {
-        until_loaded(&program).await;
+        program.until_loaded().await;
         let file = match self.program_file {
             Some(file) => Some(file),
             None if program.applied() == 0 => Some(ProgramFile::from_toml(SAMPLE_PROGRAM).map_err(anyhow::Error::msg)?),
             None => None,
         };
         if let Some(file) = file {
-            let planned = load_program(&log, &self.topics, &program, file, "program-file").await?;
+            let planned =
+                pipeline::follow::load_program_file(&log, &self.topics, &program, file, "program-file").await?;
             tracing::info!(changes = planned, "program file loaded");
         }
 
@@ -203,41 +200,4 @@ impl Job for Everything {
 pub fn read_program_file(path: &Path) -> anyhow::Result<ProgramFile> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     ProgramFile::from_toml(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
-}
-
-/// Wait until this process's copy of the program has read the program log to its end.
-pub async fn until_loaded(program: &SharedProgram) {
-    while !program.is_loaded() {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-}
-
-/// Append the changes of `file` that differ from the program (checked as the strict fold
-/// does), and wait until this process's copy has them. Returns how many were appended.
-pub async fn load_program<L: EventLog>(
-    log: &L,
-    topics: &Topics,
-    program: &SharedProgram,
-    file: ProgramFile,
-    actor: &str,
-) -> anyhow::Result<usize> {
-    let planned: Vec<ProgramChange> = program.read(|current| current.plan(file.into_changes()))?;
-    if planned.is_empty() {
-        return Ok(0);
-    }
-    let at = Timestamp::now();
-    let records: Vec<Record> = planned
-        .iter()
-        .map(|change| {
-            let record = ProgramRecord { at, actor: actor.to_string(), change: change.clone() };
-            Record { topic: topics.program.clone(), key: change.key(), payload: wire::encode(&record) }
-        })
-        .collect();
-    let count = records.len();
-    let target = program.version() + count as u64;
-    log.append(records).await?;
-    if !program.wait_for(target, std::time::Duration::from_secs(30)).await {
-        anyhow::bail!("the program log did not catch up with the loaded file");
-    }
-    Ok(count)
 }

@@ -10,7 +10,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use clickledger::oracle::{Expected, Inputs};
 use common::*;
 use model::events::CommissionLine;
 use model::time::Span;

@@ -15,7 +15,7 @@ use pipeline::Shutdown;
 use pipeline::ports::store::ReportStore;
 
 /// (member, tier, kind, amount, status) of every line, sorted: what each member is paid.
-fn payouts(expected: &clickledger::oracle::Expected) -> Vec<(String, u8, String, String, String)> {
+fn payouts(expected: &Expected) -> Vec<(String, u8, String, String, String)> {
     let mut payouts: Vec<_> = expected
         .lines
         .values()

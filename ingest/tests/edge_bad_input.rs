@@ -173,7 +173,7 @@ async fn bad_requests_are_refused_with_a_reason_and_write_nothing() {
                 edge.post(&target, content_type, &body, &headers).await
             }
         };
-        assert_eq!(response.status, status, "{name}: {}", String::from_utf8_lossy(&response.body));
+        assert_eq!(response.status, status, "{name}: {}", response.body);
         assert_eq!(response.reason(), reason, "{name}");
         assert!(response.json()["message"].as_str().is_some_and(|message| !message.is_empty()), "{name}: a message");
         assert_eq!(edge.log_size().await, before, "{name}: nothing reaches the log");

@@ -177,8 +177,8 @@ async fn the_pixel_is_always_a_gif_and_records_the_conversion_for_the_cookie_vis
     assert_eq!(pixel.status, 200);
     assert_eq!(pixel.header("content-type"), Some("image/gif"));
     assert_eq!(pixel.header("cache-control"), Some("no-store"));
-    assert_eq!(pixel.body.len(), 43);
-    assert_eq!(&pixel.body[..6], b"GIF89a");
+    assert_eq!(pixel.bytes.len(), 43);
+    assert_eq!(&pixel.bytes[..6], b"GIF89a");
     assert_eq!(pixel.header("x-clickledger-rejected"), None);
 
     let events = edge.records(&edge.topics.events).await;
@@ -219,7 +219,7 @@ async fn a_click_id_postback_is_acknowledged_after_the_log_and_keyed_by_the_clic
     let now = model::Timestamp::now().to_string();
     let target = target.replace("2026-01-01T00:00:00Z", &now);
     let response = edge.get(&target, &[]).await;
-    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+    assert_eq!(response.status, 200, "{}", response.body);
     let body = response.json();
     assert_eq!(body["status"], "accepted");
     let event_id = body["event_id"].as_str().unwrap().to_string();
@@ -247,7 +247,7 @@ async fn signed_json_and_form_postbacks_are_accepted_and_tampering_is_refused() 
     let signature = sign(SECRET, body);
     let headers = [("X-Signature", signature.as_str()), ("X-Timestamp", timestamp.as_str())];
     let response = edge.post("/pb", "application/json", body, &headers).await;
-    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+    assert_eq!(response.status, 200, "{}", response.body);
     let events = edge.records(&edge.topics.events).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].key, "acme:B-7", "a code-only postback is keyed by its order");
@@ -313,7 +313,7 @@ async fn operations_endpoints_report_health_readiness_and_metrics() {
     edge.get("/c?offer=nope&member=jane", &[]).await;
     let metrics = edge.get("/metrics", &[]).await;
     assert_eq!(metrics.status, 200);
-    let text = String::from_utf8(metrics.body).unwrap();
+    let text = String::from_utf8(metrics.bytes).unwrap();
     assert!(text.contains(r#"clickledger_ingest_requests_total{route="click",status="302"}"#), "{text}");
     assert!(text.contains(r#"clickledger_ingest_rejected_total{reason="unknown_offer"}"#));
     assert!(text.contains("clickledger_ingest_request_seconds_bucket"));

@@ -27,7 +27,7 @@ async fn events_land_on_their_topics_with_their_keys() {
         edge.get("/px?offer=summer&order_id=P-1&amount=10.00", &[("Cookie", &format!("clk_v={visitor}"))]).await;
     assert_eq!(pixel.header("x-clickledger-rejected"), None);
     let postback = edge.get(&format!("/pb?click_id={click_id}&order_id=K-1&amount=25.50&token={SECRET}"), &[]).await;
-    assert_eq!(postback.status, 200, "{}", String::from_utf8_lossy(&postback.body));
+    assert_eq!(postback.status, 200, "{}", postback.body);
     let refund = edge
         .post(
             "/pb/refund",

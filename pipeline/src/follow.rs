@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use model::events::wire;
 use model::ids::EventId;
-use model::program::{Program, ProgramRecord};
+use model::program::{Program, ProgramChange, ProgramError, ProgramFile, ProgramRecord};
+use model::time::Timestamp;
 
-use crate::ports::log::{EventLog, LogConsumer, LogError, PartitionId};
+use crate::ports::log::{EventLog, LogConsumer, LogError, PartitionId, Record, Topics};
 
 /// The program as this process knows it. Readers take a short read lock and never hold it
 /// across an await; the follower takes the write lock once per batch of changes.
@@ -50,6 +51,13 @@ impl SharedProgram {
     /// Whether the log was read up to where it ended when following started.
     pub fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Wait until this copy has read the program log to where it ended when following started.
+    pub async fn until_loaded(&self) {
+        while !self.is_loaded() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Program records applied so far.
@@ -149,4 +157,47 @@ pub async fn follow_program<L: EventLog>(
             shared.mark_loaded();
         }
     }
+}
+
+/// Why a program file was not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A change of the file fails the program's checks; nothing was appended.
+    #[error("the program file is refused: {0}")]
+    Refused(#[from] ProgramError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("the program log did not catch up with the loaded file")]
+    NotApplied,
+}
+
+/// Append the changes of `file` that differ from the program (checked as the strict fold
+/// does) as `actor`, and wait until this process's copy has them. Returns how many were
+/// appended.
+pub async fn load_program_file<L: EventLog>(
+    log: &L,
+    topics: &Topics,
+    program: &SharedProgram,
+    file: ProgramFile,
+    actor: &str,
+) -> Result<usize, LoadError> {
+    let planned: Vec<ProgramChange> = program.read(|current| current.plan(file.into_changes()))?;
+    if planned.is_empty() {
+        return Ok(0);
+    }
+    let at = Timestamp::now();
+    let records: Vec<Record> = planned
+        .iter()
+        .map(|change| {
+            let record = ProgramRecord { at, actor: actor.to_string(), change: change.clone() };
+            Record { topic: topics.program.clone(), key: change.key(), payload: wire::encode(&record) }
+        })
+        .collect();
+    let count = records.len();
+    let target = program.version() + count as u64;
+    log.append(records).await?;
+    if !program.wait_for(target, Duration::from_secs(30)).await {
+        return Err(LoadError::NotApplied);
+    }
+    Ok(count)
 }

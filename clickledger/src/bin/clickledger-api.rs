@@ -45,9 +45,10 @@ impl Job for ApiJob {
         program: Arc<SharedProgram>,
         shutdown: Shutdown,
     ) -> anyhow::Result<()> {
-        clickledger::until_loaded(&program).await;
+        program.until_loaded().await;
         if let Some(file) = self.program_file {
-            let planned = clickledger::load_program(&log, &self.topics, &program, file, "program-file").await?;
+            let planned =
+                pipeline::follow::load_program_file(&log, &self.topics, &program, file, "program-file").await?;
             tracing::info!(changes = planned, "program file loaded");
         }
         let address = self.listener.local_addr()?;

@@ -14,10 +14,8 @@ use model::clickid::ClickKeyRing;
 use model::program::{Program, ProgramChange, PromoCodeGrant, TrackingLink};
 use model::testkit::*;
 use pipeline::follow::SharedProgram;
-use pipeline::ports::log::{Delivered, EventLog, LogConsumer, PartitionId, Topics};
+use pipeline::ports::log::{Delivered, EventLog, PartitionId, Topics};
 use rust_decimal_macros::dec;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 pub const CLICK_KEYS: &str = "1:test-click-key-test-click-key-0001";
 pub const PARTITIONS: u32 = 3;
@@ -131,59 +129,25 @@ impl<L: EventLog> TestEdge<L> {
     }
 
     pub async fn send(&self, raw: &[u8]) -> TestResponse {
-        let mut stream = TcpStream::connect(self.address).await.unwrap();
-        stream.write_all(raw).await.unwrap();
-        let mut bytes = Vec::new();
-        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut bytes)).await.unwrap().unwrap();
-        TestResponse::parse(&bytes)
+        testkit::send(self.address, raw).await
     }
 
     pub async fn get(&self, target: &str, headers: &[(&str, &str)]) -> TestResponse {
-        let mut raw = format!("GET {target} HTTP/1.1\r\nHost: track.test\r\nConnection: close\r\n");
-        for (name, value) in headers {
-            raw.push_str(&format!("{name}: {value}\r\n"));
-        }
-        raw.push_str("\r\n");
-        self.send(raw.as_bytes()).await
+        testkit::request(self.address, "GET", target, headers, "").await
     }
 
     pub async fn post(&self, target: &str, content_type: &str, body: &[u8], headers: &[(&str, &str)]) -> TestResponse {
-        let mut raw = format!(
-            "POST {target} HTTP/1.1\r\nHost: track.test\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
-            body.len()
-        )
-        .into_bytes();
-        for (name, value) in headers {
-            raw.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-        }
-        raw.extend_from_slice(b"\r\n");
-        raw.extend_from_slice(body);
-        self.send(&raw).await
+        let mut with_type = vec![("Content-Type", content_type)];
+        with_type.extend_from_slice(headers);
+        testkit::request_bytes(self.address, "POST", target, &with_type, body).await
     }
 
-    /// Every record of `topic`, read by a fresh consumer group up to each partition's end.
+    /// Every record of `topic`, read by a fresh consumer group up to each partition's end, by
+    /// offset: on the embedded log, offsets are numbered per topic, so this is append order.
     pub async fn records(&self, topic: &Arc<str>) -> Vec<Delivered> {
-        let group = format!("reader-{}", model::EventId::new());
-        let mut consumer = self.log.consumer(&group, &[topic.clone()]).unwrap();
         let partitions = if topic == &self.topics.program { 1 } else { PARTITIONS };
-        let mut remaining: BTreeMap<u32, u64> = BTreeMap::new();
-        for partition in 0..partitions {
-            let end = self.log.end_offset(&PartitionId { topic: topic.clone(), partition }).await.unwrap();
-            if end > 0 {
-                remaining.insert(partition, end);
-            }
-        }
-        let mut records = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !remaining.is_empty() {
-            assert!(tokio::time::Instant::now() < deadline, "could not read {topic} to its end");
-            for record in consumer.poll(1000, Duration::from_millis(100)).await.unwrap().records {
-                if remaining.get(&record.partition).is_some_and(|end| record.offset + 1 >= *end) {
-                    remaining.remove(&record.partition);
-                }
-                records.push(record);
-            }
-        }
+        let mut records = testkit::read_topic(&self.log, topic, partitions).await;
+        records.sort_by_key(|record| record.offset);
         records
     }
 
@@ -215,45 +179,11 @@ impl<L: EventLog> Drop for TestEdge<L> {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct TestResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl TestResponse {
-    fn parse(bytes: &[u8]) -> Self {
-        let split = bytes.windows(4).position(|window| window == b"\r\n\r\n").expect("a complete response");
-        let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-        let headers = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
-            .collect();
-        Self { status, headers, body: bytes[split + 4..].to_vec() }
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    /// The `error` of a rejection body.
-    pub fn reason(&self) -> String {
-        self.json()["error"].as_str().unwrap_or_default().to_string()
-    }
-}
+pub use testkit::Response as TestResponse;
 
 /// The `clk_v` value of a response's `Set-Cookie`.
 pub fn visitor_of(response: &TestResponse) -> String {
-    let cookie = response.header("set-cookie").expect("a visitor cookie");
-    cookie.split(';').next().unwrap().trim_start_matches("clk_v=").to_string()
+    response.visitor()
 }
 
 /// The query parameter `name` of a `Location` header.
