@@ -1,4 +1,5 @@
-//! Adapters for the two ports of the pipeline (DESIGN decision 2): the event log (Kafka
+//! Adapters for the two ports of the pipeline (docs/DECISIONS.md, "Two ports, two adapters
+//! each"): the event log (Kafka
 //! through rdkafka, or SQLite) and the store (ClickHouse, or SQLite).
 //!
 //! - [`log`]: the Kafka and embedded event logs; [`store`]: the ClickHouse and embedded

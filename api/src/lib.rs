@@ -1,8 +1,9 @@
 //! The program and report API: authenticated JSON over HTTP on its own listener, so admin
 //! traffic never competes with clicks. Every change to the program is a program change event
-//! on the log (DESIGN decision 9), applied to this process's program before the answer, so
-//! the tracking edge sharing it behaves differently from the next request on. docs/API.md
-//! describes the endpoints; docs/openapi.json is generated from this crate ([`openapi`]).
+//! on the log (docs/DECISIONS.md, "Program configuration is a log too"), applied to this
+//! process's program before the answer, so the tracking edge sharing it behaves differently
+//! from the next request on. docs/API.md describes the endpoints; docs/openapi.json is
+//! generated from this crate ([`openapi`]).
 //!
 //! - [`state`]: the log and store behind one object-safe facade, and [`state::ApiState::commit`],
 //!   the one place program changes are checked and written.

@@ -1,7 +1,7 @@
 //! Attribution: which member earned a conversion, or why nobody did. Pure: the program, the
 //! visitor's recent clicks and the click-id keys are arguments; time comes from the event.
 //!
-//! Candidates, in the terms of DESIGN ("Rules the seeds leave open"):
+//! Candidates, in the terms of docs/RULES.md, "Attribution":
 //! - a **click id** sent back on a postback (checked: signature, window);
 //! - a **cookie click**: the visitor's clicks on the offer inside the cookie window (the
 //!   offer's, or the member's override) before the conversion; the last one wins across

@@ -1,5 +1,5 @@
 //! The attributor: gives each conversion to the member who earned it, or records why nobody
-//! did (DESIGN decision 10).
+//! did (docs/DECISIONS.md, "Rejections are data").
 //!
 //! - [`attribution`]: the rules, pure (cookie window, first / last click, click ids, promo
 //!   codes and their precedence, offer and member checks).

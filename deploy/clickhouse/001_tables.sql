@@ -1,9 +1,9 @@
--- clickledger tables. Runs on ClickHouse 18.16 and current releases (DESIGN decision 11):
--- MergeTree family, Decimal, MATERIALIZED columns; no LowCardinality, TTL, DateTime64 or
--- insert_deduplication_token. Times are Unix milliseconds (Int64) with a DateTime column
--- computed from them; amounts are Decimal(18, 4). Every table collapses repeats of its
--- deterministic id with ReplacingMergeTree, keeping the highest revision; reads that must be
--- right before merges use FINAL (see the views in 002_views.sql).
+-- clickledger tables. Runs on ClickHouse 18.16 and current releases (docs/DECISIONS.md,
+-- "ClickHouse compatibility"): MergeTree family, Decimal, MATERIALIZED columns; no
+-- LowCardinality, TTL, DateTime64 or insert_deduplication_token. Times are Unix milliseconds
+-- (Int64) with a DateTime column computed from them; amounts are Decimal(18, 4). Every table
+-- collapses repeats of its deterministic id with ReplacingMergeTree, keeping the highest
+-- revision; reads that must be right before merges use FINAL (see the views in 002_views.sql).
 
 CREATE TABLE IF NOT EXISTS clicks (
     id String,

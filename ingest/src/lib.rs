@@ -1,5 +1,5 @@
-//! The tracking edge: a lean hyper server for the public tracking contract (DESIGN, "Public
-//! tracking contract"). Nothing it acknowledges is anywhere but in the event log first.
+//! The tracking edge: a lean hyper server for the public tracking contract (docs/TRACKING.md).
+//! Nothing it acknowledges is anywhere but in the event log first.
 //!
 //! - [`server`]: accept loop, graceful shutdown (`run` is what `main` and the tests call).
 //! - [`routes`]: every request to its handler, with its metrics.

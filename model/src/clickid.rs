@@ -1,4 +1,5 @@
-//! Click ids (DESIGN decision 6): opaque, unique, and self-verifying.
+//! Click ids (docs/DECISIONS.md, "Click ids are self-verifying"): opaque, unique, and
+//! self-verifying.
 //!
 //! A click id carries what attribution needs — the click's event id (which holds its time),
 //! the offer, the member and the visitor — and an HMAC-SHA256 tag over them, so a postback can

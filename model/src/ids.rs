@@ -262,8 +262,9 @@ impl fmt::Debug for EventId {
     }
 }
 
-/// A deterministic id derived from the inputs of an output row (DESIGN decision 3): the same
-/// inputs always give the same id, so every sink can drop or collapse repeats.
+/// A deterministic id derived from the inputs of an output row (docs/DECISIONS.md,
+/// "At-least-once, idempotent effects"): the same inputs always give the same id, so every sink
+/// can drop or collapse repeats.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DerivedId(String);

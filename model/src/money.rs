@@ -13,7 +13,7 @@ pub const MAX_AMOUNT: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 
 /// Amounts carry at most this many decimal places (`12.3456`).
 pub const MAX_AMOUNT_SCALE: u32 = 4;
 
-/// Round a commission amount: half-even to two decimals (DESIGN, "Rounding"). The result
+/// Round a commission amount: half-even to two decimals (docs/RULES.md, "Rounding"). The result
 /// always carries exactly two decimals, so `50` prints as `50.00` in lines and reports.
 /// Nothing, as a commission amount (scale 2, so it reads `0.00` like every stored amount).
 pub const NO_COMMISSION: Decimal = Decimal::from_parts(0, 0, 0, false, 2);

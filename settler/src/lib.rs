@@ -2,7 +2,7 @@
 //! reports.
 //!
 //! - [`commission`]: the commission engine, a pure module (no I/O, no clock) holding every
-//!   rule of the seed documents and DESIGN's "Rules the seeds leave open".
+//!   rule of the seed documents and those decided where they are silent (docs/RULES.md).
 //! - [`orders`]: the order stage on `orders`: the winning conversion of each order, duplicates,
 //!   rejections, and refunds / cancels / decisions routed to the winner's family.
 //! - [`ledger_stage`]: the ledger stage on `ledger`: the engine per family, writing lines,

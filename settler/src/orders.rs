@@ -1,4 +1,4 @@
-//! The order stage: one commission per order (DESIGN, "One commission per order").
+//! The order stage: one commission per order (docs/RULES.md, "One commission per order").
 //!
 //! It consumes `orders`, keyed by order, so every conversion, refund, cancel and decision of an
 //! order meets here. The winner of an order is its earliest attributed conversion by event

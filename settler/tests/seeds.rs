@@ -1,4 +1,4 @@
-//! Every worked example of the seed documents, and the rules DESIGN decides, with exact
+//! Every worked example of the seed documents, and the rules docs/RULES.md decides, with exact
 //! amounts. The seed and section are named on each test.
 
 mod common;
@@ -82,7 +82,7 @@ fn seed_004_tier_example_3_ten_percent_and_twenty_for_both_upper_tiers() {
 
 #[test]
 fn seed_004_tier_example_4_thirty_twenty_ten_with_rounded_tier_values() {
-    // 0.667 x 3.00 = 2.001 -> 2.00; 0.333 x 3.00 = 0.999 -> 1.00 (DESIGN, "Rounding").
+    // 0.667 x 3.00 = 2.001 -> 2.00; 0.333 x 3.00 = 0.999 -> 1.00 (docs/RULES.md, "Rounding").
     let mut scenario = parent_and_child(with_tiers(cps(dec!(0.30)), Some(dec!(0.667)), Some(dec!(0.333))));
     scenario.sale("store", "kid", "A1", dec!(10), ts(DAY));
     assert_eq!(

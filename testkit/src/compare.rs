@@ -17,7 +17,7 @@ use crate::topics::program_of;
 /// What each line pays, comparable across runs (revisions may differ, results may not).
 /// Withdrawn lines are left out: they are the lines of a conversion that won its order only
 /// until an earlier one of the same order arrived, so whether they exist depends on arrival
-/// order (ARCHITECTURE.md, "One commission per order"); they pay nothing.
+/// order (docs/ARCHITECTURE.md, "Canonical order"); they pay nothing.
 pub fn settled(
     lines: &BTreeMap<model::DerivedId, CommissionLine>,
 ) -> BTreeMap<String, (String, u8, String, String, String)> {

@@ -8,7 +8,7 @@
 //!   money for a member, so one partition owns a member's tiers, lines and bills.
 //!
 //! The settler's outputs ([`CommissionLine`], [`Bill`], [`SubscriptionAccount`]) have
-//! deterministic ids (DESIGN decision 3).
+//! deterministic ids (docs/DECISIONS.md, "At-least-once, idempotent effects").
 
 mod ledger;
 mod outputs;
@@ -26,8 +26,8 @@ use crate::ids::{AdvertiserId, EventId, LinkCode, MemberId, OfferId, OrderId, Or
 use crate::money::Currency;
 use crate::time::Timestamp;
 
-/// Why a click or conversion earns nothing (DESIGN decision 10). Stored with the row, so
-/// "why was I not paid" has an answer.
+/// Why a click or conversion earns nothing (docs/DECISIONS.md, "Rejections are data"). Stored
+/// with the row, so "why was I not paid" has an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {

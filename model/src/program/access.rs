@@ -1,6 +1,7 @@
 //! API keys of the program API. A key is kept as a program change like everything else the
-//! API manages (DESIGN decision 9), so keys survive restarts and every service of a deployment
-//! knows them. Only the SHA-256 of a key is kept; the key itself is shown once, when made.
+//! API manages (docs/DECISIONS.md, "Program configuration is a log too"), so keys survive
+//! restarts and every service of a deployment knows them. Only the SHA-256 of a key is kept;
+//! the key itself is shown once, when made.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,5 @@
 //! The program: offers, members, enrolments, links, codes and advertisers, built by folding
-//! program change events (DESIGN decision 9).
+//! program change events (docs/DECISIONS.md, "Program configuration is a log too").
 //!
 //! Every change is a full snapshot of one entity under its own key ([`ProgramChange::key`]),
 //! so a compacted log that keeps only the latest record per key still rebuilds the program.

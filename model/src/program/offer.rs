@@ -8,9 +8,10 @@ use crate::ids::{AdvertiserId, OfferId, PayoutOptionId, Sku};
 use crate::money::Currency;
 use crate::time::{Interval, Span, Timestamp};
 
-/// The default cookie window of an offer (DESIGN, "Cookie window").
+/// The default cookie window of an offer (docs/RULES.md, "Cookie window").
 pub const DEFAULT_COOKIE_WINDOW: Span = Span::days(30);
-/// The default window in which a visitor's repeat clicks are not unique (DESIGN, "Unique click").
+/// The default window in which a visitor's repeat clicks are not unique (docs/RULES.md,
+/// "Unique clicks").
 pub const DEFAULT_UNIQUE_CLICK_WINDOW: Span = Span::hours(24);
 /// The longest cookie window an offer or member may set.
 pub const MAX_COOKIE_WINDOW: Span = Span::days(365);

@@ -1,7 +1,8 @@
 //! 2nd and 3rd tier commissions (seed 004, "2 Tier and 3 Tier Sale Tracking").
 //!
 //! A tier amount is the TierN value times the *rounded* 1st-tier amount of the same event,
-//! itself rounded half-even to cents (DESIGN, "Rounding" and "Multi-tier").
+//! itself rounded half-even to cents (docs/RULES.md, "Rounding" and docs/RULES.md, "2nd and 3rd
+//! tier").
 
 use model::program::{Member, Program};
 use model::{MemberId, round_commission};

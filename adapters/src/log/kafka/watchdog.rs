@@ -1,4 +1,5 @@
-//! A liveness guard for consumer groups (docs/ARCHITECTURE.md, "A stalled group rejoins").
+//! A liveness guard for consumer groups (docs/ARCHITECTURE.md, "A stalled group
+//! rejoins").
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ const STALLED_GROUP: Duration = Duration::from_secs(20);
 /// partitions it does not hold: a partition with unread records whose committed offset has not
 /// moved since the last look is read by nobody. On a healthy group that does not happen — the
 /// member holding it reads and commits. It happened with the Tansu broker of the tests after a
-/// member was killed during a rebalance (ARCHITECTURE.md, "A stalled group rejoins"): the
+/// member was killed during a rebalance (docs/ARCHITECTURE.md, "A stalled group rejoins"): the
 /// coordinator formed generations that gave some partitions to nobody, or to the dead member,
 /// and never formed another. Leaving and joining again starts a new generation.
 #[derive(Debug)]

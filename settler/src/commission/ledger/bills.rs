@@ -1,4 +1,4 @@
-//! Commission bills (seed 003, "Commission bill"; DESIGN, "Bills").
+//! Commission bills (seed 003, "Commission bill"; docs/RULES.md, "Bills").
 //!
 //! A bill run turns each member's approved, unbilled lines earned before the period end into
 //! one bill per currency. A total under the member's minimum payout, or not above zero,

@@ -1,5 +1,6 @@
-//! Refunds and decisions: a refund reduces an order's lines in proportion (DESIGN, "Refunds"),
-//! an approve or reject decides its pending lines, and a hold period approves them by itself.
+//! Refunds and decisions: a refund reduces an order's lines in proportion (docs/RULES.md,
+//! "Refunds"), an approve or reject decides its pending lines, and a hold period approves them
+//! by itself.
 
 use model::events::{Decision, LineStatus, Refund, Verdict};
 use model::ids::{DerivedId, OrderKey};

@@ -3,8 +3,9 @@
 //!
 //! The first sale opens an account keyed by its order; every interval after the sale the
 //! member is credited `rate × recurring amount` until the account is cancelled. Credits are
-//! the one clock-driven output (DESIGN decision 7): they fall due by `now`, and their ids are
-//! derived from the order and the credit number so that crediting twice is harmless.
+//! the one clock-driven output (docs/DECISIONS.md, "Event time, never wall time, in rules"):
+//! they fall due by `now`, and their ids are derived from the order and the credit number so
+//! that crediting twice is harmless.
 
 use model::events::{
     AttributedConversion, LineKind, LineStatus, SubscriptionAccount, SubscriptionCancel, SubscriptionStatus,
