@@ -32,4 +32,4 @@ fi
 
 # The restart test runs the worker binaries as processes, so build them first.
 cargo build --workspace --bins
-cargo nextest run --workspace --no-fail-fast "$@"
+cargo nextest run --workspace --no-fail-fast --run-ignored all "$@"

@@ -145,31 +145,9 @@ async fn sqlite_records_reach_a_group_once_in_key_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_records_reach_a_group_once_in_key_order() {
-    appended_records_reach_a_group_once_in_key_order(kafka(), Arc::from(unique("contract"))).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_bundled_records_reach_a_group_once_in_key_order() {
-    let topic = Arc::from(unique("bundled"));
-    appended_records_reach_a_group_once_in_key_order(kafka_bundling(&topic), topic).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_group_resumes_after_committed_offsets() {
     let (log, _dir) = sqlite();
     a_group_resumes_after_its_committed_offsets(log, Arc::from(unique("resume"))).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_group_resumes_after_committed_offsets() {
-    a_group_resumes_after_its_committed_offsets(kafka(), Arc::from(unique("resume"))).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_bundled_group_resumes_after_committed_offsets() {
-    let topic = Arc::from(unique("bundled-resume"));
-    a_group_resumes_after_its_committed_offsets(kafka_bundling(&topic), topic).await;
 }
 
 /// The messages the broker holds in `topic`'s partition 0.
@@ -178,89 +156,6 @@ fn broker_messages(topic: &str) -> i64 {
     let consumer: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
     let (low, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)).unwrap();
     high - low
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_a_bundle_is_one_message_handed_out_a_record_at_a_time() {
-    let topic: Arc<str> = Arc::from(unique("bundle"));
-    let log = kafka_bundling(&topic);
-    log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 1, compacted: false }]).await.unwrap();
-    let record = |n: usize| Record {
-        topic: topic.clone(),
-        key: format!("order-{n}"),
-        payload: format!("event-{n}").into_bytes(),
-    };
-    log.append((0..10).map(record).collect()).await.unwrap();
-    assert_eq!(broker_messages(&topic), 1, "ten records of one append and partition: one message");
-    log.append(vec![record(10)]).await.unwrap();
-    assert_eq!(broker_messages(&topic), 2);
-
-    // A poll takes what it may; the rest of the bundle comes with the next poll.
-    let group = unique("group");
-    let mut consumer = log.consumer(&group, &[topic.clone()]).unwrap();
-    let mut first = Vec::new();
-    while first.is_empty() {
-        first = consumer.poll(4, Duration::from_millis(500)).await.unwrap().records;
-    }
-    let keys = |records: &[pipeline::ports::log::Delivered]| {
-        records.iter().map(|record| record.key.clone()).collect::<Vec<_>>()
-    };
-    assert_eq!(keys(&first), ["order-0", "order-1", "order-2", "order-3"]);
-    assert_eq!(first[3].payload, b"event-3");
-    let rest = drain(&mut consumer, 7).await;
-    let rest_keys: Vec<&str> = rest.iter().map(|(_, _, key, _)| key.as_str()).collect();
-    assert_eq!(rest_keys, ["order-4", "order-5", "order-6", "order-7", "order-8", "order-9", "order-10"]);
-    let offsets: Vec<u64> =
-        first.iter().map(|record| record.offset).chain(rest.iter().map(|(_, offset, ..)| *offset)).collect();
-    assert!(offsets.windows(2).all(|pair| pair[0] < pair[1]), "{offsets:?}");
-    let partition = PartitionId { topic: topic.clone(), partition: 0 };
-    assert_eq!(log.end_offset(&partition).await.unwrap(), offsets[10] + 1, "the end is after the last record");
-    drop(consumer);
-
-    // Committed halfway through the bundle: a new member reads the bundle again from its
-    // start (at-least-once), then what follows.
-    let halfway = unique("group");
-    let mut reader = log.consumer(&halfway, &[topic.clone()]).unwrap();
-    let mut read = Vec::new();
-    while read.is_empty() {
-        read = reader.poll(4, Duration::from_millis(500)).await.unwrap().records;
-    }
-    reader.commit(&[(partition.clone(), read[3].offset + 1)]).await.unwrap();
-    drop(reader);
-    let mut resumed = log.consumer(&halfway, &[topic.clone()]).unwrap();
-    let seen = drain(&mut resumed, 11).await;
-    assert_eq!(seen.first().map(|(_, _, key, _)| key.as_str()), Some("order-0"), "the bundle again, whole");
-    assert_eq!(seen.len(), 11);
-}
-
-/// A topic written before bundles were Zstandard (format 1, LZ4) stays readable: its bundle
-/// comes out as its records, between plain records and bundles of the current format.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_a_first_version_bundle_is_still_read() {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    let topic: Arc<str> = Arc::from(unique("bundle-v1"));
-    let log = kafka_bundling(&topic);
-    log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 1, compacted: false }]).await.unwrap();
-    let framed: Vec<u8> = [("order-1", "event-1"), ("order-2", "event-2")]
-        .iter()
-        .flat_map(|(key, payload)| [key.as_bytes(), payload.as_bytes()])
-        .flat_map(|part| [(part.len() as u32).to_le_bytes().to_vec(), part.to_vec()])
-        .flatten()
-        .collect();
-    let v1 = lz4_flex::block::compress_prepend_size(&framed);
-    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
-    producer.send(BaseRecord::to(&topic).partition(0).key("order-0").payload("event-0")).unwrap();
-    producer.send(BaseRecord::to(&topic).partition(0).key(KEY_V1).payload(&v1)).unwrap();
-    producer.flush(Duration::from_secs(10)).unwrap();
-    log.append(vec![Record { topic: topic.clone(), key: "order-3".into(), payload: b"event-3".to_vec() }])
-        .await
-        .unwrap();
-    assert_eq!(broker_messages(&topic), 3);
-
-    let mut consumer = log.consumer(&unique("group"), &[topic.clone()]).unwrap();
-    let seen = drain(&mut consumer, 4).await;
-    let read: Vec<(&str, &str)> = seen.iter().map(|(_, _, key, payload)| (key.as_str(), payload.as_str())).collect();
-    assert_eq!(read, [("order-0", "event-0"), ("order-1", "event-1"), ("order-2", "event-2"), ("order-3", "event-3")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,4 +274,125 @@ async fn sqlite_a_failed_write_is_never_acknowledged() {
     assert_eq!(keys, ["fine-after"], "nothing of the failed transaction is in the log");
     assert_eq!(seen[0].1, 0, "the failed transaction used no offsets");
     assert_eq!(log.end_offset(&PartitionId { topic: topic.clone(), partition: 0 }).await.unwrap(), 1);
+}
+
+/// The tests that need the real services of the test command (docs/DECISIONS.md, "Real
+/// services in tests"): skipped by a plain `cargo test`, run by `deploy/test.sh`.
+mod needs_services {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Kafka and ClickHouse: the test command (deploy/test.sh) starts them and runs this"]
+    async fn kafka_records_reach_a_group_once_in_key_order() {
+        appended_records_reach_a_group_once_in_key_order(kafka(), Arc::from(unique("contract"))).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Kafka and ClickHouse: the test command (deploy/test.sh) starts them and runs this"]
+    async fn kafka_bundled_records_reach_a_group_once_in_key_order() {
+        let topic = Arc::from(unique("bundled"));
+        appended_records_reach_a_group_once_in_key_order(kafka_bundling(&topic), topic).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Kafka and ClickHouse: the test command (deploy/test.sh) starts them and runs this"]
+    async fn kafka_group_resumes_after_committed_offsets() {
+        a_group_resumes_after_its_committed_offsets(kafka(), Arc::from(unique("resume"))).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Kafka and ClickHouse: the test command (deploy/test.sh) starts them and runs this"]
+    async fn kafka_bundled_group_resumes_after_committed_offsets() {
+        let topic = Arc::from(unique("bundled-resume"));
+        a_group_resumes_after_its_committed_offsets(kafka_bundling(&topic), topic).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Kafka and ClickHouse: the test command (deploy/test.sh) starts them and runs this"]
+    async fn kafka_a_bundle_is_one_message_handed_out_a_record_at_a_time() {
+        let topic: Arc<str> = Arc::from(unique("bundle"));
+        let log = kafka_bundling(&topic);
+        log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 1, compacted: false }]).await.unwrap();
+        let record = |n: usize| Record {
+            topic: topic.clone(),
+            key: format!("order-{n}"),
+            payload: format!("event-{n}").into_bytes(),
+        };
+        log.append((0..10).map(record).collect()).await.unwrap();
+        assert_eq!(broker_messages(&topic), 1, "ten records of one append and partition: one message");
+        log.append(vec![record(10)]).await.unwrap();
+        assert_eq!(broker_messages(&topic), 2);
+
+        // A poll takes what it may; the rest of the bundle comes with the next poll.
+        let group = unique("group");
+        let mut consumer = log.consumer(&group, &[topic.clone()]).unwrap();
+        let mut first = Vec::new();
+        while first.is_empty() {
+            first = consumer.poll(4, Duration::from_millis(500)).await.unwrap().records;
+        }
+        let keys = |records: &[pipeline::ports::log::Delivered]| {
+            records.iter().map(|record| record.key.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&first), ["order-0", "order-1", "order-2", "order-3"]);
+        assert_eq!(first[3].payload, b"event-3");
+        let rest = drain(&mut consumer, 7).await;
+        let rest_keys: Vec<&str> = rest.iter().map(|(_, _, key, _)| key.as_str()).collect();
+        assert_eq!(rest_keys, ["order-4", "order-5", "order-6", "order-7", "order-8", "order-9", "order-10"]);
+        let offsets: Vec<u64> =
+            first.iter().map(|record| record.offset).chain(rest.iter().map(|(_, offset, ..)| *offset)).collect();
+        assert!(offsets.windows(2).all(|pair| pair[0] < pair[1]), "{offsets:?}");
+        let partition = PartitionId { topic: topic.clone(), partition: 0 };
+        assert_eq!(log.end_offset(&partition).await.unwrap(), offsets[10] + 1, "the end is after the last record");
+        drop(consumer);
+
+        // Committed halfway through the bundle: a new member reads the bundle again from its
+        // start (at-least-once), then what follows.
+        let halfway = unique("group");
+        let mut reader = log.consumer(&halfway, &[topic.clone()]).unwrap();
+        let mut read = Vec::new();
+        while read.is_empty() {
+            read = reader.poll(4, Duration::from_millis(500)).await.unwrap().records;
+        }
+        reader.commit(&[(partition.clone(), read[3].offset + 1)]).await.unwrap();
+        drop(reader);
+        let mut resumed = log.consumer(&halfway, &[topic.clone()]).unwrap();
+        let seen = drain(&mut resumed, 11).await;
+        assert_eq!(seen.first().map(|(_, _, key, _)| key.as_str()), Some("order-0"), "the bundle again, whole");
+        assert_eq!(seen.len(), 11);
+    }
+
+    /// A topic written before bundles were Zstandard (format 1, LZ4) stays readable: its bundle
+    /// comes out as its records, between plain records and bundles of the current format.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Kafka and ClickHouse: the test command (deploy/test.sh) starts them and runs this"]
+    async fn kafka_a_first_version_bundle_is_still_read() {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let topic: Arc<str> = Arc::from(unique("bundle-v1"));
+        let log = kafka_bundling(&topic);
+        log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 1, compacted: false }]).await.unwrap();
+        let framed: Vec<u8> = [("order-1", "event-1"), ("order-2", "event-2")]
+            .iter()
+            .flat_map(|(key, payload)| [key.as_bytes(), payload.as_bytes()])
+            .flat_map(|part| [(part.len() as u32).to_le_bytes().to_vec(), part.to_vec()])
+            .flatten()
+            .collect();
+        let v1 = lz4_flex::block::compress_prepend_size(&framed);
+        let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+        producer.send(BaseRecord::to(&topic).partition(0).key("order-0").payload("event-0")).unwrap();
+        producer.send(BaseRecord::to(&topic).partition(0).key(KEY_V1).payload(&v1)).unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+        log.append(vec![Record { topic: topic.clone(), key: "order-3".into(), payload: b"event-3".to_vec() }])
+            .await
+            .unwrap();
+        assert_eq!(broker_messages(&topic), 3);
+
+        let mut consumer = log.consumer(&unique("group"), &[topic.clone()]).unwrap();
+        let seen = drain(&mut consumer, 4).await;
+        let read: Vec<(&str, &str)> =
+            seen.iter().map(|(_, _, key, payload)| (key.as_str(), payload.as_str())).collect();
+        assert_eq!(
+            read,
+            [("order-0", "event-0"), ("order-1", "event-1"), ("order-2", "event-2"), ("order-3", "event-3")]
+        );
+    }
 }

@@ -258,10 +258,44 @@ async fn sqlite_store_keeps_the_latest_revision_once_and_reports_exactly() {
     .await;
 }
 
+/// An amount the store cannot hold exactly is refused with a fatal error, not clamped to the
+/// largest it can hold, and the batch writes nothing.
+async fn an_amount_out_of_range_is_refused_and_writes_nothing<S: Store>(store: S) {
+    store.migrate().await.unwrap();
+    let huge = line("huge", "kid", 1, 90, dec!(10000000000000000), LineStatus::Approved, 0);
+    let error =
+        store.write(std::sync::Arc::new(StoreBatch { lines: vec![huge], ..StoreBatch::default() })).await.unwrap_err();
+    assert!(!error.is_retriable(), "{error}");
+    assert!(error.to_string().contains("out of the store's range"), "{error}");
+    assert!(store.lines(&ReportQuery::default()).await.unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clickhouse_store_keeps_the_latest_revision_once_and_reports_exactly() {
-    let url = services::clickhouse_url().expect("ClickHouse is required");
-    let database = format!("contract_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let store = ClickHouseStore::connect(&url, &database).await.unwrap();
-    the_store_keeps_the_latest_revision_once_and_reports_exactly(store).await;
+async fn sqlite_store_refuses_an_amount_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    an_amount_out_of_range_is_refused_and_writes_nothing(SqliteStore::open(dir.path().join("store.db")).unwrap()).await;
+}
+
+/// The tests that need the real services of the test command (docs/DECISIONS.md, "Real
+/// services in tests"): skipped by a plain `cargo test`, run by `deploy/test.sh`.
+mod needs_services {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Kafka and ClickHouse: the test command (deploy/test.sh) starts them and runs this"]
+    async fn clickhouse_store_keeps_the_latest_revision_once_and_reports_exactly() {
+        let url = services::clickhouse_url().expect("ClickHouse is required");
+        let database = format!("contract_{}", ulid::Ulid::new().to_string().to_lowercase());
+        let store = ClickHouseStore::connect(&url, &database).await.unwrap();
+        the_store_keeps_the_latest_revision_once_and_reports_exactly(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Kafka and ClickHouse: the test command (deploy/test.sh) starts them and runs this"]
+    async fn clickhouse_store_refuses_an_amount_out_of_range() {
+        let url = services::clickhouse_url().expect("ClickHouse is required");
+        let database = format!("contract_{}", ulid::Ulid::new().to_string().to_lowercase());
+        an_amount_out_of_range_is_refused_and_writes_nothing(ClickHouseStore::connect(&url, &database).await.unwrap())
+            .await;
+    }
 }

@@ -15,12 +15,11 @@ use crate::error::{ApiError, ErrorBody, JsonBody, QueryParams};
 use crate::keys::ListParams;
 use crate::lookup;
 use crate::page::{Page, Window};
-use crate::schema;
 use crate::state::ApiState;
 
 /// List the members of an offer.
 #[utoipa::path(get, path = "/v1/offers/{offer}/enrolments", tag = "enrolments", params(("offer" = String, Path), ListParams),
-    responses((status = 200, body = Page<schema::Enrolment>), (status = 404, body = ErrorBody, description = "`unknown_offer`"),
+    responses((status = 200, body = Page<Enrolment>), (status = 404, body = ErrorBody, description = "`unknown_offer`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_enrolments(
@@ -66,7 +65,7 @@ fn payout_option(text: Option<&str>) -> Result<Option<PayoutOptionId>, ApiError>
 /// Add one member or a set to an offer with a payout option (the default when none).
 #[utoipa::path(post, path = "/v1/offers/{offer}/enrolments", tag = "enrolments", params(("offer" = String, Path)),
     request_body = Enrol,
-    responses((status = 201, body = Vec<schema::Enrolment>),
+    responses((status = 201, body = Vec<Enrolment>),
         (status = 400, body = ErrorBody, description = "`bad_json`, `bad_member`, `no_members`, `too_many_members`, `bad_payout_option`"),
         (status = 404, body = ErrorBody, description = "`unknown_offer`"),
         (status = 409, body = ErrorBody, description = "`already_enrolled`"),
@@ -131,11 +130,11 @@ pub struct EnrolmentEdit {
     pub payout_option: Option<Option<String>>,
     /// The members' own payout values (10% → 15%, CPC → percentage of sales).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<schema::PayoutRule>)]
+    #[schema(value_type = Option<PayoutRule>)]
     pub payout_override: Option<Option<PayoutRule>>,
     /// The members' own recurring rate and interval for future subscription credits.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<schema::RecurringOverride>)]
+    #[schema(value_type = Option<RecurringOverride>)]
     pub recurring_override: Option<Option<RecurringOverride>>,
     /// Activate or deactivate the members in this offer.
     pub active: Option<bool>,
@@ -145,7 +144,7 @@ pub struct EnrolmentEdit {
 /// own payout values, their recurring terms, or (de)activate them.
 #[utoipa::path(patch, path = "/v1/offers/{offer}/enrolments", tag = "enrolments", params(("offer" = String, Path)),
     request_body = EnrolmentEdit,
-    responses((status = 200, body = Vec<schema::Enrolment>),
+    responses((status = 200, body = Vec<Enrolment>),
         (status = 400, body = ErrorBody, description = "`bad_json`, `bad_member`, `no_members`, `too_many_members`, `bad_payout_option`"),
         (status = 404, body = ErrorBody, description = "`unknown_offer`"),
         (status = 422, body = ErrorBody, description = "`not_enrolled`, `unknown_payout_option`, `member_deleted`, `invalid_tiers`, `negative_value`, `invalid`"),

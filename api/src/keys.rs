@@ -24,11 +24,10 @@ use crate::state::ApiState;
 pub struct KeyView {
     pub name: String,
     /// `admin`, `analyst` or `advertiser`.
+    #[schema(value_type = KeyScope)]
     pub scope: String,
     pub advertiser: Option<String>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<Timestamp>,
 }
 
@@ -50,7 +49,6 @@ pub struct NewKey {
     /// `[A-Za-z0-9._-]`, 1 to 64; recorded as the actor (`key:<name>`) of its changes.
     pub name: String,
     /// `admin`, `analyst` or `advertiser`.
-    #[schema(value_type = String, example = "analyst")]
     pub scope: KeyScope,
     /// Required for (and only for) `advertiser` keys.
     pub advertiser: Option<String>,
@@ -211,7 +209,6 @@ pub struct AdvertiserSecret {
     /// The postback secret: `token=` or the `X-Signature` HMAC key.
     pub secret: String,
     /// Until when the previous secret is still accepted (rotation only).
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub previous_valid_until: Option<Timestamp>,
 }
 
@@ -266,7 +263,6 @@ pub async fn create_advertiser(
 #[serde(deny_unknown_fields)]
 pub struct Rotation {
     /// How long the previous secret stays valid (`24h` by default; `0s` ends it now).
-    #[schema(value_type = Option<String>, example = "24h")]
     pub grace: Option<Span>,
 }
 

@@ -13,8 +13,10 @@
 //! - [`money`]: pending conversions and decisions, refunds, subscriptions, bills.
 //! - [`program_file`]: loading and exporting a whole program file.
 //! - [`reports`]: the reports, read from the store.
-//! - [`error`], [`page`], [`schema`], [`lookup`]: error bodies, pagination, OpenAPI schemas of
-//!   model types, and ids.
+//! - [`error`], [`page`], [`lookup`]: error bodies, pagination, and ids.
+//!
+//! The model types in the document (offers, members, lines, bills, ...) describe themselves:
+//! `clickledger-model`'s `openapi` feature derives their schemas from their serde attributes.
 
 pub mod auth;
 pub mod credentials;
@@ -29,7 +31,6 @@ pub mod offers;
 pub mod page;
 pub mod program_file;
 pub mod reports;
-pub mod schema;
 pub mod state;
 
 use axum::Router;

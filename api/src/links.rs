@@ -15,7 +15,6 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody, JsonBody, QueryParams};
 use crate::lookup;
 use crate::page::{Page, Window};
-use crate::schema;
 use crate::state::ApiState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -74,7 +73,7 @@ pub fn free_code(program: &Program, base: &str) -> Result<PromoCode, ApiError> {
 
 /// List tracking links.
 #[utoipa::path(get, path = "/v1/links", tag = "links and codes", params(PromotionParams),
-    responses((status = 200, body = Page<schema::TrackingLink>), (status = 400, body = ErrorBody, description = "`bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`"),
+    responses((status = 200, body = Page<TrackingLink>), (status = 400, body = ErrorBody, description = "`bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_links(
@@ -101,7 +100,7 @@ pub struct NewLink {
 
 /// Issue a tracking link (`GET /c/{code}` on the tracking edge), optionally a deep link.
 #[utoipa::path(post, path = "/v1/links", tag = "links and codes", request_body = NewLink,
-    responses((status = 201, body = schema::TrackingLink),
+    responses((status = 201, body = TrackingLink),
         (status = 400, body = ErrorBody, description = "`bad_json`, `bad_offer`, `bad_member`, `bad_link_code`"),
         (status = 409, body = ErrorBody, description = "`link_exists`"),
         (status = 422, body = ErrorBody, description = "`unknown_offer`, `unknown_member`, `not_enrolled`, `deep_link_not_allowed`, `link_code_taken`, `invalid` (deep url)"),
@@ -172,7 +171,7 @@ impl Activation {
 /// Activate or deactivate links in bulk. A deactivated link still redirects but earns
 /// nothing (`link_inactive`).
 #[utoipa::path(post, path = "/v1/links/activation", tag = "links and codes", request_body = Activation,
-    responses((status = 200, body = Vec<schema::TrackingLink>),
+    responses((status = 200, body = Vec<TrackingLink>),
         (status = 400, body = ErrorBody, description = "`bad_json`, `nothing_selected`, `bad_link_code`, `bad_offer`, `bad_member`"),
         (status = 404, body = ErrorBody, description = "`unknown_link`, `unknown_offer`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
@@ -209,7 +208,7 @@ pub async fn activate_links(
 
 /// List promo codes.
 #[utoipa::path(get, path = "/v1/codes", tag = "links and codes", params(PromotionParams),
-    responses((status = 200, body = Page<schema::PromoCodeGrant>), (status = 400, body = ErrorBody, description = "`bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`"),
+    responses((status = 200, body = Page<PromoCodeGrant>), (status = 400, body = ErrorBody, description = "`bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_codes(
@@ -232,16 +231,14 @@ pub struct NewCode {
     pub code: Option<String>,
     /// Appended to the handle: `20` makes `JANE20`.
     pub suffix: Option<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub starts_at: Option<Timestamp>,
     /// Exclusive.
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub ends_at: Option<Timestamp>,
 }
 
 /// Issue a promo code to a member in an offer, named from their handle unless given.
 #[utoipa::path(post, path = "/v1/codes", tag = "links and codes", request_body = NewCode,
-    responses((status = 201, body = schema::PromoCodeGrant),
+    responses((status = 201, body = PromoCodeGrant),
         (status = 400, body = ErrorBody, description = "`bad_json`, `bad_offer`, `bad_member`, `bad_code`"),
         (status = 409, body = ErrorBody, description = "`code_exists`"),
         (status = 422, body = ErrorBody, description = "`unknown_offer`, `unknown_member`, `not_enrolled`, `code_taken`, `invalid` (dates)"),
@@ -279,7 +276,7 @@ pub async fn create_code(
 
 /// Activate or deactivate promo codes in bulk.
 #[utoipa::path(post, path = "/v1/codes/activation", tag = "links and codes", request_body = Activation,
-    responses((status = 200, body = Vec<schema::PromoCodeGrant>),
+    responses((status = 200, body = Vec<PromoCodeGrant>),
         (status = 400, body = ErrorBody, description = "`bad_json`, `nothing_selected`, `bad_code`, `bad_offer`, `bad_member`"),
         (status = 404, body = ErrorBody, description = "`unknown_code`, `unknown_offer`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
@@ -323,10 +320,10 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(deserializer: D) -> R
 #[serde(deny_unknown_fields)]
 pub struct CodeEdit {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<Timestamp>)]
     pub starts_at: Option<Option<Timestamp>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<Timestamp>)]
     pub ends_at: Option<Option<Timestamp>>,
     pub active: Option<bool>,
 }
@@ -334,7 +331,7 @@ pub struct CodeEdit {
 /// Change a promo code's active dates (and whether it is active).
 #[utoipa::path(patch, path = "/v1/codes/{code}", tag = "links and codes", params(("code" = String, Path)),
     request_body = CodeEdit,
-    responses((status = 200, body = schema::PromoCodeGrant), (status = 400, body = ErrorBody, description = "`bad_json`, `bad_code`"),
+    responses((status = 200, body = PromoCodeGrant), (status = 400, body = ErrorBody, description = "`bad_json`, `bad_code`"),
         (status = 404, body = ErrorBody, description = "`unknown_code`"),
         (status = 422, body = ErrorBody, description = "`invalid` (ends_at not after starts_at)"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
@@ -374,9 +371,7 @@ pub struct Refresh {
 /// The old and the new code of a refresh.
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct Refreshed {
-    #[schema(value_type = schema::PromoCodeGrant)]
     pub old: PromoCodeGrant,
-    #[schema(value_type = schema::PromoCodeGrant)]
     pub new: PromoCodeGrant,
 }
 

@@ -18,7 +18,6 @@ use crate::error::{ApiError, ErrorBody, JsonBody, QueryParams};
 use crate::lookup;
 use crate::offers::{keep_identity, patched};
 use crate::page::{Page, Window};
-use crate::schema;
 use crate::state::ApiState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -34,7 +33,7 @@ pub struct MemberParams {
 
 /// List members.
 #[utoipa::path(get, path = "/v1/members", tag = "members", params(MemberParams),
-    responses((status = 200, body = Page<schema::Member>), (status = 400, body = ErrorBody, description = "`bad_status`, `bad_member`, `bad_limit`, `bad_cursor`"),
+    responses((status = 200, body = Page<Member>), (status = 400, body = ErrorBody, description = "`bad_status`, `bad_member`, `bad_limit`, `bad_cursor`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_members(
@@ -75,15 +74,15 @@ pub struct SignUp {
     pub handle: Option<String>,
     /// `pending` (default) or `approved`.
     pub status: Option<String>,
-    #[schema(value_type = Option<String>, example = "60d")]
+    /// Overrides the offers' cookie windows for this member's clicks (`60d`).
     pub cookie_window: Option<Span>,
-    #[schema(value_type = Option<String>, example = "50.00")]
+    #[schema(example = "50.00")]
     pub minimum_payout: Option<Decimal>,
 }
 
 /// Sign a member up, optionally under a parent.
 #[utoipa::path(post, path = "/v1/members", tag = "members", request_body = SignUp,
-    responses((status = 201, body = schema::Member),
+    responses((status = 201, body = Member),
         (status = 400, body = ErrorBody, description = "`bad_json`, `bad_member`, `bad_status`"),
         (status = 404, body = ErrorBody, description = "`unknown_member` (the parent)"),
         (status = 409, body = ErrorBody, description = "`member_exists`"),
@@ -134,7 +133,7 @@ fn current_member(state: &ApiState, id: &MemberId) -> Result<Json<Member>, ApiEr
 
 /// One member.
 #[utoipa::path(get, path = "/v1/members/{member}", tag = "members", params(("member" = String, Path)),
-    responses((status = 200, body = schema::Member), (status = 404, body = ErrorBody, description = "`unknown_member`"),
+    responses((status = 200, body = Member), (status = 404, body = ErrorBody, description = "`unknown_member`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn get_member(
@@ -149,7 +148,7 @@ pub async fn get_member(
 /// patch. Status has its own endpoint; the parent never changes.
 #[utoipa::path(patch, path = "/v1/members/{member}", tag = "members", params(("member" = String, Path)),
     request_body(content = Object, description = "Fields to change: name, handle, cookie_window, minimum_payout"),
-    responses((status = 200, body = schema::Member),
+    responses((status = 200, body = Member),
         (status = 400, body = ErrorBody, description = "`bad_json`, `immutable_field` (id, parent, status, joined_at)"),
         (status = 404, body = ErrorBody, description = "`unknown_member`"),
         (status = 422, body = ErrorBody, description = "`member_deleted`, `negative_value`, `invalid`"),
@@ -176,6 +175,7 @@ pub async fn edit_member(
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
     /// `approved`, `denied`, `stopped`, `disabled`, `deleted` or back to `pending`.
+    #[schema(value_type = MemberStatus)]
     pub status: String,
 }
 
@@ -197,7 +197,7 @@ pub fn transition_allowed(from: MemberStatus, to: MemberStatus) -> bool {
 /// deleted members earn no tier commissions and cut off those above them.
 #[utoipa::path(post, path = "/v1/members/{member}/status", tag = "members", params(("member" = String, Path)),
     request_body = StatusChange,
-    responses((status = 200, body = schema::Member), (status = 400, body = ErrorBody, description = "`bad_json`, `bad_status`"),
+    responses((status = 200, body = Member), (status = 400, body = ErrorBody, description = "`bad_json`, `bad_status`"),
         (status = 404, body = ErrorBody, description = "`unknown_member`"),
         (status = 409, body = ErrorBody, description = "`bad_transition`"),
         (status = 422, body = ErrorBody, description = "`member_deleted`"),
@@ -237,7 +237,7 @@ async fn set_status(state: &ApiState, actor: &str, id: &MemberId, status: Member
 
 /// Delete a member (final). Their commissions and bills stay; their history stays.
 #[utoipa::path(delete, path = "/v1/members/{member}", tag = "members", params(("member" = String, Path)),
-    responses((status = 200, body = schema::Member), (status = 404, body = ErrorBody, description = "`unknown_member`"),
+    responses((status = 200, body = Member), (status = 404, body = ErrorBody, description = "`unknown_member`"),
         (status = 422, body = ErrorBody, description = "`member_deleted`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]

@@ -23,7 +23,6 @@ use crate::auth::{Admin, Analyst};
 use crate::error::{ApiError, ErrorBody, JsonBody, QueryParams};
 use crate::lookup;
 use crate::page::{Page, Window};
-use crate::schema;
 use crate::state::ApiState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -45,11 +44,9 @@ pub struct PendingConversion {
     pub offer: Option<String>,
     pub member: String,
     /// The member's (1st-tier) commission while pending.
-    #[schema(value_type = String)]
     pub commission: Decimal,
     pub currency: String,
     pub keyword: String,
-    #[schema(value_type = String, format = DateTime)]
     pub earned_at: Timestamp,
 }
 
@@ -99,7 +96,6 @@ pub struct Decide {
     /// Order keys from the pending list (`acme:A-1001`): one or many.
     pub orders: Vec<String>,
     /// `approve` or `reject`.
-    #[schema(value_type = String, example = "approve")]
     pub verdict: Verdict,
     pub note: Option<String>,
 }
@@ -176,7 +172,7 @@ pub struct RefundRequest {
     pub advertiser: String,
     pub order_id: String,
     /// The refunded amount; absent: a full refund.
-    #[schema(value_type = Option<String>, example = "29.90")]
+    #[schema(example = "29.90")]
     pub amount: Option<Decimal>,
 }
 
@@ -216,7 +212,7 @@ fn known_advertiser(state: &ApiState, text: &str) -> Result<AdvertiserId, ApiErr
 
 /// List subscription accounts.
 #[utoipa::path(get, path = "/v1/subscriptions", tag = "conversions and money", params(MoneyParams),
-    responses((status = 200, body = Page<schema::SubscriptionAccount>),
+    responses((status = 200, body = Page<SubscriptionAccount>),
         (status = 400, body = ErrorBody, description = "`bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -249,9 +245,8 @@ async fn subscription(state: &ApiState, order_key: &str) -> Result<SubscriptionA
 #[serde(deny_unknown_fields)]
 pub struct Terms {
     /// The new rate of the recurring amount, 0 to 1.
-    #[schema(value_type = String, example = "0.15")]
+    #[schema(example = "0.15")]
     pub rate: Decimal,
-    #[schema(value_type = schema::Interval)]
     pub every: Interval,
 }
 
@@ -330,7 +325,6 @@ pub async fn cancel_subscription(
 #[serde(deny_unknown_fields)]
 pub struct BillRun {
     /// Bill approved lines earned before this time (exclusive).
-    #[schema(value_type = String, format = DateTime)]
     pub period_end: Timestamp,
 }
 
@@ -367,7 +361,7 @@ pub async fn run_bills(
 
 /// List bills, newest period last.
 #[utoipa::path(get, path = "/v1/bills", tag = "conversions and money", params(MoneyParams),
-    responses((status = 200, body = Page<schema::Bill>), (status = 400, body = ErrorBody, description = "`bad_member`, `bad_limit`, `bad_cursor`"),
+    responses((status = 200, body = Page<Bill>), (status = 400, body = ErrorBody, description = "`bad_member`, `bad_limit`, `bad_cursor`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_bills(

@@ -16,7 +16,6 @@ use crate::error::{ApiError, ErrorBody, JsonBody, QueryParams};
 use crate::keys::ListParams;
 use crate::lookup;
 use crate::page::{Page, Window};
-use crate::schema;
 use crate::state::ApiState;
 
 /// Apply an RFC 7396 JSON merge patch: objects merge key by key, `null` removes a key (the
@@ -60,7 +59,7 @@ pub fn keep_identity(patch: &Value, fields: &[&str]) -> Result<(), ApiError> {
 
 /// List offers.
 #[utoipa::path(get, path = "/v1/offers", tag = "offers", params(ListParams),
-    responses((status = 200, body = Page<schema::Offer>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = Page<Offer>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_offers(
     State(state): State<ApiState>,
@@ -72,8 +71,8 @@ pub async fn list_offers(
 }
 
 /// Create an offer (the same shape as `[[offer]]` in the program file).
-#[utoipa::path(post, path = "/v1/offers", tag = "offers", request_body = schema::Offer,
-    responses((status = 201, body = schema::Offer),
+#[utoipa::path(post, path = "/v1/offers", tag = "offers", request_body = Offer,
+    responses((status = 201, body = Offer),
         (status = 400, body = ErrorBody, description = "`bad_json`"),
         (status = 409, body = ErrorBody, description = "`offer_exists`"),
         (status = 422, body = ErrorBody, description = "`unknown_advertiser`, `unknown_payout_option`, `duplicate_payout_option`, `invalid_tiers`, `negative_value`, `invalid`"),
@@ -103,7 +102,7 @@ fn current_offer(state: &ApiState, id: &model::ids::OfferId) -> Result<Json<Offe
 /// One offer.
 #[utoipa::path(get, path = "/v1/offers/{offer}", tag = "offers",
     params(("offer" = String, Path)),
-    responses((status = 200, body = schema::Offer), (status = 404, body = ErrorBody, description = "`unknown_offer`"),
+    responses((status = 200, body = Offer), (status = 404, body = ErrorBody, description = "`unknown_offer`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn get_offer(
@@ -119,7 +118,7 @@ pub async fn get_offer(
 /// `null` resets a field to its default. Applies to all members of the offer.
 #[utoipa::path(patch, path = "/v1/offers/{offer}", tag = "offers", request_body(content = Object, description = "Fields of the offer to change"),
     params(("offer" = String, Path)),
-    responses((status = 200, body = schema::Offer),
+    responses((status = 200, body = Offer),
         (status = 400, body = ErrorBody, description = "`bad_json`, `immutable_field` (id)"),
         (status = 404, body = ErrorBody, description = "`unknown_offer`"),
         (status = 422, body = ErrorBody, description = "`payout_option_in_use`, `unknown_payout_option`, `unknown_advertiser`, `invalid_tiers`, `negative_value`, `invalid`"),
@@ -162,7 +161,7 @@ async fn set_offer(
 /// Pause an offer: clicks still redirect but earn nothing (`offer_paused`), conversions are
 /// rejected.
 #[utoipa::path(post, path = "/v1/offers/{offer}/pause", tag = "offers", params(("offer" = String, Path)),
-    responses((status = 200, body = schema::Offer), (status = 404, body = ErrorBody, description = "`unknown_offer`"),
+    responses((status = 200, body = Offer), (status = 404, body = ErrorBody, description = "`unknown_offer`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn pause_offer(
@@ -175,7 +174,7 @@ pub async fn pause_offer(
 
 /// Resume a paused offer.
 #[utoipa::path(post, path = "/v1/offers/{offer}/resume", tag = "offers", params(("offer" = String, Path)),
-    responses((status = 200, body = schema::Offer), (status = 404, body = ErrorBody, description = "`unknown_offer`"),
+    responses((status = 200, body = Offer), (status = 404, body = ErrorBody, description = "`unknown_offer`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn resume_offer(
@@ -190,13 +189,12 @@ pub async fn resume_offer(
 #[serde(deny_unknown_fields)]
 pub struct Expiry {
     /// When the offer expires; now when absent.
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub at: Option<Timestamp>,
 }
 
 /// Expire an offer now or at a given time (`offer_expired` from then on).
 #[utoipa::path(post, path = "/v1/offers/{offer}/expire", tag = "offers", params(("offer" = String, Path)), request_body = Expiry,
-    responses((status = 200, body = schema::Offer), (status = 400, body = ErrorBody, description = "`bad_json`"),
+    responses((status = 200, body = Offer), (status = 400, body = ErrorBody, description = "`bad_json`"),
         (status = 404, body = ErrorBody, description = "`unknown_offer`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -212,8 +210,8 @@ pub async fn expire_offer(
 
 /// Add a payout option to an offer.
 #[utoipa::path(post, path = "/v1/offers/{offer}/payout-options", tag = "offers", params(("offer" = String, Path)),
-    request_body = schema::PayoutOption,
-    responses((status = 201, body = schema::Offer), (status = 400, body = ErrorBody, description = "`bad_json`"),
+    request_body = PayoutOption,
+    responses((status = 201, body = Offer), (status = 400, body = ErrorBody, description = "`bad_json`"),
         (status = 404, body = ErrorBody, description = "`unknown_offer`"),
         (status = 422, body = ErrorBody, description = "`duplicate_payout_option`, `invalid_tiers`, `negative_value`, `invalid`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
@@ -231,8 +229,8 @@ pub async fn add_payout_option(
 
 /// Replace a payout option (its id stays). Members paid by it are paid the new way from now.
 #[utoipa::path(put, path = "/v1/offers/{offer}/payout-options/{option}", tag = "offers",
-    params(("offer" = String, Path), ("option" = String, Path)), request_body = schema::PayoutOption,
-    responses((status = 200, body = schema::Offer), (status = 400, body = ErrorBody, description = "`bad_json`, `immutable_field`"),
+    params(("offer" = String, Path), ("option" = String, Path)), request_body = PayoutOption,
+    responses((status = 200, body = Offer), (status = 400, body = ErrorBody, description = "`bad_json`, `immutable_field`"),
         (status = 404, body = ErrorBody, description = "`unknown_offer`, `unknown_payout_option`"),
         (status = 422, body = ErrorBody, description = "`invalid_tiers`, `negative_value`, `invalid`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
@@ -273,7 +271,7 @@ fn unknown_option(offer: &model::ids::OfferId, option: &PayoutOptionId) -> ApiEr
 /// member is paid by it (`payout_option_in_use`): move those members first.
 #[utoipa::path(delete, path = "/v1/offers/{offer}/payout-options/{option}", tag = "offers",
     params(("offer" = String, Path), ("option" = String, Path)),
-    responses((status = 200, body = schema::Offer),
+    responses((status = 200, body = Offer),
         (status = 404, body = ErrorBody, description = "`unknown_offer`, `unknown_payout_option`"),
         (status = 409, body = ErrorBody, description = "`payout_option_is_default`"),
         (status = 422, body = ErrorBody, description = "`payout_option_in_use`"),

@@ -15,7 +15,6 @@ use utoipa::ToSchema;
 use crate::auth::Analyst;
 use crate::error::{ApiError, ErrorBody, QueryParams};
 use crate::page::{Page, Window};
-use crate::schema;
 use crate::state::ApiState;
 
 /// Query parameters of the report endpoints.
@@ -78,7 +77,7 @@ fn window(query: &ReportQuery) -> Window {
 
 /// Conversions by offer and member: order date, sale amount, commission, order id, status.
 #[utoipa::path(get, path = "/v1/reports/conversions", tag = "reports", params(ReportParams),
-    responses((status = 200, body = Page<schema::ConversionReportRow>),
+    responses((status = 200, body = Page<ConversionReportRow>),
         (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`, `bad_query`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -94,7 +93,7 @@ pub async fn conversions(
 /// Totals per offer or per member: clicks, unique clicks, conversions, revenue, commission,
 /// EPC and conversion rate.
 #[utoipa::path(get, path = "/v1/reports/summary", tag = "reports", params(ReportParams),
-    responses((status = 200, body = Page<schema::SummaryRow>),
+    responses((status = 200, body = Page<SummaryRow>),
         (status = 400, body = ErrorBody, description = "`bad_by`, `bad_time`, `bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`, `bad_query`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -114,7 +113,7 @@ pub async fn summary(
 
 /// Conversions that earn nothing, counted by reason and offer.
 #[utoipa::path(get, path = "/v1/reports/rejections", tag = "reports", params(ReportParams),
-    responses((status = 200, body = Page<schema::RejectionRow>),
+    responses((status = 200, body = Page<RejectionRow>),
         (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`, `bad_query`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -132,7 +131,6 @@ pub async fn rejections(
 pub struct HistoryEntry {
     /// Its place in the program log.
     pub offset: u64,
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// `key:<name>` for changes through the API, `program-file` for a file loaded at start.
     pub actor: String,
@@ -191,7 +189,7 @@ pub async fn history(
 
 /// Commission lines (every tier and kind), filtered by member, offer, status and date.
 #[utoipa::path(get, path = "/v1/lines", tag = "reports", params(ReportParams),
-    responses((status = 200, body = Page<schema::CommissionLine>),
+    responses((status = 200, body = Page<CommissionLine>),
         (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`, `bad_query`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]

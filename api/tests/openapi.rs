@@ -1,5 +1,5 @@
 //! The OpenAPI document: the checked-in docs/openapi.json is the one the code generates, it
-//! has every route the router serves, and the schemas written for the model's types describe
+//! has every route the router serves, and the schemas derived for the model's types describe
 //! exactly the JSON those types produce.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -159,4 +159,184 @@ fn the_model_schemas_describe_the_model_types() {
     let rule = serde_json::to_value(&offer.payout_options[0].rule).unwrap();
     assert_eq!(rule["type"], "cps");
     assert!(clickledger_api::openapi_json().contains("\"cpa_cps\""), "every rule type is documented");
+}
+
+/// The settler's outputs and the report rows, every optional field set: their schemas have
+/// exactly the keys their JSON has.
+#[test]
+fn the_output_and_report_schemas_describe_their_types() {
+    use model::events::{
+        Bill, BillStatus, CommissionLine, LineKind, LineStatus, SubscriptionAccount, SubscriptionStatus,
+    };
+    use model::reports::{ConversionReportRow, RejectionRow, SummaryRow};
+    use model::testkit::{event_id, member_id, offer_id, ts};
+    use model::{Currency, DerivedId, Interval, OrderKey};
+    use rust_decimal::Decimal;
+
+    let document = document();
+    let at = ts("2026-11-21T10:00:00Z");
+    let order_key = OrderKey::from_string("acme:A-1001".into());
+    let line = CommissionLine {
+        id: DerivedId::derive(&["line"]),
+        member: member_id("jane"),
+        tier: 1,
+        earned_by: member_id("jane"),
+        offer: Some(offer_id("summer")),
+        order_key: Some(order_key.clone()),
+        source: event_id(1),
+        kind: LineKind::Conversion,
+        rule: "cps".into(),
+        keyword: "sale".into(),
+        amount: Decimal::ONE,
+        currency: Currency::USD,
+        status: LineStatus::Billed,
+        description: "sale".into(),
+        earned_at: at,
+        revision: 2,
+        bill: Some(DerivedId::derive(&["bill"])),
+    };
+    assert_eq!(keys_of(&serde_json::to_value(&line).unwrap()), properties(&document, "CommissionLine"));
+    let bill = Bill {
+        id: DerivedId::derive(&["bill"]),
+        member: member_id("jane"),
+        currency: Currency::USD,
+        period_end: at,
+        total: Decimal::ONE,
+        lines: 1,
+        status: BillStatus::Paid,
+        issued_at: at,
+        paid_at: Some(at),
+        revision: 2,
+    };
+    assert_eq!(keys_of(&serde_json::to_value(&bill).unwrap()), properties(&document, "Bill"));
+    let account = SubscriptionAccount {
+        order_key,
+        conversion: event_id(2),
+        member: member_id("jane"),
+        offer: offer_id("summer"),
+        name: "subscriptionsales".into(),
+        recurring_amount: Decimal::TEN,
+        currency: Currency::USD,
+        rate: Decimal::ONE,
+        every: Interval::Months(1),
+        started_at: at,
+        anchor_at: at,
+        credits_since_anchor: 1,
+        credits: 1,
+        cancelled_at: Some(at),
+        status: SubscriptionStatus::Cancelled,
+        revision: 3,
+    };
+    assert_eq!(keys_of(&serde_json::to_value(&account).unwrap()), properties(&document, "SubscriptionAccount"));
+    let conversion = ConversionReportRow {
+        conversion: event_id(2),
+        order_date: at,
+        offer: offer_id("summer"),
+        member: member_id("jane"),
+        order_id: "A-1001".into(),
+        sale_amount: Decimal::TEN,
+        currency: "USD".into(),
+        commission: Decimal::ONE,
+        status: "approved".into(),
+        via: "cookie".into(),
+    };
+    assert_eq!(keys_of(&serde_json::to_value(&conversion).unwrap()), properties(&document, "ConversionReportRow"));
+    let summary = SummaryRow {
+        key: "summer".into(),
+        clicks: 10,
+        unique_clicks: 8,
+        conversions: 1,
+        revenue: Decimal::TEN,
+        commission: Decimal::ONE,
+        epc: Decimal::ONE,
+        conversion_rate: Decimal::ONE,
+    };
+    assert_eq!(keys_of(&serde_json::to_value(&summary).unwrap()), properties(&document, "SummaryRow"));
+    let rejection = RejectionRow { reason: "bot".into(), offer: "summer".into(), conversions: 1 };
+    assert_eq!(keys_of(&serde_json::to_value(&rejection).unwrap()), properties(&document, "RejectionRow"));
+}
+
+/// The values an enum schema lists.
+fn enum_values(document: &Value, schema: &str) -> BTreeSet<String> {
+    document["components"]["schemas"][schema]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{schema} is not a string enum"))
+        .iter()
+        .map(|value| value.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn written<T: serde::Serialize>(values: &[T]) -> BTreeSet<String> {
+    values.iter().map(|value| serde_json::to_value(value).unwrap().as_str().unwrap().to_string()).collect()
+}
+
+/// A client reading the document learns the formats, tags and allowed values the API really
+/// uses: timestamps are date-time strings, a payout rule is tagged by `type`, and every status
+/// lists exactly the values the model writes.
+#[test]
+fn timestamps_rules_and_statuses_are_described_precisely() {
+    use model::events::{BillStatus, LineKind, LineStatus, SubscriptionStatus};
+    use model::program::MemberStatus;
+
+    let document = document();
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(schemas["Timestamp"]["type"], "string");
+    assert_eq!(schemas["Timestamp"]["format"], "date-time");
+    assert_eq!(schemas["Member"]["properties"]["joined_at"]["$ref"], "#/components/schemas/Timestamp");
+    assert_eq!(schemas["Span"]["type"], "string");
+
+    let tags: BTreeSet<String> = schemas["PayoutRule"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|variant| {
+            assert!(variant["required"].as_array().unwrap().contains(&Value::from("type")), "{variant}");
+            variant["properties"]["type"]["enum"][0].as_str().unwrap().to_string()
+        })
+        .collect();
+    let kinds = ["cpc", "cpa", "cps", "cpa_cps", "order_bands", "products", "accumulated"];
+    assert_eq!(tags, kinds.into_iter().map(String::from).collect());
+
+    assert_eq!(
+        enum_values(&document, "MemberStatus"),
+        written(&[
+            MemberStatus::Pending,
+            MemberStatus::Approved,
+            MemberStatus::Denied,
+            MemberStatus::Stopped,
+            MemberStatus::Deleted,
+            MemberStatus::Disabled,
+        ])
+    );
+    assert_eq!(schemas["Member"]["properties"]["status"]["$ref"], "#/components/schemas/MemberStatus");
+    assert_eq!(
+        enum_values(&document, "LineStatus"),
+        written(&[
+            LineStatus::Pending,
+            LineStatus::Approved,
+            LineStatus::Billed,
+            LineStatus::Paid,
+            LineStatus::Rejected,
+            LineStatus::Reversed,
+            LineStatus::Withdrawn,
+        ])
+    );
+    assert_eq!(
+        enum_values(&document, "LineKind"),
+        written(&[
+            LineKind::Click,
+            LineKind::Conversion,
+            LineKind::Recurring,
+            LineKind::Recruiting,
+            LineKind::Adjustment
+        ])
+    );
+    assert_eq!(
+        enum_values(&document, "BillStatus"),
+        written(&[BillStatus::Unpaid, BillStatus::Paid, BillStatus::CarriedOver])
+    );
+    assert_eq!(
+        enum_values(&document, "SubscriptionStatus"),
+        written(&[SubscriptionStatus::Active, SubscriptionStatus::Cancelled, SubscriptionStatus::Closed])
+    );
 }

@@ -134,24 +134,32 @@ fn assert_busy(outcome: &Outcome) {
     assert!(outcome.inputs.events.len() > VISITORS, "{} events", outcome.inputs.events.len());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn four_partitions_with_two_instances_of_each_worker_pay_the_same_lines_as_one_with_one() {
-    let wide = on_kafka(4, 2, None).await;
-    assert_busy(&wide);
-    let narrow = on_kafka(1, 1, Some(&wide.inputs)).await;
-    assert_eq!(narrow.inputs.events.len(), wide.inputs.events.len());
-    assert_eq!(settled(&narrow.lines), settled(&wide.lines));
-}
+/// The tests that need the real services of the test command (docs/DECISIONS.md, "Real
+/// services in tests"): skipped by a plain `cargo test`, run by `deploy/test.sh`.
+mod needs_services {
+    use super::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_embedded_deployment_pays_the_same_lines_as_kafka_and_clickhouse() {
-    let kafka = on_kafka(4, 1, None).await;
-    assert_busy(&kafka);
-    let (log, store, topics, _dir) = embedded(4).await;
-    let embedded = run(log, store, topics, 4, 1, Some(&kafka.inputs)).await;
-    assert_eq!(embedded.inputs.events.len(), kafka.inputs.events.len());
-    assert_eq!(settled(&embedded.lines), settled(&kafka.lines));
-    for path in REPORTS {
-        assert_eq!(embedded.reports[path], kafka.reports[path], "{path}");
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs Kafka and ClickHouse: the test command (deploy/test.sh) starts them and runs this"]
+    async fn four_partitions_with_two_instances_of_each_worker_pay_the_same_lines_as_one_with_one() {
+        let wide = on_kafka(4, 2, None).await;
+        assert_busy(&wide);
+        let narrow = on_kafka(1, 1, Some(&wide.inputs)).await;
+        assert_eq!(narrow.inputs.events.len(), wide.inputs.events.len());
+        assert_eq!(settled(&narrow.lines), settled(&wide.lines));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs Kafka and ClickHouse: the test command (deploy/test.sh) starts them and runs this"]
+    async fn the_embedded_deployment_pays_the_same_lines_as_kafka_and_clickhouse() {
+        let kafka = on_kafka(4, 1, None).await;
+        assert_busy(&kafka);
+        let (log, store, topics, _dir) = embedded(4).await;
+        let embedded = run(log, store, topics, 4, 1, Some(&kafka.inputs)).await;
+        assert_eq!(embedded.inputs.events.len(), kafka.inputs.events.len());
+        assert_eq!(settled(&embedded.lines), settled(&kafka.lines));
+        for path in REPORTS {
+            assert_eq!(embedded.reports[path], kafka.reports[path], "{path}");
+        }
     }
 }

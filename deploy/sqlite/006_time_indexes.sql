@@ -1,5 +1,5 @@
 -- Clicks, conversions and commission lines are indexed by time instead of by offer and member
--- (docs/PERFORMANCE.md, "The embedded store's indexes"). An index led by offer and member
+-- (docs/PERFORMANCE.md, "The embedded store's layout"). An index led by offer and member
 -- puts each batch's rows on a page per member: with 200 members an index entry cost more than
 -- the row itself, and the cost grew with every member the program enrolled. Rows arrive in
 -- about the order of their time, so an index by time is written at its end. Every report is

@@ -9,6 +9,8 @@
 //!   lines and bills, with the versioned wire format in [`events::wire`].
 //! - [`clickid`]: self-verifying click ids (what attribution needs, under an HMAC).
 //! - [`reports`]: the report queries and their rows.
+//! - `openapi` (feature `openapi`): OpenAPI schemas of the types written as one string; the
+//!   other types the program API documents derive `utoipa::ToSchema` where they are defined.
 //!
 //! Pure: no I/O and no async runtime; rules take `now` as an argument. How the stages run —
 //! the log and store ports, the runner, following the program log — is `clickledger-pipeline`.
@@ -17,6 +19,8 @@ pub mod clickid;
 pub mod events;
 pub mod ids;
 pub mod money;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod program;
 pub mod reports;
 pub mod time;

@@ -25,6 +25,7 @@ pub struct ReportQuery {
 /// One attributed conversion in the conversion report (seed 001, "Conversion Reports": order
 /// date, sale amount, commission earned, order id).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversionReportRow {
     pub conversion: EventId,
     pub order_date: Timestamp,
@@ -50,6 +51,7 @@ pub enum SummaryBy {
 
 /// Totals per offer or per member.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SummaryRow {
     /// The offer or member id.
     pub key: String,
@@ -66,8 +68,9 @@ pub struct SummaryRow {
     pub conversion_rate: Decimal,
 }
 
-/// Conversions that earn nothing, counted by reason.
+/// Conversions that earn nothing, counted by reason and offer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RejectionRow {
     pub reason: String,
     pub offer: String,

@@ -364,6 +364,7 @@ impl From<Span> for String {
 /// The interval between recurring subscription credits: calendar months or days
 /// (a fortnight is `{"days": 14}`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Interval {
     Months(u32),

@@ -37,8 +37,9 @@
 //!
 //! The marker is the key rather than a Kafka header because the test broker keeps headers in
 //! a table without an index and scans it for every record it serves: with a header on each
-//! bundle, a plain consumer read the `events` topic in 41.9 s after a run of the attributor
-//! instead of 24.3 s before it (docs/PERFORMANCE.md).
+//! bundle, a plain consumer read the `events` topic in 41.7 s after a run of the attributor,
+//! and in 24.2 s with the marker in the key (docs/PERFORMANCE.md, "Kafka producer and
+//! bundles").
 //!
 //! [`partition_for`]: pipeline::ports::log::partition_for
 

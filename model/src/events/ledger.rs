@@ -62,7 +62,9 @@ pub enum LedgerEvent {
     },
 }
 
+/// What earned a commission line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LineKind {
     Click,
@@ -88,6 +90,7 @@ impl LineKind {
 /// pending → approved → billed → paid; pending → rejected; refunded in full → reversed;
 /// replaced by an earlier conversion of the same order → withdrawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LineStatus {
     Pending,
@@ -126,6 +129,7 @@ impl LineStatus {
 /// One commission earned by one member. Lines change (status, refunds); each change raises
 /// `revision`, and the store keeps the highest revision of each id.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommissionLine {
     pub id: DerivedId,
     pub member: MemberId,
@@ -155,7 +159,9 @@ pub struct CommissionLine {
     pub bill: Option<DerivedId>,
 }
 
+/// unpaid → paid, or carried over to the next bill.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BillStatus {
     Unpaid,
@@ -176,6 +182,7 @@ impl BillStatus {
 
 /// A member's commission bill for a period, in one currency.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Bill {
     pub id: DerivedId,
     pub member: MemberId,
@@ -190,7 +197,9 @@ pub struct Bill {
     pub revision: u32,
 }
 
+/// Whether a subscription account still earns credits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriptionStatus {
     Active,
@@ -212,6 +221,7 @@ impl SubscriptionStatus {
 /// A subscription account, opened by the first sale of a recurring payout option and keyed
 /// by its order (seed 004, "Subscription Accounts").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubscriptionAccount {
     pub order_key: OrderKey,
     /// The conversion that opened it.

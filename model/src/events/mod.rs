@@ -235,7 +235,9 @@ pub struct SubscriptionCancel {
     pub order_id: OrderId,
 }
 
+/// A program manager's answer to a pending order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Approve,

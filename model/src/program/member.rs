@@ -11,6 +11,7 @@ use crate::time::{Interval, Span, Timestamp};
 /// `stopped` members keep what they earned and billed. `disabled` and `deleted` are seed 004's
 /// "Disabled or Deleted affiliate": no tier lines for them or for anyone above them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MemberStatus {
     #[default]
@@ -37,11 +38,13 @@ impl MemberStatus {
 
 /// An affiliate, influencer or publisher (seed 000, "Member").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Member {
     pub id: MemberId,
     pub name: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = MemberStatus::default))]
     pub status: MemberStatus,
     /// The member who recruited this one (seed 004, `affsignup?AID=`). Set at sign-up only.
     #[serde(default)]
@@ -54,6 +57,7 @@ pub struct Member {
     pub cookie_window: Option<Span>,
     /// Bills below this total carry over to the next period.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = Decimal::default))]
     pub minimum_payout: Decimal,
     pub joined_at: Timestamp,
 }
@@ -67,6 +71,7 @@ impl Member {
 /// A member's place in an offer: which payout option pays them, and their own overrides
 /// (seed 001, "Edit Offers For Members").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Enrolment {
     pub offer: OfferId,
@@ -81,6 +86,7 @@ pub struct Enrolment {
     #[serde(default)]
     pub recurring_override: Option<RecurringOverride>,
     #[serde(default = "active_by_default")]
+    #[cfg_attr(feature = "openapi", schema(default = active_by_default))]
     pub active: bool,
 }
 
@@ -90,6 +96,7 @@ fn active_by_default() -> bool {
 
 /// A member's own recurring rate and interval (seed 004, "Modifying future Residual Commission").
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RecurringOverride {
     pub rate: Decimal,

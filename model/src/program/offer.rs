@@ -18,6 +18,7 @@ pub const MAX_COOKIE_WINDOW: Span = Span::days(365);
 
 /// A promotion that members drive traffic to (seed 000, "Offer").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Offer {
     pub id: OfferId,
@@ -29,22 +30,29 @@ pub struct Offer {
     #[serde(default)]
     pub expires_at: Option<Timestamp>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = false))]
     pub paused: bool,
     #[serde(default = "default_cookie_window")]
+    #[cfg_attr(feature = "openapi", schema(default = default_cookie_window))]
     pub cookie_window: Span,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = AttributionModel::default))]
     pub attribution: AttributionModel,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = CodePrecedence::default))]
     pub code_precedence: CodePrecedence,
     /// The query parameter that carries the click id on the redirect (`click_id`, `irclickid`, ...).
     #[serde(default = "default_click_id_param")]
+    #[cfg_attr(feature = "openapi", schema(default = default_click_id_param))]
     pub click_id_param: String,
     /// Hosts a deep link may point to (`shop.example.com`); anything else falls back to `url`.
     #[serde(default)]
     pub deep_link_hosts: Vec<String>,
     #[serde(default = "default_unique_click_window")]
+    #[cfg_attr(feature = "openapi", schema(default = default_unique_click_window))]
     pub unique_click_window: Span,
     pub payout_options: Vec<PayoutOption>,
+    /// The payout option of members enrolled without one.
     pub default_payout: PayoutOptionId,
 }
 
@@ -62,6 +70,7 @@ fn default_click_id_param() -> String {
 
 /// Which click wins when a visitor clicked several links inside the window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AttributionModel {
     #[default]
@@ -71,6 +80,7 @@ pub enum AttributionModel {
 
 /// When a conversion carries both a promo code and a cookie click, which one wins.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CodePrecedence {
     #[default]
@@ -80,6 +90,7 @@ pub enum CodePrecedence {
 
 /// One way of paying members of an offer (seed 001, "Multiple Payout Options").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PayoutOption {
     pub id: PayoutOptionId,
@@ -88,6 +99,7 @@ pub struct PayoutOption {
     pub rule: PayoutRule,
     /// Commissions start `pending` and wait for approve / reject (seed 004, "Pending_").
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = false))]
     pub pending: bool,
     /// With `pending`, approve automatically this long after the conversion.
     #[serde(default)]
@@ -114,6 +126,7 @@ impl PayoutOption {
 
 /// How a commission amount is computed (seeds 000 and 004).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PayoutRule {
     /// A flat amount per unique click, by instance ("Instance N onwards").
@@ -164,10 +177,13 @@ impl PayoutRule {
 /// "Instance N onwards, Payout = x" lines. Instance N is paid by the line with the largest
 /// `from` not above N (marginal, not retroactive).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Tiered(pub Vec<TierLine>);
 
+/// From instance `from` on (the first line starts at 1), pay `value`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TierLine {
     pub from: u64,
@@ -189,6 +205,7 @@ impl Tiered {
 /// Pays `rate` for orders above the previous band's `up_to` and up to and including this one's;
 /// `up_to = None` is the open top band.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OrderBand {
     #[serde(default)]
@@ -196,14 +213,18 @@ pub struct OrderBand {
     pub rate: Decimal,
 }
 
+/// What one product (by SKU) pays.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProductRule {
     pub sku: Sku,
     pub pays: ProductPay,
 }
 
+/// `{"rate": "0.10"}` or `{"per_unit": "5"}`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProductPay {
     /// A fraction of the item amount (price × quantity).
@@ -214,6 +235,7 @@ pub enum ProductPay {
 
 /// From this much in the member's monthly sales on, pay `rate`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MonthlyThreshold {
     pub from: Decimal,
@@ -222,6 +244,7 @@ pub struct MonthlyThreshold {
 
 /// The recurring part of a payout option: `rate` of the recurring amount, every `every`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RecurringTerms {
     /// The subscription keyword shown in line descriptions (`subscriptionsales`).

@@ -7,6 +7,7 @@ use crate::time::Timestamp;
 
 /// A link issued to a member: `/c/{code}` redirects to the offer (or to `deep_url`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TrackingLink {
     pub code: LinkCode,
@@ -16,20 +17,25 @@ pub struct TrackingLink {
     #[serde(default)]
     pub deep_url: Option<String>,
     #[serde(default = "active_by_default")]
+    #[cfg_attr(feature = "openapi", schema(default = active_by_default))]
     pub active: bool,
 }
 
 /// A promo code that attributes a conversion to its member without a click (seed 003).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PromoCodeGrant {
     pub code: PromoCode,
     pub offer: OfferId,
     pub member: MemberId,
     #[serde(default = "active_by_default")]
+    #[cfg_attr(feature = "openapi", schema(default = active_by_default))]
     pub active: bool,
+    /// Usable from this instant on (inclusive); absent: no start.
     #[serde(default)]
     pub starts_at: Option<Timestamp>,
+    /// Usable until this instant (exclusive); absent: no end.
     #[serde(default)]
     pub ends_at: Option<Timestamp>,
 }

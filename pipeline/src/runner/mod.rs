@@ -62,7 +62,7 @@ pub struct RunnerConfig {
     /// then waits here for the others before its first poll, so the group's first assignment
     /// includes them all. Otherwise the first to start takes every partition, applies a
     /// batch, and hands half of them over when the next one joins; the new owner applies those
-    /// inputs again from the last checkpoint (docs/PERFORMANCE.md, "Attributor and settler").
+    /// inputs again from the last checkpoint (docs/PERFORMANCE.md, "Stage runner and state").
     pub start_together: Option<Arc<tokio::sync::Barrier>>,
 }
 

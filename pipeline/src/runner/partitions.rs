@@ -24,8 +24,8 @@ impl<T: Default> KeyState<T> {
 }
 
 /// A partition's keys. They come from the edge's inputs (visitor ids from cookies, order ids
-/// from pixels), so the map keeps std's SipHash (docs/PERFORMANCE.md, "Decisions the
-/// measurements drove").
+/// from pixels), so the map keeps std's SipHash (docs/PERFORMANCE.md, "Measured and not
+/// kept").
 pub(super) struct Partition<T> {
     pub(super) keys: HashMap<String, KeyState<T>>,
     /// The keys changed since the last checkpoint, each once.
