@@ -234,6 +234,47 @@ async fn the_store_keeps_the_latest_revision_once_and_reports_exactly<S: Store>(
     let reasons: Vec<(&str, u64)> = rejections.iter().map(|row| (row.reason.as_str(), row.conversions)).collect();
     assert_eq!(reasons, [("duplicate_order", 1)]);
 
+    // One row per rejected conversion, oldest first, with its order, member and evidence.
+    let rejected = store.rejected_conversions(&all).await.unwrap();
+    let listed: Vec<(&str, Option<&str>, &str, Option<&str>, &str, rust_decimal::Decimal)> = rejected
+        .iter()
+        .map(|row| {
+            (
+                row.reason.as_str(),
+                row.order_id.as_deref(),
+                row.order_key.as_deref().unwrap_or_default(),
+                row.member.as_deref(),
+                row.evidence.as_str(),
+                row.amount,
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("duplicate_order", Some("A-1"), "acme:A-1", Some("tom"), "cookie", dec!(129.90)),
+            ("no_click_in_window", Some("B-1"), "acme:B-1", None, "cookie", dec!(50)),
+        ]
+    );
+    assert_eq!(rejected[0].at, ts("2026-03-10T12:05:00Z"));
+    let by_reason = ReportQuery { reason: Some("no_click_in_window".into()), ..ReportQuery::default() };
+    assert_eq!(store.rejected_conversions(&by_reason).await.unwrap().len(), 1);
+    let by_order = ReportQuery { order_id: Some("A-1".into()), ..ReportQuery::default() };
+    assert_eq!(store.rejected_conversions(&by_order).await.unwrap()[0].reason, "duplicate_order");
+    assert_eq!(store.rejections(&by_reason).await.unwrap().len(), 1, "the counts take the reason too");
+
+    // Lines and the conversion report by order: any advertiser's order id, or one order key.
+    let order = ReportQuery { order_id: Some("A-1".into()), ..ReportQuery::default() };
+    assert_eq!(store.lines(&order).await.unwrap().len(), 2);
+    let other_order = ReportQuery { order_id: Some("A-2".into()), ..ReportQuery::default() };
+    assert!(store.lines(&other_order).await.unwrap().is_empty());
+    let key = ReportQuery { order_key: Some("acme:A-1".into()), ..ReportQuery::default() };
+    assert_eq!(store.lines(&key).await.unwrap().len(), 2);
+    assert_eq!(store.conversion_report(&key).await.unwrap().len(), 1);
+    let other_advertiser = ReportQuery { order_key: Some("other:A-1".into()), ..ReportQuery::default() };
+    assert!(store.conversion_report(&other_advertiser).await.unwrap().is_empty());
+    assert_eq!(store.conversion_report(&order).await.unwrap().len(), 1);
+
     let history = store.history(Some(&offer_id("summer"))).await.unwrap();
     assert_eq!(history.len(), 1, "the offer's own changes");
     assert_eq!(history[0].record.actor, "key:admin");

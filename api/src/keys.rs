@@ -64,6 +64,7 @@ pub struct MadeKey {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1 to 1000 (default 100).
     pub limit: Option<u32>,
@@ -133,7 +134,7 @@ pub async fn create_key(
 #[utoipa::path(delete, path = "/v1/keys/{name}", tag = "keys",
     params(("name" = String, Path, description = "The key's name")),
     responses((status = 200, body = KeyView), (status = 404, body = ErrorBody, description = "`unknown_key`"),
-        (status = 409, body = ErrorBody, description = "`key_revoked`"),
+        (status = 409, body = ErrorBody, description = "`key_revoked`, `last_secret` (an advertiser key that is its only postback secret: rotate first)"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn revoke_key(

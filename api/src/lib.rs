@@ -79,6 +79,34 @@ impl Modify for BearerKeys {
     }
 }
 
+/// Every operation that needs a key reads or writes the log or the store, and answers 503
+/// `unavailable` (with `Retry-After`) when they cannot take the request now. Applied to the
+/// document once every route is in it ([`openapi`]).
+struct Unavailable;
+
+impl Modify for Unavailable {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let unavailable = utoipa::openapi::ResponseBuilder::new()
+            .description("`unavailable`: the log or the store cannot take the request now; retry after `Retry-After`")
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+            {
+                if operation.security.is_some() {
+                    operation.responses.responses.insert("503".to_string(), unavailable.clone().into());
+                }
+            }
+        }
+    }
+}
+
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct Health {
     status: String,
@@ -129,13 +157,16 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(reports::conversions))
         .routes(routes!(reports::summary))
         .routes(routes!(reports::rejections))
+        .routes(routes!(reports::rejected_conversions))
         .routes(routes!(reports::history))
         .routes(routes!(reports::lines))
 }
 
 /// The OpenAPI document of every route (checked in as docs/openapi.json).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    let mut document = routes().into_openapi();
+    Unavailable.modify(&mut document);
+    document
 }
 
 /// The document as it is checked in: pretty JSON with a final newline.

@@ -19,6 +19,7 @@ use crate::state::ApiState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PromotionParams {
     pub offer: Option<String>,
     pub member: Option<String>,

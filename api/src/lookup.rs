@@ -1,7 +1,8 @@
 //! Ids from paths and bodies, and the program entities they name. A malformed id is
 //! `400 bad_<kind>`; a well-formed id the program does not know is `404 unknown_<kind>`.
 
-use model::ids::{AdvertiserId, LinkCode, MemberId, OfferId, PromoCode};
+use model::events::Reason;
+use model::ids::{AdvertiserId, LinkCode, MemberId, OfferId, OrderId, OrderKey, PromoCode};
 use model::program::{Advertiser, Member, Offer, Program, PromoCodeGrant, TrackingLink};
 
 use crate::error::ApiError;
@@ -24,6 +25,28 @@ pub fn link_code(text: &str) -> Result<LinkCode, ApiError> {
 
 pub fn promo_code(text: &str) -> Result<PromoCode, ApiError> {
     PromoCode::new(text).map_err(|error| ApiError::bad_request("bad_code", error.to_string()))
+}
+
+pub fn order_id(text: &str) -> Result<OrderId, ApiError> {
+    OrderId::new(text).map_err(|error| ApiError::bad_request("bad_order_id", error.to_string()))
+}
+
+/// `{advertiser}:{order_id}`, both parts well formed.
+pub fn order_key(text: &str) -> Result<OrderKey, ApiError> {
+    let (advertiser, order) = text
+        .split_once(':')
+        .ok_or_else(|| ApiError::bad_request("bad_order_key", "an order key is {advertiser}:{order_id}"))?;
+    let advertiser = AdvertiserId::new(advertiser)
+        .map_err(|error| ApiError::bad_request("bad_order_key", format!("advertiser: {error}")))?;
+    let order =
+        OrderId::new(order).map_err(|error| ApiError::bad_request("bad_order_key", format!("order id: {error}")))?;
+    Ok(OrderKey::new(&advertiser, &order))
+}
+
+/// A rejection reason (`no_click_in_window`, `duplicate_order`, ...).
+pub fn reason(text: &str) -> Result<Reason, ApiError> {
+    Reason::parse(text)
+        .ok_or_else(|| ApiError::bad_request("bad_reason", format!("{text:?} is not a rejection reason")))
 }
 
 pub fn offer<'a>(program: &'a Program, id: &OfferId) -> Result<&'a Offer, ApiError> {

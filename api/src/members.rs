@@ -22,6 +22,7 @@ use crate::state::ApiState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MemberParams {
     /// Only members with this status.
     pub status: Option<String>,

@@ -25,14 +25,45 @@ use crate::lookup;
 use crate::page::{Page, Window};
 use crate::state::ApiState;
 
+/// Parameters of the pending conversions.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct MoneyParams {
+#[into_params(parameter_in = Query)]
+pub struct PendingParams {
     pub offer: Option<String>,
     pub member: Option<String>,
-    /// Bills: `unpaid`, `paid` or `carried_over`; subscriptions: `active`, `cancelled`, `closed`.
-    pub status: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
     pub limit: Option<u32>,
+    /// From the previous page's `next`.
+    pub cursor: Option<String>,
+}
+
+/// Parameters of the subscription accounts.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SubscriptionParams {
+    pub offer: Option<String>,
+    pub member: Option<String>,
+    /// `active`, `cancelled` or `closed`.
+    pub status: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+    /// From the previous page's `next`.
+    pub cursor: Option<String>,
+}
+
+/// Parameters of the bills.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BillParams {
+    pub member: Option<String>,
+    /// `unpaid`, `paid` or `carried_over`.
+    pub status: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+    /// From the previous page's `next`.
     pub cursor: Option<String>,
 }
 
@@ -63,14 +94,14 @@ async fn pending_lines(state: &ApiState, query: ReportQuery) -> Result<Vec<Commi
 }
 
 /// List conversions waiting for approval (pending payout options), oldest first.
-#[utoipa::path(get, path = "/v1/conversions/pending", tag = "conversions and money", params(MoneyParams),
+#[utoipa::path(get, path = "/v1/conversions/pending", tag = "conversions and money", params(PendingParams),
     responses((status = 200, body = Page<PendingConversion>), (status = 400, body = ErrorBody, description = "`bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_pending(
     State(state): State<ApiState>,
     Analyst(_): Analyst,
-    QueryParams(params): QueryParams<MoneyParams>,
+    QueryParams(params): QueryParams<PendingParams>,
 ) -> Result<Json<Page<PendingConversion>>, ApiError> {
     let window = Window::parse(params.limit, params.cursor.as_deref())?;
     let query = ReportQuery {
@@ -211,7 +242,7 @@ fn known_advertiser(state: &ApiState, text: &str) -> Result<AdvertiserId, ApiErr
 }
 
 /// List subscription accounts.
-#[utoipa::path(get, path = "/v1/subscriptions", tag = "conversions and money", params(MoneyParams),
+#[utoipa::path(get, path = "/v1/subscriptions", tag = "conversions and money", params(SubscriptionParams),
     responses((status = 200, body = Page<SubscriptionAccount>),
         (status = 400, body = ErrorBody, description = "`bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
@@ -219,7 +250,7 @@ fn known_advertiser(state: &ApiState, text: &str) -> Result<AdvertiserId, ApiErr
 pub async fn list_subscriptions(
     State(state): State<ApiState>,
     Analyst(_): Analyst,
-    QueryParams(params): QueryParams<MoneyParams>,
+    QueryParams(params): QueryParams<SubscriptionParams>,
 ) -> Result<Json<Page<SubscriptionAccount>>, ApiError> {
     let window = Window::parse(params.limit, params.cursor.as_deref())?;
     let offer = params.offer.as_deref().map(lookup::offer_id).transpose()?;
@@ -342,7 +373,7 @@ pub async fn run_bills(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let now = state.now();
     if run.period_end > now {
-        return Err(ApiError::bad_request("period_in_future", "a period ends at or before now"));
+        return Err(ApiError::bad_request("period_in_future", "period_end must be at or before now"));
     }
     let families: Vec<String> = state.program.read(|program| {
         program.members().filter(|member| member.parent.is_none()).map(|member| member.id.to_string()).collect()
@@ -360,14 +391,14 @@ pub async fn run_bills(
 }
 
 /// List bills, newest period last.
-#[utoipa::path(get, path = "/v1/bills", tag = "conversions and money", params(MoneyParams),
+#[utoipa::path(get, path = "/v1/bills", tag = "conversions and money", params(BillParams),
     responses((status = 200, body = Page<Bill>), (status = 400, body = ErrorBody, description = "`bad_member`, `bad_limit`, `bad_cursor`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_bills(
     State(state): State<ApiState>,
     Analyst(_): Analyst,
-    QueryParams(params): QueryParams<MoneyParams>,
+    QueryParams(params): QueryParams<BillParams>,
 ) -> Result<Json<Page<Bill>>, ApiError> {
     let window = Window::parse(params.limit, params.cursor.as_deref())?;
     let member = params.member.as_deref().map(lookup::member_id).transpose()?;

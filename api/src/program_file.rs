@@ -27,7 +27,7 @@ pub struct Loaded {
 #[utoipa::path(post, path = "/v1/program", tag = "program",
     request_body(content = String, content_type = "application/toml", description = "A program file"),
     responses((status = 200, body = Loaded), (status = 400, body = ErrorBody, description = "`bad_toml`"),
-        (status = 422, body = ErrorBody, description = "any program rule's code (`unknown_advertiser`, `code_taken`, ...)"),
+        (status = 422, body = ErrorBody, description = "any program rule's code: `unknown_offer`, `unknown_member`, `unknown_advertiser`, `unknown_payout_option`, `duplicate_payout_option`, `payout_option_in_use`, `invalid_tiers`, `negative_value`, `code_taken`, `link_code_taken`, `parent_cycle`, `parent_immutable`, `member_deleted`, `not_enrolled`, `deep_link_not_allowed`, `key_revoked`, `invalid`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn load(State(state): State<ApiState>, Admin(caller): Admin, body: String) -> Result<Json<Loaded>, ApiError> {

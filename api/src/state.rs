@@ -11,7 +11,7 @@ use model::events::ConversionRow;
 use model::events::{Bill, CommissionLine, LedgerEvent, OrderEvent, SubscriptionAccount, wire};
 use model::ids::{MemberId, OfferId};
 use model::program::{Program, ProgramChange, ProgramRecord};
-use model::reports::{ConversionReportRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
+use model::reports::{ConversionReportRow, RejectedConversionRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
 use model::time::Timestamp;
 use pipeline::Clock;
 use pipeline::follow::SharedProgram;
@@ -31,6 +31,10 @@ pub trait Backend: Send + Sync + 'static {
     -> BoxFuture<'static, Result<Vec<ConversionReportRow>, StoreError>>;
     fn summary(&self, query: ReportQuery, by: SummaryBy) -> BoxFuture<'static, Result<Vec<SummaryRow>, StoreError>>;
     fn rejections(&self, query: ReportQuery) -> BoxFuture<'static, Result<Vec<RejectionRow>, StoreError>>;
+    fn rejected_conversions(
+        &self,
+        query: ReportQuery,
+    ) -> BoxFuture<'static, Result<Vec<RejectedConversionRow>, StoreError>>;
     fn history(&self, offer: Option<OfferId>) -> BoxFuture<'static, Result<Vec<HistoryRow>, StoreError>>;
     fn lines(&self, query: ReportQuery) -> BoxFuture<'static, Result<Vec<CommissionLine>, StoreError>>;
     fn bills(&self, member: Option<MemberId>) -> BoxFuture<'static, Result<Vec<Bill>, StoreError>>;
@@ -71,6 +75,14 @@ impl<L: EventLog, St: ReportStore> Backend for Deployed<L, St> {
     fn rejections(&self, query: ReportQuery) -> BoxFuture<'static, Result<Vec<RejectionRow>, StoreError>> {
         let store = self.store.clone();
         Box::pin(async move { store.rejections(&query).await })
+    }
+
+    fn rejected_conversions(
+        &self,
+        query: ReportQuery,
+    ) -> BoxFuture<'static, Result<Vec<RejectedConversionRow>, StoreError>> {
+        let store = self.store.clone();
+        Box::pin(async move { store.rejected_conversions(&query).await })
     }
 
     fn history(&self, offer: Option<OfferId>) -> BoxFuture<'static, Result<Vec<HistoryRow>, StoreError>> {

@@ -81,6 +81,7 @@ fn the_document_is_openapi_3_with_every_endpoint_of_the_issue() {
         ("PATCH", "/v1/codes/{code}"),
         ("POST", "/v1/codes/{code}/refresh"),
         ("GET", "/v1/conversions/pending"),
+        ("GET", "/v1/conversions/rejected"),
         ("POST", "/v1/conversions/decisions"),
         ("POST", "/v1/orders/refunds"),
         ("GET", "/v1/subscriptions"),
@@ -339,4 +340,48 @@ fn timestamps_rules_and_statuses_are_described_precisely() {
         enum_values(&document, "SubscriptionStatus"),
         written(&[SubscriptionStatus::Active, SubscriptionStatus::Cancelled, SubscriptionStatus::Closed])
     );
+}
+
+/// Every operation documents the parameters it takes and no other: query parameters in the
+/// query and optional, path parameters in the path and required. (That an operation refuses
+/// what it does not document is `clickledger/tests/api_program.rs`.)
+#[test]
+fn each_operation_documents_only_its_own_parameters() {
+    let document = document();
+    let report = ["from", "to", "offer", "member"];
+    let page = ["limit", "cursor"];
+    let expected: Vec<(&str, Vec<&str>)> = vec![
+        ("/v1/reports/conversions", [&report[..], &["status", "order_id", "order_key"], &page].concat()),
+        ("/v1/reports/summary", [&["by"][..], &report, &page].concat()),
+        ("/v1/reports/rejections", [&report[..], &["reason"], &page].concat()),
+        ("/v1/conversions/rejected", [&report[..], &["reason", "order_id", "order_key"], &page].concat()),
+        ("/v1/reports/history", [&["offer"][..], &page].concat()),
+        ("/v1/lines", [&report[..], &["status", "order_id", "order_key"], &page].concat()),
+        ("/v1/conversions/pending", [&["offer", "member"][..], &page].concat()),
+        ("/v1/subscriptions", [&["offer", "member", "status"][..], &page].concat()),
+        ("/v1/bills", [&["member", "status"][..], &page].concat()),
+        ("/v1/members", [&["status", "parent"][..], &page].concat()),
+        ("/v1/links", [&["offer", "member"][..], &page].concat()),
+        ("/v1/codes", [&["offer", "member"][..], &page].concat()),
+        ("/v1/keys", page.to_vec()),
+        ("/v1/advertisers", page.to_vec()),
+        ("/v1/offers", page.to_vec()),
+        ("/v1/offers/{offer}/enrolments", [&["offer"][..], &page].concat()),
+    ];
+    for (path, names) in expected {
+        let parameters = document["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let documented: Vec<&str> = parameters.iter().map(|parameter| parameter["name"].as_str().unwrap()).collect();
+        assert_eq!(documented, names, "GET {path}");
+    }
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                let in_path = path.contains(&format!("{{{name}}}"));
+                let place = if in_path { "path" } else { "query" };
+                assert_eq!(parameter["in"], place, "{method} {path}: {name}");
+                assert_eq!(parameter["required"].as_bool().unwrap_or(false), in_path, "{method} {path}: {name}");
+            }
+        }
+    }
 }

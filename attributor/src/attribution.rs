@@ -32,12 +32,25 @@ pub struct RecentClick {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    Attributed { advertiser: AdvertiserId, offer: OfferId, member: MemberId, via: Via },
-    Rejected { reason: Reason, advertiser: Option<AdvertiserId>, offer: Option<OfferId>, member: Option<MemberId> },
+    Attributed {
+        advertiser: AdvertiserId,
+        offer: OfferId,
+        member: MemberId,
+        via: Via,
+    },
+    /// Nobody earns it. `member` and `via` are the member the evidence named and that evidence,
+    /// when one was found and then refused.
+    Rejected {
+        reason: Reason,
+        advertiser: Option<AdvertiserId>,
+        offer: Option<OfferId>,
+        member: Option<MemberId>,
+        via: Option<Via>,
+    },
 }
 
 fn rejected(reason: Reason, offer: Option<OfferId>, member: Option<MemberId>) -> Outcome {
-    Outcome::Rejected { reason, advertiser: None, offer, member }
+    Outcome::Rejected { reason, advertiser: None, offer, member, via: None }
 }
 
 /// The cookie window for a member's clicks on an offer.
@@ -147,7 +160,13 @@ fn cookie_click(
 /// Whether the chosen member may earn the conversion, at its time.
 fn check(program: &Program, conversion: &Conversion, chosen: Candidate, at: Timestamp) -> Outcome {
     let Candidate { offer: offer_id, member: member_id, via, clicked_at } = chosen;
-    let refuse = |reason| rejected(reason, Some(offer_id.clone()), Some(member_id.clone()));
+    let refuse = |reason| Outcome::Rejected {
+        reason,
+        advertiser: None,
+        offer: Some(offer_id.clone()),
+        member: Some(member_id.clone()),
+        via: Some(via.clone()),
+    };
     let Some(offer) = program.offer(&offer_id) else {
         return refuse(Reason::UnknownOffer);
     };

@@ -119,11 +119,11 @@ impl Stage for AttributorStage {
                         };
                         (order_key.to_string(), OrderEvent::Attributed(attributed))
                     }
-                    Outcome::Rejected { reason, advertiser, offer, member } => {
+                    Outcome::Rejected { reason, advertiser, offer, member, via } => {
                         let advertiser = advertiser.or_else(|| conversion.advertiser.clone());
                         let order_key = advertiser.as_ref().map(|advertiser| conversion.order_key(advertiser));
                         let key = order_key.as_ref().map_or_else(|| conversion.id.to_string(), ToString::to_string);
-                        let rejected = RejectedConversion { conversion, reason, order_key, offer, member };
+                        let rejected = RejectedConversion { conversion, reason, order_key, offer, member, via };
                         (key, OrderEvent::Rejected(rejected))
                     }
                 };

@@ -5,7 +5,9 @@
 //! - [`start`] starts everything on bound listeners and returns a [`Running`] handle;
 //!   `main` and the tests call it.
 //! - [`cli`]: the settings of its binaries, and every binary's settings in one list.
+//! - [`banner`]: what `clickledger` prints when it is ready.
 
+pub mod banner;
 pub mod cli;
 
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use adapters::deployment::{Deployment, DeploymentArgs, Job, Shutdown};
 use anyhow::Context;
 use api::ApiState;
 use api::auth::KeyRing;
+use banner::KeySource;
 use ingest::{Edge, EdgeArgs, EdgeConfig};
 use model::clickid::ClickKeyRing;
 use model::program::ProgramFile;
@@ -56,12 +59,22 @@ pub struct Running {
     pub edge: SocketAddr,
     pub api: SocketAddr,
     pub admin_key: String,
+    /// Where the admin key came from.
+    pub admin_key_source: KeySource,
     pub topics: Topics,
+    /// The program this process follows.
+    pub program: Arc<SharedProgram>,
+    data: PathBuf,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
+    /// What to print once it runs: where it listens, where the admin key is, commands to try.
+    pub fn banner(&self) -> String {
+        self.program.read(|program| banner::banner(self.edge, self.api, &self.data, program, &self.admin_key_source))
+    }
+
     /// Stop everything cleanly and wait for it.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
@@ -69,14 +82,20 @@ impl Running {
     }
 }
 
-/// A secret kept in the data directory, made on first use.
+/// A secret kept in the data directory, made on first use and readable by this user only
+/// (mode 0600).
 fn kept_secret(data: &Path, name: &str, make: impl FnOnce() -> String) -> anyhow::Result<String> {
     let path = data.join(name);
     if let Ok(secret) = std::fs::read_to_string(&path) {
         return Ok(secret.trim().to_string());
     }
     let secret = make();
-    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     Ok(secret)
 }
 
@@ -92,9 +111,11 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
         None => kept_secret(&config.data, "click-keys", || format!("1:{}", random_secret()))?,
     };
     let click_keys = ClickKeyRing::parse(&click_keys)?;
-    let admin_key = match &config.admin_key {
-        Some(key) => key.clone(),
-        None => kept_secret(&config.data, "admin-key", random_secret)?,
+    let (admin_key, admin_key_source) = match &config.admin_key {
+        Some(key) => (key.clone(), KeySource::Setting),
+        None => {
+            (kept_secret(&config.data, "admin-key", random_secret)?, KeySource::File(config.data.join("admin-key")))
+        }
     };
     let program_file = config.program.as_deref().map(read_program_file).transpose()?;
     let edge_listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -121,14 +142,14 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
     let task = tokio::spawn(deployment.run_until(job, shutdown));
     // Answer only once the program is loaded and everything serves; a refused program file
     // fails the start instead of leaving a process that answers nothing.
-    if started.await.is_err() {
+    let Ok(program) = started.await else {
         return Err(match task.await {
             Ok(Err(error)) => error,
             Ok(Ok(())) => anyhow::anyhow!("clickledger stopped while starting"),
             Err(error) => error.into(),
         });
-    }
-    Ok(Running { edge, api, admin_key, topics, stop, task })
+    };
+    Ok(Running { edge, api, admin_key, admin_key_source, topics, program, data: config.data, stop, task })
 }
 
 struct Everything {
@@ -140,8 +161,8 @@ struct Everything {
     program_file: Option<ProgramFile>,
     edge_config: EdgeConfig,
     clock: Clock,
-    /// Told once everything serves.
-    ready: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Told, with the program, once everything serves.
+    ready: Option<tokio::sync::oneshot::Sender<Arc<SharedProgram>>>,
 }
 
 impl Job for Everything {
@@ -183,10 +204,10 @@ impl Job for Everything {
             settler::instances_per_process(),
             shutdown.clone(),
         ));
-        let state = ApiState::new(log, store, program, self.topics, self.keys);
+        let state = ApiState::new(log, store, program.clone(), self.topics, self.keys);
         let api = tokio::spawn(api::serve(self.api_listener, state, shutdown.wait()));
         if let Some(ready) = self.ready {
-            let _ = ready.send(());
+            let _ = ready.send(program);
         }
         edge.await??;
         attributor.await??;

@@ -329,6 +329,9 @@ async fn bills_are_generated_for_a_period_carried_over_under_the_minimum_and_mar
         "period_in_future",
     )
     .await;
+    let (_, future) =
+        call(api, "POST", "/v1/bills/runs", Some(ADMIN), Some(json!({"period_end": "2999-01-01T00:00:00Z"}))).await;
+    assert_eq!(future["message"], "period_end must be at or before now");
     refused(api, "POST", "/v1/bills/runs", Some(json!({})), 400, "bad_json").await;
     let period_end = model::Timestamp::now().to_string();
     admin(api, "POST", "/v1/bills/runs", Some(json!({"period_end": period_end})), 202).await;
@@ -358,4 +361,88 @@ async fn bills_are_generated_for_a_period_carried_over_under_the_minimum_and_mar
     assert!(items(&lines).iter().all(|line| line["bill"] == jane_bill.as_str()));
     refused(api, "POST", &format!("/v1/bills/{jane_bill}/paid"), None, 409, "bill_not_unpaid").await;
     app.running.stop().await.unwrap();
+}
+
+/// "Why was I not paid?": every conversion that earns nothing is listed with its order, the
+/// member the evidence named, the evidence and the reason; lines and the conversion report
+/// are found by order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_rejected_conversion_says_which_order_which_member_and_why() {
+    let app = start().await;
+    let (api, edge) = (app.api(), app.edge());
+    // No cookie at all.
+    common::get(edge, "/px?offer=summer&order_id=R-1&amount=10.00").await;
+    // A visitor whose only click is on another offer.
+    let hosting = common::get(edge, "/c?offer=hosting&member=jane").await;
+    common::get_with_cookie(edge, "/px?offer=summer&order_id=R-2&amount=20.00", &hosting.visitor()).await;
+    // Tom is stopped after his click: the cookie names him, and he may not earn.
+    let tom = common::get(edge, "/c?offer=summer&member=tom").await;
+    admin(api, "POST", "/v1/members/tom/status", Some(json!({"status": "stopped"})), 200).await;
+    common::get_with_cookie(edge, "/px?offer=summer&order_id=R-3&amount=30.00", &tom.visitor()).await;
+    // Jane's code, twice for the same order: the second is a duplicate.
+    postback(edge, "code=JANE20&order_id=R-4&amount=40.00").await;
+    postback(edge, "code=JANE20&order_id=R-4&amount=40.00").await;
+
+    let page =
+        eventually(api, "/v1/conversions/rejected?offer=summer", "four rejections", |page| items(page).len() == 4)
+            .await;
+    let rows: Vec<(String, String, Value, String, String)> = items(&page)
+        .iter()
+        .map(|row| {
+            (
+                row["order_id"].as_str().unwrap().to_string(),
+                row["reason"].as_str().unwrap().to_string(),
+                row["member"].clone(),
+                row["evidence"].as_str().unwrap().to_string(),
+                row["amount"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let row = |order: &str, reason: &str, member: Value, evidence: &str, amount: &str| {
+        (order.to_string(), reason.to_string(), member, evidence.to_string(), amount.to_string())
+    };
+    assert_eq!(
+        rows,
+        [
+            row("R-1", "no_click_in_window", Value::Null, "none", "10.00"),
+            row("R-2", "no_click_in_window", Value::Null, "cookie", "20.00"),
+            row("R-3", "member_not_approved", json!("tom"), "cookie", "30.00"),
+            row("R-4", "duplicate_order", json!("jane"), "code", "40.00"),
+        ]
+    );
+    let r3 = &items(&page)[2];
+    assert_eq!((r3["order_key"].as_str(), r3["source"].as_str()), (Some("acme:R-3"), Some("pixel")));
+    assert_eq!(items(&page)[3]["source"], "postback");
+
+    // Filtered by member, reason and order.
+    let toms = admin(api, "GET", "/v1/conversions/rejected?member=tom", None, 200).await;
+    assert_eq!(items(&toms).iter().map(|row| row["order_id"].clone()).collect::<Vec<_>>(), [json!("R-3")]);
+    let duplicates = admin(api, "GET", "/v1/conversions/rejected?reason=duplicate_order", None, 200).await;
+    assert_eq!(items(&duplicates).len(), 1);
+    let by_key = admin(api, "GET", "/v1/conversions/rejected?order_key=acme:R-2", None, 200).await;
+    assert_eq!(items(&by_key)[0]["order_id"], "R-2");
+    // The counts stay as the summary.
+    assert_eq!(
+        rejected(api, "no_click_in_window", 2).await,
+        [
+            ("duplicate_order".to_string(), "summer".to_string(), 1),
+            ("member_not_approved".to_string(), "summer".to_string(), 1),
+            ("no_click_in_window".to_string(), "summer".to_string(), 2),
+        ]
+    );
+
+    // Jane's winning conversion of R-4: its lines and its report row, found by order.
+    let lines = eventually(api, "/v1/lines?order_id=R-4", "R-4's lines", |page| !items(page).is_empty()).await;
+    let paid: Vec<(Value, Value)> =
+        items(&lines).iter().map(|line| (line["member"].clone(), line["amount"].clone())).collect();
+    assert_eq!(paid, [(json!("jane"), json!("6.00"))]);
+    let report = admin(api, "GET", "/v1/reports/conversions?order_key=acme:R-4", None, 200).await;
+    assert_eq!(items(&report).len(), 1);
+    assert_eq!(items(&report)[0]["commission"], "6.00");
+    assert!(items(&admin(api, "GET", "/v1/lines?order_id=R-5", None, 200).await).is_empty());
+
+    refused(api, "GET", "/v1/conversions/rejected?order_key=R-4", None, 400, "bad_order_key").await;
+    refused(api, "GET", "/v1/conversions/rejected?reason=late", None, 400, "bad_reason").await;
+    refused(api, "GET", "/v1/lines?order_id=a%20b", None, 400, "bad_order_id").await;
+    refused(api, "GET", "/v1/lines?by=member", None, 400, "bad_query").await;
 }

@@ -710,3 +710,80 @@ member = "tom"
     assert_eq!((status, body["error"].as_str().unwrap()), (404, "unknown_route"));
     app.running.stop().await.unwrap();
 }
+
+/// Every GET operation accepts each query parameter the OpenAPI document gives it and refuses
+/// any other with `400 bad_query`: what is documented is what is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_query_parameter_is_taken_and_no_other() {
+    let app = start().await;
+    let api = app.api();
+    let document: Value = serde_json::from_str(&api::openapi_json()).unwrap();
+    let value = |name: &str| match name {
+        "from" => "2026-01-01T00:00:00Z",
+        "to" => "2027-01-01T00:00:00Z",
+        "offer" => "summer",
+        "member" | "parent" => "jane",
+        "status" => "approved",
+        "reason" => "no_click_in_window",
+        "order_id" => "A-1",
+        "order_key" => "acme:A-1",
+        "by" => "member",
+        "limit" => "10",
+        "cursor" => "0",
+        other => panic!("no test value for the parameter {other}"),
+    };
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let Some(operation) = item.get("get") else {
+            continue;
+        };
+        let path = path.replace("{offer}", "summer").replace("{member}", "jane");
+        let query: Vec<String> = operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|parameter| parameter["in"] == "query")
+            .map(|parameter| {
+                let name = parameter["name"].as_str().unwrap();
+                format!("{name}={}", value(name))
+            })
+            .collect();
+        if query.is_empty() {
+            continue;
+        }
+        let (status, body) = call(api, "GET", &format!("{path}?{}", query.join("&")), Some(ADMIN), None).await;
+        assert_eq!(status, 200, "GET {path} with every documented parameter: {body}");
+        refused(api, "GET", &format!("{path}?{}&undocumented=1", query.join("&")), None, 400, "bad_query").await;
+        checked += 1;
+    }
+    assert!(checked >= 16, "only {checked} operations with query parameters");
+}
+
+/// Keys made on the first start are readable by this user only, and the banner says where the
+/// admin key is without printing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_keys_are_private_and_the_banner_does_not_print_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let running = clickledger::start(clickledger::AppConfig {
+        data: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        program: None,
+        click_keys: None,
+        admin_key: None,
+        edge: ingest::EdgeArgs::default(),
+        clock: pipeline::wall_clock(),
+    })
+    .await
+    .unwrap();
+    for name in ["admin-key", "click-keys"] {
+        let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    let banner = running.banner();
+    assert!(!banner.contains(&running.admin_key), "{banner}");
+    assert!(banner.contains(&format!("admin key: in {}", dir.path().join("admin-key").display())), "{banner}");
+    assert!(banner.contains("/c?offer=summer&member=jane"), "{banner}");
+    running.stop().await.unwrap();
+}

@@ -1,4 +1,6 @@
 -- Report views (docs/REPORTS.md). They read with FINAL, so they are right before merges.
+-- Current ClickHouse releases need an alias on every subquery of a join; 18.16 takes them too.
+-- Migration 3 replaces the conversion report and the rejected conversions.
 
 -- One row per attributed conversion: order date, sale amount, the member's own commission and
 -- its status ('none' when the conversion pays nothing).
@@ -9,13 +11,13 @@ FROM (
     SELECT id, event_ms, offer, member, order_id, amount, currency, via
     FROM conversions FINAL
     WHERE status = 'attributed'
-)
+) AS attributed
 ANY LEFT JOIN (
     SELECT source AS id, sum(amount) AS commission, min(status) AS line_status
     FROM commission_lines FINAL
     WHERE tier = 1 AND kind = 'conversion' AND status != 'withdrawn'
     GROUP BY source
-) USING id;
+) AS first_tier USING id;
 
 -- Clicks, conversions and commission on one time line, for summaries per offer and member.
 CREATE VIEW IF NOT EXISTS activity AS

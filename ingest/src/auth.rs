@@ -9,6 +9,7 @@ use model::program::{Advertiser, Program};
 use model::time::Timestamp;
 use sha2::Sha256;
 
+use crate::codes::Code;
 use crate::rejection::Rejection;
 
 /// What the request offers as proof.
@@ -46,7 +47,7 @@ pub fn authenticate(
 ) -> Result<(), Rejection> {
     match credentials {
         Credentials::Missing => {
-            Err(Rejection::unauthorized("missing_credentials", "send token=<secret> or X-Signature and X-Timestamp"))
+            Err(Rejection::unauthorized(Code::MissingCredentials, "send token=<secret> or X-Signature and X-Timestamp"))
         }
         Credentials::Token(token) => {
             let mut matched = false;
@@ -56,24 +57,27 @@ pub fn authenticate(
             if matched {
                 Ok(())
             } else {
-                Err(Rejection::unauthorized("bad_token", "the token is not valid for this advertiser"))
+                Err(Rejection::unauthorized(Code::BadToken, "the token is not valid for this advertiser"))
             }
         }
         Credentials::Signature { signature, timestamp, signed } => {
             let Some(timestamp) = timestamp else {
                 return Err(Rejection::unauthorized(
-                    "missing_timestamp",
+                    Code::MissingTimestamp,
                     "X-Signature needs X-Timestamp (Unix seconds)",
                 ));
             };
             let Ok(sent_at) = timestamp.trim().parse::<i64>() else {
-                return Err(Rejection::unauthorized("bad_timestamp", "X-Timestamp must be Unix seconds"));
+                return Err(Rejection::unauthorized(Code::BadTimestamp, "X-Timestamp must be Unix seconds"));
             };
             if (now.millis() / 1000 - sent_at).abs() > tolerance_seconds {
-                return Err(Rejection::unauthorized("stale_timestamp", "X-Timestamp is more than 5 minutes from now"));
+                return Err(Rejection::unauthorized(
+                    Code::StaleTimestamp,
+                    "X-Timestamp is more than 5 minutes from now",
+                ));
             }
             let Some(tag) = signature.strip_prefix("sha256=").and_then(|hex_tag| hex::decode(hex_tag).ok()) else {
-                return Err(Rejection::unauthorized("bad_signature", "X-Signature must be sha256=<hex>"));
+                return Err(Rejection::unauthorized(Code::BadSignature, "X-Signature must be sha256=<hex>"));
             };
             let mut matched = false;
             for secret in advertiser.secrets_at(now) {
@@ -85,7 +89,7 @@ pub fn authenticate(
             if matched {
                 Ok(())
             } else {
-                Err(Rejection::unauthorized("bad_signature", "X-Signature does not match the request"))
+                Err(Rejection::unauthorized(Code::BadSignature, "X-Signature does not match the request"))
             }
         }
     }

@@ -14,6 +14,7 @@ use model::time::Timestamp;
 use pipeline::ports::log::{EventLog, Record};
 use url::Url;
 
+use crate::codes::Code;
 use crate::deep_link::{allowed_deep_link, with_click_id};
 use crate::edge::{Edge, HttpResponse};
 use crate::fields;
@@ -43,7 +44,7 @@ pub(crate) async fn click<L: EventLog>(
     link_code: Option<&str>,
 ) -> Result<HttpResponse, Rejection> {
     let params = parse_urlencoded(parts.uri.query().unwrap_or_default().as_bytes())
-        .map_err(|error| Rejection::bad_request(error.reason(), error.to_string()))?;
+        .map_err(|error| Rejection::bad_request(error.code(), error.to_string()))?;
     let subs = subs(&params)?;
     let now = Timestamp::now();
     let target = edge.program.read(|program| resolve(program, &params, link_code, now))?;
@@ -94,21 +95,22 @@ fn resolve(
     let (offer_id, member_id, link): (OfferId, MemberId, Option<&TrackingLink>) = match link_code {
         Some(code) => {
             let code = fields::link_code(code)?;
-            let link =
-                program.link(&code).ok_or_else(|| Rejection::not_found("unknown_link", format!("no link {code}")))?;
+            let link = program
+                .link(&code)
+                .ok_or_else(|| Rejection::not_found(Code::UnknownLink, format!("no link {code}")))?;
             (link.offer.clone(), link.member.clone(), Some(link))
         }
         None => {
-            let offer =
-                fields::offer(params)?.ok_or_else(|| Rejection::bad_request("missing_offer", "offer is required"))?;
+            let offer = fields::offer(params)?
+                .ok_or_else(|| Rejection::bad_request(Code::MissingOffer, "offer is required"))?;
             let member = fields::member(params)?
-                .ok_or_else(|| Rejection::bad_request("missing_member", "member is required"))?;
+                .ok_or_else(|| Rejection::bad_request(Code::MissingMember, "member is required"))?;
             (offer, member, None)
         }
     };
     let offer = program
         .offer(&offer_id)
-        .ok_or_else(|| Rejection::not_found("unknown_offer", format!("no offer {offer_id}")))?;
+        .ok_or_else(|| Rejection::not_found(Code::UnknownOffer, format!("no offer {offer_id}")))?;
     let rejected = rejection(program, offer, &member_id, link, now);
     // An earning click may go to an allowed deep link; any other goes to the offer URL.
     let deep_link: Option<Url> = if rejected.is_some() {
@@ -166,7 +168,7 @@ fn subs(params: &Params) -> Result<Subs, Rejection> {
     let sub = |name: &'static str| -> Result<Option<String>, Rejection> {
         match params.non_empty(name) {
             Some(value) if value.len() > MAX_SUB_LEN => {
-                Err(Rejection::bad_request("sub_too_long", format!("{name} is longer than {MAX_SUB_LEN} bytes")))
+                Err(Rejection::bad_request(Code::SubTooLong, format!("{name} is longer than {MAX_SUB_LEN} bytes")))
             }
             value => Ok(value.map(str::to_string)),
         }

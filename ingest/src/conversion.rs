@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{Credentials, advertiser_by_token, authenticate};
 use crate::click::visitor_cookie;
+use crate::codes::Code;
 use crate::edge::{Edge, HttpResponse};
 use crate::fields;
 use crate::params::{Params, parse_json, parse_urlencoded};
@@ -35,7 +36,7 @@ const PIXEL_GIF: &[u8] = &[
 pub const REJECTED_HEADER: &str = "x-clickledger-rejected";
 
 fn param_error(error: crate::params::ParamError) -> Rejection {
-    Rejection::bad_request(error.reason(), error.to_string())
+    Rejection::bad_request(error.code(), error.to_string())
 }
 
 pub(crate) async fn pixel<L: EventLog>(edge: &Edge<L>, parts: &request::Parts) -> HttpResponse {
@@ -66,10 +67,10 @@ fn pixel_records<L: EventLog>(edge: &Edge<L>, parts: &request::Parts) -> Result<
     let params = parse_urlencoded(parts.uri.query().unwrap_or_default().as_bytes()).map_err(param_error)?;
     let now = Timestamp::now();
     let offer_id =
-        fields::offer(&params)?.ok_or_else(|| Rejection::bad_request("missing_offer", "offer is required"))?;
+        fields::offer(&params)?.ok_or_else(|| Rejection::bad_request(Code::MissingOffer, "offer is required"))?;
     let advertiser = edge.program.read(|program| program.offer(&offer_id).map(|offer| offer.advertiser.clone()));
     let advertiser =
-        advertiser.ok_or_else(|| Rejection::bad_request("unknown_offer", format!("no offer {offer_id}")))?;
+        advertiser.ok_or_else(|| Rejection::bad_request(Code::UnknownOffer, format!("no offer {offer_id}")))?;
     let user_agent = parts.headers.get(header::USER_AGENT).and_then(|agent| agent.to_str().ok());
     let conversion = Conversion {
         id: EventId::new(),
@@ -127,7 +128,7 @@ async fn read_params<L: EventLog>(
             "application/x-www-form-urlencoded" | "" => parse_urlencoded(&body),
             other => {
                 return Err(Rejection::bad_request(
-                    "unsupported_content_type",
+                    Code::UnsupportedContentType,
                     format!("{other} is not application/json or application/x-www-form-urlencoded"),
                 ));
             }
@@ -159,7 +160,7 @@ fn resolve_advertiser(
     if let (Some(named), Some(owner)) = (&named, &offer_owner) {
         if named != owner {
             return Err(Rejection::Forbidden {
-                reason: "wrong_advertiser",
+                code: Code::WrongAdvertiser,
                 message: format!("the offer belongs to {owner}, not {named}"),
             });
         }
@@ -170,7 +171,7 @@ fn resolve_advertiser(
     };
     named.or(offer_owner).or_else(by_token).ok_or_else(|| {
         Rejection::unauthorized(
-            "unknown_advertiser",
+            Code::UnknownAdvertiser,
             "name the advertiser (advertiser=), the offer, a click id or a known code",
         )
     })
@@ -206,19 +207,19 @@ fn postback_conversion<L: EventLog>(
             edge.config
                 .click_keys
                 .verify(click_id)
-                .map_err(|error| Rejection::bad_request(error.reason(), error.to_string()))?,
+                .map_err(|error| Rejection::bad_request(Code::BadClickId, error.to_string()))?,
         ),
         None => None,
     };
     let code = fields::code(params)?;
     if claims.is_none() && code.is_none() {
-        return Err(Rejection::bad_request("missing_click_id_or_code", "send click_id, code or both"));
+        return Err(Rejection::bad_request(Code::MissingClickIdOrCode, "send click_id, code or both"));
     }
     let named_offer = fields::offer(params)?;
     if let (Some(named), Some(claims)) = (&named_offer, &claims) {
         if named != &claims.offer {
             return Err(Rejection::bad_request(
-                "offer_mismatch",
+                Code::OfferMismatch,
                 format!("the click id is for offer {}", claims.offer),
             ));
         }
@@ -230,7 +231,7 @@ fn postback_conversion<L: EventLog>(
             program
                 .offer(offer_id)
                 .map(|offer| offer.advertiser.clone())
-                .ok_or_else(|| Rejection::bad_request("unknown_offer", format!("no offer {offer_id}")))?,
+                .ok_or_else(|| Rejection::bad_request(Code::UnknownOffer, format!("no offer {offer_id}")))?,
         ),
         None => None,
     };
@@ -238,7 +239,7 @@ fn postback_conversion<L: EventLog>(
     let advertiser_id = resolve_advertiser(program, fields::advertiser(params)?, offer_owner, credentials, now)?;
     let advertiser = program
         .advertiser(&advertiser_id)
-        .ok_or_else(|| Rejection::unauthorized("unknown_advertiser", format!("no advertiser {advertiser_id}")))?;
+        .ok_or_else(|| Rejection::unauthorized(Code::UnknownAdvertiser, format!("no advertiser {advertiser_id}")))?;
     authenticate(advertiser, credentials, now, edge.config.signature_tolerance_seconds)?;
 
     let user_agent = headers.get(header::USER_AGENT).and_then(|agent| agent.to_str().ok());
@@ -272,22 +273,22 @@ fn order_change<L: EventLog>(
     signed: &[u8],
     now: Timestamp,
 ) -> Result<(AdvertiserId, OrderId), Rejection> {
-    let order_id =
-        fields::order_id(params)?.ok_or_else(|| Rejection::bad_request("missing_order_id", "order_id is required"))?;
+    let order_id = fields::order_id(params)?
+        .ok_or_else(|| Rejection::bad_request(Code::MissingOrderId, "order_id is required"))?;
     let credentials = credentials(headers, params, signed);
     let offer_owner = match fields::offer(params)? {
         Some(offer_id) => Some(
             program
                 .offer(&offer_id)
                 .map(|offer| offer.advertiser.clone())
-                .ok_or_else(|| Rejection::bad_request("unknown_offer", format!("no offer {offer_id}")))?,
+                .ok_or_else(|| Rejection::bad_request(Code::UnknownOffer, format!("no offer {offer_id}")))?,
         ),
         None => None,
     };
     let advertiser_id = resolve_advertiser(program, fields::advertiser(params)?, offer_owner, credentials, now)?;
     let advertiser = program
         .advertiser(&advertiser_id)
-        .ok_or_else(|| Rejection::unauthorized("unknown_advertiser", format!("no advertiser {advertiser_id}")))?;
+        .ok_or_else(|| Rejection::unauthorized(Code::UnknownAdvertiser, format!("no advertiser {advertiser_id}")))?;
     authenticate(advertiser, credentials, now, edge.config.signature_tolerance_seconds)?;
     Ok((advertiser_id, order_id))
 }
@@ -318,7 +319,7 @@ pub(crate) async fn refund<L: EventLog>(edge: &Edge<L>, request: Request<Incomin
         edge.program.read(|program| order_change(edge, program, &parts.headers, &params, &signed, now))?;
     let refund_id = params.get("refund_id");
     if refund_id.is_some_and(|id| id.is_empty() || id.len() > 128) {
-        return Err(Rejection::bad_request("bad_refund_id", "refund_id must be 1 to 128 characters"));
+        return Err(Rejection::bad_request(Code::BadRefundId, "refund_id must be 1 to 128 characters"));
     }
     let refund = Refund {
         id: refund_event_id(&advertiser, &order_id, refund_id),

@@ -15,6 +15,7 @@ use pipeline::follow::SharedProgram;
 use pipeline::ports::log::{EventLog, LogError, Record};
 
 use crate::bots::BotFilter;
+use crate::codes::Code;
 use crate::config::EdgeConfig;
 use crate::metrics::{EVENTS, LOG_ACK_SECONDS, LOST, UNACKNOWLEDGED};
 use crate::rejection::Rejection;
@@ -93,8 +94,7 @@ impl<L: EventLog> Edge<L> {
     pub(crate) async fn record_durable(&self, route: &'static str, records: Vec<Record>) -> Result<(), Rejection> {
         let started = Instant::now();
         let retry_after_seconds = self.config.retry_after_seconds;
-        let unavailable =
-            |reason: &'static str, message: String| Rejection::Unavailable { reason, message, retry_after_seconds };
+        let unavailable = |code: Code, message: String| Rejection::Unavailable { code, message, retry_after_seconds };
         let mut append: Pin<Box<_>> = Box::pin(self.log.append(records));
         match tokio::time::timeout(self.config.postback_ack_timeout, &mut append).await {
             Ok(Ok(())) => {
@@ -102,8 +102,8 @@ impl<L: EventLog> Edge<L> {
                 counter!(EVENTS, "route" => route).increment(1);
                 Ok(())
             }
-            Ok(Err(LogError::Overloaded(message))) => Err(unavailable("log_overloaded", message)),
-            Ok(Err(LogError::Unavailable(message))) => Err(unavailable("log_unavailable", message)),
+            Ok(Err(LogError::Overloaded(message))) => Err(unavailable(Code::LogOverloaded, message)),
+            Ok(Err(LogError::Unavailable(message))) => Err(unavailable(Code::LogUnavailable, message)),
             Ok(Err(LogError::Fatal(message))) => Err(Rejection::Internal { message }),
             Err(_) => {
                 counter!(UNACKNOWLEDGED, "route" => route).increment(1);
@@ -112,7 +112,7 @@ impl<L: EventLog> Edge<L> {
                         tracing::warn!(route, %error, "a postback answered 503 was not written");
                     }
                 });
-                Err(unavailable("log_timeout", "the event log did not acknowledge in time".into()))
+                Err(unavailable(Code::LogTimeout, "the event log did not acknowledge in time".into()))
             }
         }
     }
@@ -126,7 +126,7 @@ impl<L: EventLog> Edge<L> {
         match collected {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Rejection::PayloadTooLarge { limit }),
-            Err(error) => Err(Rejection::bad_request("bad_body", format!("the body could not be read: {error}"))),
+            Err(error) => Err(Rejection::bad_request(Code::BadBody, format!("the body could not be read: {error}"))),
         }
     }
 }

@@ -3,10 +3,11 @@
 
 use model::events::Item;
 use model::ids::{AdvertiserId, LinkCode, MemberId, OfferId, OrderId, PromoCode, Sku};
-use model::money::{Currency, parse_amount};
+use model::money::{AmountError, Currency, parse_amount};
 use model::time::{Span, Timestamp};
 use rust_decimal::Decimal;
 
+use crate::codes::Code;
 use crate::params::Params;
 use crate::rejection::Rejection;
 
@@ -18,41 +19,43 @@ pub const MAX_QUANTITY: u32 = 100_000;
 fn field<T>(
     params: &Params,
     name: &str,
-    reason: &'static str,
+    code: Code,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<Option<T>, Rejection> {
     match params.get(name) {
         None => Ok(None),
-        Some(value) => parse(value).map(Some).map_err(|why| Rejection::bad_request(reason, format!("{name}: {why}"))),
+        Some(value) => parse(value).map(Some).map_err(|why| Rejection::bad_request(code, format!("{name}: {why}"))),
     }
 }
 
 pub fn offer(params: &Params) -> Result<Option<OfferId>, Rejection> {
-    field(params, "offer", "bad_offer", |value| OfferId::new(value).map_err(|error| error.to_string()))
+    field(params, "offer", Code::BadOffer, |value| OfferId::new(value).map_err(|error| error.to_string()))
 }
 
 pub fn member(params: &Params) -> Result<Option<MemberId>, Rejection> {
-    field(params, "member", "bad_member", |value| MemberId::new(value).map_err(|error| error.to_string()))
+    field(params, "member", Code::BadMember, |value| MemberId::new(value).map_err(|error| error.to_string()))
 }
 
 pub fn advertiser(params: &Params) -> Result<Option<AdvertiserId>, Rejection> {
-    field(params, "advertiser", "bad_advertiser", |value| AdvertiserId::new(value).map_err(|error| error.to_string()))
+    field(params, "advertiser", Code::BadAdvertiser, |value| {
+        AdvertiserId::new(value).map_err(|error| error.to_string())
+    })
 }
 
 pub fn link_code(value: &str) -> Result<LinkCode, Rejection> {
-    LinkCode::new(value).map_err(|error| Rejection::not_found("unknown_link", error.to_string()))
+    LinkCode::new(value).map_err(|error| Rejection::not_found(Code::UnknownLink, error.to_string()))
 }
 
 pub fn order_id(params: &Params) -> Result<Option<OrderId>, Rejection> {
-    field(params, "order_id", "bad_order_id", |value| OrderId::new(value).map_err(|error| error.to_string()))
+    field(params, "order_id", Code::BadOrderId, |value| OrderId::new(value).map_err(|error| error.to_string()))
 }
 
 pub fn code(params: &Params) -> Result<Option<PromoCode>, Rejection> {
-    field(params, "code", "bad_code", |value| PromoCode::new(value).map_err(|error| error.to_string()))
+    field(params, "code", Code::BadCode, |value| PromoCode::new(value).map_err(|error| error.to_string()))
 }
 
 pub fn currency(params: &Params) -> Result<Option<Currency>, Rejection> {
-    field(params, "currency", "bad_currency", |value| Currency::new(value).map_err(|error| error.to_string()))
+    field(params, "currency", Code::BadCurrency, |value| Currency::new(value).map_err(|error| error.to_string()))
 }
 
 /// An amount in the documented range; the reason says which rule it broke.
@@ -61,13 +64,22 @@ pub fn amount(params: &Params, name: &str) -> Result<Option<Decimal>, Rejection>
         None => Ok(None),
         Some(value) => parse_amount(value)
             .map(Some)
-            .map_err(|error| Rejection::bad_request(error.reason(), format!("{name}: {error}"))),
+            .map_err(|error| Rejection::bad_request(amount_code(&error), format!("{name}: {error}"))),
+    }
+}
+
+/// The code of an amount that does not parse.
+fn amount_code(error: &AmountError) -> Code {
+    match error {
+        AmountError::Empty => Code::MissingAmount,
+        AmountError::Malformed => Code::BadAmount,
+        AmountError::OutOfRange => Code::AmountOutOfRange,
     }
 }
 
 /// `sale` unless given; names are 1 to 32 of `[a-z0-9_]`.
 pub fn event(params: &Params) -> Result<String, Rejection> {
-    let event = field(params, "event", "bad_event", |value| {
+    let event = field(params, "event", Code::BadEvent, |value| {
         let valid = !value.is_empty()
             && value.len() <= 32
             && value.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_');
@@ -81,7 +93,7 @@ pub fn items(params: &Params) -> Result<Vec<Item>, Rejection> {
     let Some(value) = params.get("items") else {
         return Ok(Vec::new());
     };
-    let bad = |why: String| Rejection::bad_request("bad_items", format!("items: {why}"));
+    let bad = |why: String| Rejection::bad_request(Code::BadItems, format!("items: {why}"));
     let lines: Vec<&str> = value.split(',').collect();
     if lines.len() > MAX_ITEMS {
         return Err(bad(format!("more than {MAX_ITEMS} lines")));
@@ -113,10 +125,10 @@ pub fn occurred_at(params: &Params, now: Timestamp, past: Span, future: Span) ->
         return Ok(None);
     };
     let at = Timestamp::parse(value)
-        .map_err(|_| Rejection::bad_request("bad_occurred_at", "occurred_at must be an RFC 3339 timestamp"))?;
+        .map_err(|_| Rejection::bad_request(Code::BadOccurredAt, "occurred_at must be an RFC 3339 timestamp"))?;
     if at < now.saturating_sub(past) || at > now.saturating_add(future) {
         return Err(Rejection::bad_request(
-            "occurred_at_out_of_range",
+            Code::OccurredAtOutOfRange,
             format!("occurred_at must be between {past} before and {future} after now"),
         ));
     }

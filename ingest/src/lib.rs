@@ -13,13 +13,15 @@
 //! - [`deep_link`]: which deep links are allowed (no open redirects).
 //! - [`auth`]: postback tokens and `X-Signature` HMACs.
 //! - [`bots`]: known bot user agents.
-//! - [`rejection`]: the one mapping from errors to HTTP answers.
+//! - [`rejection`]: the one mapping from errors to HTTP answers; [`codes`]: every code, and
+//!   which endpoint answers which (the contract `docs/TRACKING.md` lists).
 //! - [`metrics`]: Prometheus metric names.
 
 pub mod auth;
 pub mod bots;
 pub mod cli;
 pub mod click;
+pub mod codes;
 pub mod config;
 pub mod conversion;
 pub mod deep_link;

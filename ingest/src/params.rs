@@ -7,6 +7,8 @@ use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::codes::Code;
+
 /// At most this many parameters per request.
 pub const MAX_PARAMS: usize = 64;
 /// At most this many bytes per decoded value (a deep link URL is the longest).
@@ -33,17 +35,21 @@ pub enum ParamError {
 }
 
 impl ParamError {
-    pub fn reason(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            ParamError::BadEncoding(_) => "bad_encoding",
-            ParamError::InvalidUtf8(_) => "invalid_utf8",
-            ParamError::NulByte(_) => "nul_byte",
-            ParamError::ControlCharacter(_) => "control_character",
-            ParamError::Duplicate(_) => "duplicate_parameter",
-            ParamError::TooLong(_) => "parameter_too_long",
-            ParamError::TooMany => "too_many_parameters",
-            ParamError::BadJson(_) => "bad_json",
+            ParamError::BadEncoding(_) => Code::BadEncoding,
+            ParamError::InvalidUtf8(_) => Code::InvalidUtf8,
+            ParamError::NulByte(_) => Code::NulByte,
+            ParamError::ControlCharacter(_) => Code::ControlCharacter,
+            ParamError::Duplicate(_) => Code::DuplicateParameter,
+            ParamError::TooLong(_) => Code::ParameterTooLong,
+            ParamError::TooMany => Code::TooManyParameters,
+            ParamError::BadJson(_) => Code::BadJson,
         }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        self.code().as_str()
     }
 }
 

@@ -5,16 +5,18 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
+use crate::codes::Code;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     /// 400: the request is malformed; retrying it unchanged will fail again.
-    BadRequest { reason: &'static str, message: String },
+    BadRequest { code: Code, message: String },
     /// 401: missing or wrong credentials.
-    Unauthorized { reason: &'static str, message: String },
+    Unauthorized { code: Code, message: String },
     /// 403: authenticated, but not allowed to do this.
-    Forbidden { reason: &'static str, message: String },
+    Forbidden { code: Code, message: String },
     /// 404
-    NotFound { reason: &'static str, message: String },
+    NotFound { code: Code, message: String },
     /// 405
     MethodNotAllowed,
     /// 408: the client was too slow sending its body.
@@ -22,22 +24,22 @@ pub enum Rejection {
     /// 413
     PayloadTooLarge { limit: usize },
     /// 503 with `Retry-After`: nothing was written; the same request may succeed later.
-    Unavailable { reason: &'static str, message: String, retry_after_seconds: u32 },
+    Unavailable { code: Code, message: String, retry_after_seconds: u32 },
     /// 500
     Internal { message: String },
 }
 
 impl Rejection {
-    pub fn bad_request(reason: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { reason, message: message.into() }
+    pub fn bad_request(code: Code, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
     }
 
-    pub fn unauthorized(reason: &'static str, message: impl Into<String>) -> Self {
-        Self::Unauthorized { reason, message: message.into() }
+    pub fn unauthorized(code: Code, message: impl Into<String>) -> Self {
+        Self::Unauthorized { code, message: message.into() }
     }
 
-    pub fn not_found(reason: &'static str, message: impl Into<String>) -> Self {
-        Self::NotFound { reason, message: message.into() }
+    pub fn not_found(code: Code, message: impl Into<String>) -> Self {
+        Self::NotFound { code, message: message.into() }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -54,18 +56,23 @@ impl Rejection {
         }
     }
 
-    pub fn reason(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            Rejection::BadRequest { reason, .. }
-            | Rejection::Unauthorized { reason, .. }
-            | Rejection::Forbidden { reason, .. }
-            | Rejection::NotFound { reason, .. }
-            | Rejection::Unavailable { reason, .. } => reason,
-            Rejection::MethodNotAllowed => "method_not_allowed",
-            Rejection::Timeout => "body_timeout",
-            Rejection::PayloadTooLarge { .. } => "body_too_large",
-            Rejection::Internal { .. } => "internal",
+            Rejection::BadRequest { code, .. }
+            | Rejection::Unauthorized { code, .. }
+            | Rejection::Forbidden { code, .. }
+            | Rejection::NotFound { code, .. }
+            | Rejection::Unavailable { code, .. } => *code,
+            Rejection::MethodNotAllowed => Code::MethodNotAllowed,
+            Rejection::Timeout => Code::BodyTimeout,
+            Rejection::PayloadTooLarge { .. } => Code::BodyTooLarge,
+            Rejection::Internal { .. } => Code::Internal,
         }
+    }
+
+    /// The code as the response says it.
+    pub fn reason(&self) -> &'static str {
+        self.code().as_str()
     }
 
     pub fn message(&self) -> String {

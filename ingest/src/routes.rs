@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use metrics::{counter, gauge, histogram};
 use pipeline::ports::log::EventLog;
 
+use crate::codes::Code;
 use crate::edge::{Edge, HttpResponse};
 use crate::metrics::{LOG_QUEUE_DEPTH, REJECTED, REQUEST_SECONDS, REQUESTS, status_label};
 use crate::rejection::{Rejection, json_response};
@@ -55,7 +56,7 @@ async fn route<L: EventLog>(edge: &Edge<L>, request: Request<Incoming>) -> (&'st
             ("method_not_allowed", rejected(Rejection::MethodNotAllowed))
         }
         (_, link) if link.starts_with("/c/") => ("method_not_allowed", rejected(Rejection::MethodNotAllowed)),
-        _ => ("not_found", rejected(Rejection::not_found("not_found", format!("no route for {path}")))),
+        _ => ("not_found", rejected(Rejection::not_found(Code::NotFound, format!("no route for {path}")))),
     }
 }
 

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use clickledger_ingest::auth::sign;
+use clickledger_ingest::codes::{Code, Endpoint};
 use common::*;
 use model::testkit::SECRET;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +23,22 @@ fn get(target: impl Into<String>) -> Send {
 
 fn post(target: &str, content_type: &'static str, body: impl Into<Vec<u8>>) -> Send {
     Send::Post { target: target.into(), content_type, body: body.into(), headers: Vec::new() }
+}
+
+/// The contract (`docs/TRACKING.md`, generated from `ingest::codes`) lists this answer for
+/// the endpoint of `target`.
+fn assert_in_the_contract(name: &str, target: &str, status: u16, reason: &str) {
+    let code = Code::parse(reason).unwrap_or_else(|| panic!("{name}: {reason} is not a code of the edge"));
+    let endpoint = if Endpoint::Any.refusals().iter().any(|(any, _)| *any == code) {
+        Endpoint::Any
+    } else {
+        Endpoint::of_path(target)
+    };
+    assert!(
+        endpoint.refusals().contains(&(code, status)),
+        "{name}: the contract of {} does not list {status} {reason}",
+        endpoint.name()
+    );
 }
 
 #[tokio::test]
@@ -166,6 +183,10 @@ async fn bad_requests_are_refused_with_a_reason_and_write_nothing() {
 
     for (name, request, status, reason) in rows {
         let before = edge.log_size().await;
+        let target = match &request {
+            Send::Get(target) | Send::Post { target, .. } => target.clone(),
+        };
+        assert_in_the_contract(name, &target, status, reason);
         let response = match request {
             Send::Get(target) => edge.get(&target, &[]).await,
             Send::Post { target, content_type, body, headers } => {
@@ -192,6 +213,7 @@ async fn bad_pixels_are_still_gifs_that_say_why_and_write_nothing() {
         ("/px?offer=summer&items=a:b:c", "bad_items"),
     ];
     for (target, reason) in rows {
+        assert_in_the_contract(target, target, 200, reason);
         let before = edge.log_size().await;
         let response = edge.get(target, &[]).await;
         assert_eq!((response.status, response.header("content-type")), (200, Some("image/gif")), "{target}");

@@ -9,15 +9,22 @@ use crate::ids::{EventId, MemberId, OfferId};
 use crate::time::Timestamp;
 
 /// Filters of the report queries. Dates filter the order date (event time) of conversions
-/// and the time of clicks; `to` is exclusive.
+/// and the time of clicks; `to` is exclusive. A report applies the filters it has columns
+/// for; the API offers each report only those.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportQuery {
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
     pub offer: Option<OfferId>,
     pub member: Option<MemberId>,
-    /// Line status of the conversion report (`pending`, `approved`, ...).
+    /// Line status of the conversion report and the lines (`pending`, `approved`, ...).
     pub status: Option<String>,
+    /// Why a rejected conversion earns nothing (`no_click_in_window`, `duplicate_order`, ...).
+    pub reason: Option<String>,
+    /// The advertiser's order id, of any advertiser.
+    pub order_id: Option<String>,
+    /// `{advertiser}:{order_id}`: one advertiser's order.
+    pub order_key: Option<String>,
     pub limit: u32,
     pub offset: u32,
 }
@@ -66,6 +73,34 @@ pub struct SummaryRow {
     pub epc: Decimal,
     /// Conversions per unique click.
     pub conversion_rate: Decimal,
+}
+
+/// One conversion that earns nothing, and why: "why was I not paid" for one order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RejectedConversionRow {
+    pub conversion: EventId,
+    /// Event time: when the advertiser says it happened, or when the edge received it.
+    pub at: Timestamp,
+    pub received_at: Timestamp,
+    /// Why it earns nothing (`no_click_in_window`, `member_not_approved`, `duplicate_order`, ...).
+    pub reason: String,
+    /// `pixel` or `postback`.
+    pub source: String,
+    pub event: String,
+    pub order_id: Option<String>,
+    pub order_key: Option<String>,
+    pub offer: Option<String>,
+    /// The member the evidence named, when it named one (the member refused, or the member of
+    /// a duplicate).
+    pub member: Option<String>,
+    /// What named the member: `cookie` (a click in the visitor's cookie), `click_id` (a click
+    /// id sent back), `code` (a promo code); `none` when the conversion carried none of them.
+    pub evidence: String,
+    pub amount: Decimal,
+    pub currency: Option<String>,
+    /// The promo code the conversion carried, if any.
+    pub code: Option<String>,
 }
 
 /// Conversions that earn nothing, counted by reason and offer.

@@ -123,10 +123,11 @@ fn order_events_round_trip() {
     round_trip(&OrderEvent::Attributed(attributed));
     round_trip(&OrderEvent::Rejected(RejectedConversion {
         conversion: conversion(),
-        reason: Reason::NoClickInWindow,
+        reason: Reason::MemberNotApproved,
         order_key: Some(order_key.clone()),
-        offer: None,
-        member: None,
+        offer: Some(offer_id("summer")),
+        member: Some(member_id("tom")),
+        via: Some(Via::Code { code: PromoCode::new("TOM10").unwrap() }),
     }));
     round_trip(&OrderEvent::Refund(refund(Some(dec!(10.50)))));
     round_trip(&OrderEvent::Cancel(cancel()));

@@ -190,7 +190,7 @@ impl Stage for OrderStage {
                     member: rejected.member.clone(),
                     status: ConversionStatus::Rejected,
                     reason: Some(rejected.reason),
-                    via: String::new(),
+                    via: rejected.via.as_ref().map_or_else(String::new, |via| via.as_str().to_string()),
                     revision: 1,
                     conversion: rejected.conversion,
                 });

@@ -2,10 +2,10 @@
 //! they read back.
 
 use clickhouse::Row;
-use model::events::CommissionLine;
+use model::events::{CommissionLine, ConversionRow, ConversionSource};
 use model::ids::{EventId, MemberId, OfferId};
 use model::program::ProgramChange;
-use model::reports::{ReportQuery, SummaryRow};
+use model::reports::{RejectedConversionRow, ReportQuery, SummaryRow};
 use model::time::Timestamp;
 use pipeline::ports::store::StoreError;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -66,6 +66,47 @@ pub(crate) fn summary_row(
         epc: ratio(commission, clicks),
         conversion_rate: ratio(Decimal::from(conversions), unique),
         commission,
+    }
+}
+
+/// A rejected or duplicate conversion as the rejections list shows it. The evidence is the one
+/// the attributor named the member by; where it named none, what the conversion carried.
+pub(crate) fn rejected_row(row: ConversionRow) -> RejectedConversionRow {
+    let conversion = &row.conversion;
+    let evidence = if !row.via.is_empty() {
+        row.via.clone()
+    } else if conversion.click_id.is_some() {
+        "click_id".to_string()
+    } else if conversion.code.is_some() {
+        "code".to_string()
+    } else if conversion.visitor.is_some() {
+        "cookie".to_string()
+    } else {
+        "none".to_string()
+    };
+    let reason = match (row.reason, row.status) {
+        (Some(reason), _) => reason.as_str().to_string(),
+        (None, status) => status.as_str().to_string(),
+    };
+    RejectedConversionRow {
+        conversion: conversion.id,
+        at: conversion.event_time(),
+        received_at: conversion.received_at,
+        reason,
+        source: match conversion.source {
+            ConversionSource::Pixel => "pixel",
+            ConversionSource::Postback => "postback",
+        }
+        .to_string(),
+        event: conversion.event.clone(),
+        order_id: conversion.order_id.as_ref().map(ToString::to_string),
+        order_key: row.order_key.as_ref().map(ToString::to_string),
+        offer: row.offer.as_ref().or(conversion.offer.as_ref()).map(ToString::to_string),
+        member: row.member.as_ref().map(ToString::to_string),
+        evidence,
+        amount: conversion.sale_amount(),
+        currency: conversion.currency.as_ref().map(ToString::to_string),
+        code: conversion.code.as_ref().map(ToString::to_string),
     }
 }
 

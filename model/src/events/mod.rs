@@ -51,6 +51,32 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in the order they are declared.
+    pub const ALL: [Reason; 17] = [
+        Reason::NoClickInWindow,
+        Reason::UnknownCode,
+        Reason::CodeInactive,
+        Reason::UnknownOffer,
+        Reason::UnknownMember,
+        Reason::MemberNotApproved,
+        Reason::NotEnrolled,
+        Reason::EnrolmentInactive,
+        Reason::LinkInactive,
+        Reason::OfferExpired,
+        Reason::OfferPaused,
+        Reason::DuplicateOrder,
+        Reason::BadSignature,
+        Reason::Bot,
+        Reason::CurrencyMismatch,
+        Reason::EventNotPaid,
+        Reason::WrongAdvertiser,
+    ];
+
+    /// The reason named `text` (`no_click_in_window`, ...).
+    pub fn parse(text: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|reason| reason.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::NoClickInWindow => "no_click_in_window",
@@ -308,6 +334,10 @@ pub struct RejectedConversion {
     pub offer: Option<OfferId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<MemberId>,
+    /// The evidence that named `member` (a cookie click, a click id, a promo code) when a
+    /// member was found and then refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
 }
 
 /// The `events` topic, keyed by visitor.

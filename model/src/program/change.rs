@@ -78,6 +78,27 @@ impl ProgramError {
         Self::Invalid(message)
     }
 
+    /// Every code [`ProgramError::code`] answers.
+    pub const CODES: [&'static str; 17] = [
+        "unknown_offer",
+        "unknown_member",
+        "unknown_advertiser",
+        "unknown_payout_option",
+        "duplicate_payout_option",
+        "payout_option_in_use",
+        "invalid_tiers",
+        "negative_value",
+        "code_taken",
+        "link_code_taken",
+        "parent_cycle",
+        "parent_immutable",
+        "member_deleted",
+        "not_enrolled",
+        "deep_link_not_allowed",
+        "key_revoked",
+        "invalid",
+    ];
+
     pub fn code(&self) -> &'static str {
         match self {
             ProgramError::UnknownOffer(_) => "unknown_offer",

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use model::events::{Bill, ClickRow, CommissionLine, ConversionRow, SubscriptionAccount};
 use model::ids::{MemberId, OfferId};
 use model::program::ProgramRecord;
-use model::reports::{ConversionReportRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
+use model::reports::{ConversionReportRow, RejectedConversionRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
 
 /// A stage's state for one key (or one part of it, [`crate::journal`]), as of the input offset
 /// it reflects. An empty `state` deletes the row.
@@ -121,7 +121,14 @@ pub trait ReportStore: Clone + Send + Sync + 'static {
         by: SummaryBy,
     ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
 
+    /// Conversions that earn nothing, counted by reason and offer.
     fn rejections(&self, query: &ReportQuery) -> impl Future<Output = Result<Vec<RejectionRow>, StoreError>> + Send;
+
+    /// Conversions that earn nothing, one row each, oldest first.
+    fn rejected_conversions(
+        &self,
+        query: &ReportQuery,
+    ) -> impl Future<Output = Result<Vec<RejectedConversionRow>, StoreError>> + Send;
 
     /// Changes of the program, oldest first; with an offer, those of that offer.
     fn history(&self, offer: Option<&OfferId>) -> impl Future<Output = Result<Vec<HistoryRow>, StoreError>> + Send;

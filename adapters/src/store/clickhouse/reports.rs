@@ -5,14 +5,14 @@ use clickhouse::Row;
 use model::events::{Bill, CommissionLine, ConversionRow, SubscriptionAccount};
 use model::ids::{EventId, MemberId, OfferId};
 use model::program::ProgramRecord;
-use model::reports::{ConversionReportRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
+use model::reports::{ConversionReportRow, RejectedConversionRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
 use model::time::Timestamp;
 use pipeline::ports::store::{HistoryRow, ReportStore, StoreError};
 use serde::Deserialize;
 
 use super::ClickHouseStore;
 use super::sql::Read;
-use crate::store::rows::{LineRow, from_json, from_units, summary_row};
+use crate::store::rows::{LineRow, from_json, from_units, rejected_row, summary_row};
 
 #[derive(Row, Deserialize)]
 struct ReportFetch {
@@ -102,6 +102,11 @@ impl ReportStore for ClickHouseStore {
             .into_iter()
             .map(|row| RejectionRow { reason: row.reason, offer: row.offer, conversions: row.conversions })
             .collect())
+    }
+
+    async fn rejected_conversions(&self, query: &ReportQuery) -> Result<Vec<RejectedConversionRow>, StoreError> {
+        let rows: Vec<ConversionRow> = self.payloads(Read::RejectedConversions(query)).await?;
+        Ok(rows.into_iter().map(rejected_row).collect())
     }
 
     async fn history(&self, offer: Option<&OfferId>) -> Result<Vec<HistoryRow>, StoreError> {

@@ -18,11 +18,12 @@ use crate::store::rows::limit_of;
 pub const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../../../deploy/clickhouse/001_tables.sql")),
     (2, include_str!("../../../../deploy/clickhouse/002_views.sql")),
+    (3, include_str!("../../../../deploy/clickhouse/003_reports.sql")),
 ];
 
 pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, applied_ms Int64) ENGINE = MergeTree ORDER BY version";
 
-pub const APPLIED_MIGRATIONS: &str = "SELECT version FROM schema_migrations";
+pub const APPLIED_MIGRATIONS: &str = "SELECT version FROM schema_migrations ORDER BY version";
 
 pub fn create_database(database: &str) -> String {
     format!("CREATE DATABASE IF NOT EXISTS {database}")
@@ -66,6 +67,7 @@ pub enum Read<'a> {
     ConversionReport(&'a ReportQuery),
     Summary(&'a ReportQuery, SummaryBy),
     Rejections(&'a ReportQuery),
+    RejectedConversions(&'a ReportQuery),
     History(Option<&'a OfferId>),
     Lines(&'a ReportQuery),
     Bills(Option<&'a MemberId>),
@@ -80,7 +82,8 @@ impl<'a> Read<'a> {
     pub fn statement(&self) -> Statement {
         match *self {
             Read::ConversionReport(query) => {
-                let (clause, binds) = filters(query, "order_ms", Some("status"));
+                let columns = Columns { status: Some("status"), order: ORDER, ..Columns::at("order_ms") };
+                let (clause, binds) = filters(query, &columns);
                 let sql = format!(
                     "SELECT conversion, order_ms, offer, member, order_id, toInt64(sale_amount * 10000) AS sale_amount,
                             currency, toInt64(commission * 10000) AS commission, status, via
@@ -94,7 +97,7 @@ impl<'a> Read<'a> {
                     SummaryBy::Offer => "offer",
                     SummaryBy::Member => "member",
                 };
-                let (clause, binds) = filters(query, "at_ms", None);
+                let (clause, binds) = filters(query, &Columns::at("at_ms"));
                 let sql = format!(
                     "SELECT {key} AS key, sum(clicks) AS clicks, sum(unique_clicks) AS unique_clicks,
                             sum(conversions) AS conversions, toInt64(sum(revenue) * 10000) AS revenue,
@@ -105,12 +108,19 @@ impl<'a> Read<'a> {
                 Statement { sql, binds }
             }
             Read::Rejections(query) => {
-                let (clause, binds) = filters(query, "event_ms", None);
+                let (clause, binds) = filters(query, &Columns { reason: Some("reason"), ..Columns::at("event_ms") });
                 let sql = format!(
                     "SELECT reason, offer, count() AS conversions FROM rejected_conversions {clause}
                      GROUP BY reason, offer ORDER BY conversions DESC, reason, offer {}",
                     page(query)
                 );
+                Statement { sql, binds }
+            }
+            Read::RejectedConversions(query) => {
+                let columns = Columns { reason: Some("reason"), order: ORDER, ..Columns::at("event_ms") };
+                let (clause, binds) = filters(query, &columns);
+                let sql =
+                    format!("SELECT payload FROM rejected_conversions {clause} ORDER BY event_ms, id {}", page(query));
                 Statement { sql, binds }
             }
             Read::History(offer) => {
@@ -122,7 +132,12 @@ impl<'a> Read<'a> {
                 Statement { sql, binds }
             }
             Read::Lines(query) => {
-                let (clause, binds) = filters(query, "earned_ms", Some("status"));
+                let columns = Columns {
+                    status: Some("status"),
+                    order: Some((LINE_ORDER_ID, "order_key")),
+                    ..Columns::at("earned_ms")
+                };
+                let (clause, binds) = filters(query, &columns);
                 let sql = format!(
                     "SELECT id, revision, member, tier, earned_by, offer, order_key, source, kind, rule, keyword,
                             toInt64(amount * 10000) AS amount, currency, status, description, earned_ms, bill
@@ -133,25 +148,26 @@ impl<'a> Read<'a> {
             }
             Read::Bills(member) => {
                 let query = ReportQuery { member: member.cloned(), ..ReportQuery::default() };
-                let (clause, binds) = filters(&query, "period_end_ms", None);
+                let (clause, binds) = filters(&query, &Columns::at("period_end_ms"));
                 let sql = format!("SELECT payload FROM bills FINAL {clause} ORDER BY period_end_ms, member, id");
                 Statement { sql, binds }
             }
             Read::Subscriptions(member) => {
                 let query = ReportQuery { member: member.cloned(), ..ReportQuery::default() };
-                let (clause, binds) = filters(&query, "0", None);
+                let (clause, binds) = filters(&query, &Columns::at("0"));
                 let sql = format!("SELECT payload FROM subscriptions FINAL {clause} ORDER BY order_key, conversion");
                 Statement { sql, binds }
             }
             Read::Conversions(query) => {
-                let (clause, binds) = filters(query, "event_ms", Some("status"));
+                let columns = Columns { status: Some("status"), order: ORDER, ..Columns::at("event_ms") };
+                let (clause, binds) = filters(query, &columns);
                 let sql =
                     format!("SELECT payload FROM conversions FINAL {clause} ORDER BY event_ms, id {}", page(query));
                 Statement { sql, binds }
             }
             Read::StageState { stage, partition } => Statement {
                 sql: "SELECT key, log_offset, state FROM stage_state FINAL
-                      WHERE stage = ? AND partition = ? AND state != ''"
+                      WHERE stage = ? AND partition = ? AND state != '' ORDER BY key"
                     .to_string(),
                 binds: vec![Bind::Text(stage.to_string()), Bind::Int(i64::from(partition))],
             },
@@ -173,6 +189,7 @@ impl<'a> Read<'a> {
             reads.push(Read::Summary(query, SummaryBy::Offer));
             reads.push(Read::Summary(query, SummaryBy::Member));
             reads.push(Read::Rejections(query));
+            reads.push(Read::RejectedConversions(query));
             reads.push(Read::Lines(query));
             reads.push(Read::Conversions(query));
         }
@@ -189,6 +206,7 @@ impl<'a> Read<'a> {
                 Read::ConversionReport(_)
                 | Read::Summary(..)
                 | Read::Rejections(_)
+                | Read::RejectedConversions(_)
                 | Read::History(_)
                 | Read::Lines(_)
                 | Read::Bills(_)
@@ -202,10 +220,35 @@ impl<'a> Read<'a> {
     }
 }
 
+/// The columns a read's filters apply to. A filter the read has no column for is not applied:
+/// the API offers each report only the filters it has.
+struct Columns {
+    time: &'static str,
+    status: Option<&'static str>,
+    reason: Option<&'static str>,
+    /// The order id and order key, where the read has them.
+    order: Option<(&'static str, &'static str)>,
+}
+
+impl Columns {
+    /// Time, offer and member only.
+    fn at(time: &'static str) -> Self {
+        Self { time, status: None, reason: None, order: None }
+    }
+}
+
+/// The order columns of a read that has `order_id` and `order_key`.
+const ORDER: Option<(&str, &str)> = Some(("order_id", "order_key"));
+
+/// A line's order id: its order key after the advertiser (`{advertiser}:{order_id}`;
+/// advertiser ids have no `:`).
+const LINE_ORDER_ID: &str = "substring(order_key, position(order_key, ':') + 1)";
+
 /// `WHERE` clauses and their values from a report query.
-fn filters(query: &ReportQuery, time: &str, status: Option<&str>) -> (String, Vec<Bind>) {
+fn filters(query: &ReportQuery, columns: &Columns) -> (String, Vec<Bind>) {
     let mut clauses = Vec::new();
     let mut binds = Vec::new();
+    let time = columns.time;
     if let Some(from) = query.from {
         clauses.push(format!("{time} >= ?"));
         binds.push(Bind::Int(from.millis()));
@@ -222,9 +265,17 @@ fn filters(query: &ReportQuery, time: &str, status: Option<&str>) -> (String, Ve
         clauses.push("member = ?".to_string());
         binds.push(Bind::Text(member.to_string()));
     }
-    if let (Some(column), Some(status)) = (status, &query.status) {
-        clauses.push(format!("{column} = ?"));
-        binds.push(Bind::Text(status.clone()));
+    let text_filters = [
+        (columns.status, &query.status),
+        (columns.reason, &query.reason),
+        (columns.order.map(|(order_id, _)| order_id), &query.order_id),
+        (columns.order.map(|(_, order_key)| order_key), &query.order_key),
+    ];
+    for (column, value) in text_filters {
+        if let (Some(column), Some(value)) = (column, value) {
+            clauses.push(format!("{column} = ?"));
+            binds.push(Bind::Text(value.clone()));
+        }
     }
     let sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
     (sql, binds)
@@ -252,6 +303,7 @@ mod tests {
         assert_eq!(parts, ["CREATE TABLE a (x UInt8) ENGINE = Memory", "SELECT 1"]);
         assert_eq!(statements(MIGRATIONS[0].1).len(), 7, "seven tables");
         assert_eq!(statements(MIGRATIONS[1].1).len(), 3, "three views");
+        assert_eq!(statements(MIGRATIONS[2].1).len(), 4, "two views replaced");
     }
 
     #[test]

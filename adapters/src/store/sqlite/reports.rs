@@ -5,13 +5,37 @@ use model::EventId;
 use model::events::{Bill, CommissionLine, ConversionRow, SubscriptionAccount};
 use model::ids::{MemberId, OfferId};
 use model::program::ProgramRecord;
-use model::reports::{ConversionReportRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
+use model::reports::{ConversionReportRow, RejectedConversionRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
 use model::time::Timestamp;
 use pipeline::ports::store::{HistoryRow, ReportStore, StoreError};
 use rusqlite::{Connection, ToSql};
 
 use super::{SqliteStore, classify};
-use crate::store::rows::{LineRow, from_json, from_units, limit_of, summary_row};
+use crate::store::rows::{LineRow, from_json, from_units, limit_of, rejected_row, summary_row};
+
+/// The columns a report's filters apply to. A filter the report has no column for is not
+/// applied: the API offers each report only the filters it has.
+struct Columns {
+    time: &'static str,
+    status: Option<&'static str>,
+    reason: Option<&'static str>,
+    /// The order id and order key, where the report has them.
+    order: Option<(&'static str, &'static str)>,
+}
+
+impl Columns {
+    /// Time, offer and member only.
+    fn at(time: &'static str) -> Self {
+        Self { time, status: None, reason: None, order: None }
+    }
+}
+
+/// The order columns of a report that has `order_id` and `order_key`.
+const ORDER: Option<(&str, &str)> = Some(("order_id", "order_key"));
+
+/// A line's order id: its order key after the advertiser (`{advertiser}:{order_id}`;
+/// advertiser ids have no `:`).
+const LINE_ORDER_ID: &str = "substr(order_key, instr(order_key, ':') + 1)";
 
 /// `WHERE` clauses and their values from a report query.
 struct Filters {
@@ -20,7 +44,8 @@ struct Filters {
 }
 
 impl Filters {
-    fn new(query: &ReportQuery, time: &str, status: Option<&str>) -> Self {
+    fn new(query: &ReportQuery, columns: &Columns) -> Self {
+        let time = columns.time;
         let mut filters = Filters { clauses: Vec::new(), values: Vec::new() };
         if let Some(from) = query.from {
             filters.push(format!("{time} >= ?"), Box::new(from.millis()));
@@ -34,8 +59,16 @@ impl Filters {
         if let Some(member) = &query.member {
             filters.push("member = ?".into(), Box::new(member.to_string()));
         }
-        if let (Some(column), Some(status)) = (status, &query.status) {
-            filters.push(format!("{column} = ?"), Box::new(status.clone()));
+        let text_filters = [
+            (columns.status, &query.status),
+            (columns.reason, &query.reason),
+            (columns.order.map(|(order_id, _)| order_id), &query.order_id),
+            (columns.order.map(|(_, order_key)| order_key), &query.order_key),
+        ];
+        for (column, value) in text_filters {
+            if let (Some(column), Some(value)) = (column, value) {
+                filters.push(format!("{column} = ?"), Box::new(value.clone()));
+            }
         }
         filters
     }
@@ -59,7 +92,7 @@ fn page(query: &ReportQuery) -> String {
 }
 
 fn conversion_report_sql(query: &ReportQuery) -> (String, Filters) {
-    let filters = Filters::new(query, "order_ms", Some("status"));
+    let filters = Filters::new(query, &Columns { status: Some("status"), order: ORDER, ..Columns::at("order_ms") });
     let sql = format!(
         "SELECT conversion, order_ms, offer, member, order_id, sale_amount, currency, commission, status, via
          FROM conversion_report {} ORDER BY order_ms, conversion {}",
@@ -74,7 +107,7 @@ fn summary_sql(query: &ReportQuery, by: SummaryBy) -> (String, Filters) {
         SummaryBy::Offer => "offer",
         SummaryBy::Member => "member",
     };
-    let filters = Filters::new(query, "at_ms", None);
+    let filters = Filters::new(query, &Columns::at("at_ms"));
     let sql = format!(
         "SELECT {key}, SUM(clicks), SUM(unique_clicks), SUM(conversions), SUM(revenue), SUM(commission)
          FROM activity {} GROUP BY {key} ORDER BY {key} {}",
@@ -85,7 +118,7 @@ fn summary_sql(query: &ReportQuery, by: SummaryBy) -> (String, Filters) {
 }
 
 fn rejections_sql(query: &ReportQuery) -> (String, Filters) {
-    let filters = Filters::new(query, "event_ms", None);
+    let filters = Filters::new(query, &Columns { reason: Some("reason"), ..Columns::at("event_ms") });
     let sql = format!(
         "SELECT reason, offer, COUNT(*) FROM rejected_conversions {} GROUP BY reason, offer
          ORDER BY COUNT(*) DESC, reason, offer {}",
@@ -95,8 +128,17 @@ fn rejections_sql(query: &ReportQuery) -> (String, Filters) {
     (sql, filters)
 }
 
+fn rejected_conversions_sql(query: &ReportQuery) -> (String, Filters) {
+    let filters = Filters::new(query, &Columns { reason: Some("reason"), order: ORDER, ..Columns::at("event_ms") });
+    let sql =
+        format!("SELECT payload FROM rejected_conversions {} ORDER BY event_ms, id {}", filters.sql(), page(query));
+    (sql, filters)
+}
+
 fn lines_sql(query: &ReportQuery) -> (String, Filters) {
-    let filters = Filters::new(query, "earned_ms", Some("status"));
+    let columns =
+        Columns { status: Some("status"), order: Some((LINE_ORDER_ID, "order_key")), ..Columns::at("earned_ms") };
+    let filters = Filters::new(query, &columns);
     let sql = format!(
         "SELECT id, revision, member, tier, earned_by, offer, order_key, source, kind, rule, keyword, amount,
                 currency, status, description, earned_ms, bill
@@ -108,7 +150,7 @@ fn lines_sql(query: &ReportQuery) -> (String, Filters) {
 }
 
 fn conversions_sql(query: &ReportQuery) -> (String, Filters) {
-    let filters = Filters::new(query, "event_ms", Some("status"));
+    let filters = Filters::new(query, &Columns { status: Some("status"), order: ORDER, ..Columns::at("event_ms") });
     let sql = format!("SELECT payload FROM conversions {} ORDER BY event_ms, id {}", filters.sql(), page(query));
     (sql, filters)
 }
@@ -189,6 +231,17 @@ impl ReportStore for SqliteStore {
         .await
     }
 
+    async fn rejected_conversions(&self, query: &ReportQuery) -> Result<Vec<RejectedConversionRow>, StoreError> {
+        let query = query.clone();
+        self.with_reader(move |connection| {
+            let (sql, filters) = rejected_conversions_sql(&query);
+            fetch(connection, &sql, &filters, |row| {
+                Ok(rejected_row(from_json::<ConversionRow>(&column::<String>(row, 0)?)?))
+            })
+        })
+        .await
+    }
+
     async fn history(&self, offer: Option<&OfferId>) -> Result<Vec<HistoryRow>, StoreError> {
         let offer = offer.map(OfferId::to_string);
         self.with_reader(move |connection| {
@@ -240,7 +293,7 @@ impl ReportStore for SqliteStore {
     async fn bills(&self, member: Option<&MemberId>) -> Result<Vec<Bill>, StoreError> {
         let query = ReportQuery { member: member.cloned(), ..ReportQuery::default() };
         self.with_reader(move |connection| {
-            let filters = Filters::new(&query, "period_end_ms", None);
+            let filters = Filters::new(&query, &Columns::at("period_end_ms"));
             let sql = format!("SELECT payload FROM bills {} ORDER BY period_end_ms, member, id", filters.sql());
             fetch(connection, &sql, &filters, |row| from_json(&column::<String>(row, 0)?))
         })
@@ -250,7 +303,7 @@ impl ReportStore for SqliteStore {
     async fn subscriptions(&self, member: Option<&MemberId>) -> Result<Vec<SubscriptionAccount>, StoreError> {
         let query = ReportQuery { member: member.cloned(), ..ReportQuery::default() };
         self.with_reader(move |connection| {
-            let filters = Filters::new(&query, "0", None);
+            let filters = Filters::new(&query, &Columns::at("0"));
             let sql = format!("SELECT payload FROM subscriptions {} ORDER BY order_key", filters.sql());
             fetch(connection, &sql, &filters, |row| from_json(&column::<String>(row, 0)?))
         })
@@ -311,6 +364,7 @@ mod tests {
                 ("summary by offer", summary_sql(&query, SummaryBy::Offer)),
                 ("summary by member", summary_sql(&query, SummaryBy::Member)),
                 ("rejections", rejections_sql(&query)),
+                ("rejected conversions", rejected_conversions_sql(&query)),
                 ("lines", lines_sql(&query)),
                 ("conversions", conversions_sql(&query)),
             ] {
