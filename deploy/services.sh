@@ -40,6 +40,13 @@ ensure_clickhouse() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
 }
 
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then return 0; fi
+  log "installing chromium and chromium-driver from Debian's packages (tests of the tracking script)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+
 ensure_tansu() {
   if command -v tansu >/dev/null 2>&1; then return 0; fi
   log "installing tansu $TANSU_VERSION from crates.io (about 8 minutes, once)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command (README, "Tests"): installs what the tests need when it is missing, starts
-# ClickHouse and Tansu on free 127.0.0.1 ports with their data in a temporary directory, runs
+# The test command (README, "Tests"): installs what the tests need when it is missing
+# (ClickHouse, Tansu, Chromium and chromedriver), starts ClickHouse and Tansu on free 127.0.0.1
+# ports with their data in a temporary directory, runs
 # every test of the workspace against them, and stops both services even when tests fail.
 #
 #   deploy/test.sh                 all tests
@@ -11,6 +12,7 @@ source deploy/services.sh
 
 ensure_clickhouse
 ensure_tansu
+ensure_chromium
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/clickledger-test.XXXXXX")
 cleanup() {

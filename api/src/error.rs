@@ -29,6 +29,12 @@ pub enum ApiError {
     /// 422: the change would break a program rule; the code is the rule's.
     #[error(transparent)]
     Program(#[from] ProgramError),
+    /// 408: the body did not arrive within the body timeout.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    /// 413
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -66,6 +72,8 @@ impl ApiError {
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Program(error) => (StatusCode::UNPROCESSABLE_ENTITY, error.code()),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -18,6 +18,7 @@
 //! The model types in the document (offers, members, lines, bills, ...) describe themselves:
 //! `clickledger-model`'s `openapi` feature derives their schemas from their serde attributes.
 
+pub mod adjustments;
 pub mod auth;
 pub mod credentials;
 pub mod enrolments;
@@ -31,6 +32,7 @@ pub mod offers;
 pub mod page;
 pub mod program_file;
 pub mod reports;
+pub mod serve;
 pub mod state;
 
 use axum::Router;
@@ -86,21 +88,41 @@ struct Unavailable;
 
 impl Modify for Unavailable {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let unavailable = utoipa::openapi::ResponseBuilder::new()
-            .description("`unavailable`: the log or the store cannot take the request now; retry after `Retry-After`")
-            .content(
-                "application/json",
-                utoipa::openapi::ContentBuilder::new()
-                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
-                    .build(),
-            )
-            .build();
+        let error = |description: &str| {
+            utoipa::openapi::ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        let unavailable =
+            error("`unavailable`: the log or the store cannot take the request now; retry after `Retry-After`");
+        // Every request body is read within the API's limits (`serve::ApiLimits`).
+        let too_slow = error("`body_timeout`: the body did not arrive within the body timeout");
+        let too_large = error("`body_too_large`: the body is larger than the body limit (8 MiB by default)");
         for item in openapi.paths.paths.values_mut() {
             for operation in
                 [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
             {
                 if operation.security.is_some() {
                     operation.responses.responses.insert("503".to_string(), unavailable.clone().into());
+                }
+                if operation.request_body.is_some() {
+                    operation.responses.responses.insert("408".to_string(), too_slow.clone().into());
+                    operation.responses.responses.insert("413".to_string(), too_large.clone().into());
+                    let bad_body = "`bad_body`: the body could not be read";
+                    match operation.responses.responses.get_mut("400") {
+                        Some(utoipa::openapi::RefOr::T(response)) => {
+                            response.description = format!("{}, {bad_body}", response.description);
+                        }
+                        _ => {
+                            operation.responses.responses.insert("400".to_string(), error(bad_body).into());
+                        }
+                    }
                 }
             }
         }
@@ -147,6 +169,8 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(money::list_pending))
         .routes(routes!(money::decide))
         .routes(routes!(money::refund))
+        .routes(routes!(adjustments::reverse))
+        .routes(routes!(adjustments::adjust))
         .routes(routes!(money::list_subscriptions))
         .routes(routes!(money::edit_subscription))
         .routes(routes!(money::cancel_subscription))
@@ -185,11 +209,12 @@ async fn unknown_route() -> error::ApiError {
     error::ApiError::not_found("unknown_route", "no such endpoint; see docs/API.md")
 }
 
-/// Serve the API on `listener` until `shutdown`.
+/// Serve the API on `listener` with `limits` until `shutdown`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
+    limits: serve::ApiLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    serve::serve_router(listener, router(state), limits, shutdown).await
 }

@@ -191,6 +191,7 @@ fn event_ids(events: &[(String, OrderEvent)]) -> Vec<String> {
             OrderEvent::Decision(decision) => Some(decision.id),
             OrderEvent::Refund(refund) => Some(refund.id),
             OrderEvent::Cancel(cancel) => Some(cancel.id),
+            OrderEvent::Reversal(reversal) => Some(reversal.id),
             OrderEvent::Attributed(_) | OrderEvent::Rejected(_) => None,
         })
         .map(|id| id.to_string())

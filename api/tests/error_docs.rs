@@ -54,8 +54,18 @@ fn generated_list(document: &Value) -> String {
 /// Every code a handler of the crate can answer with: the literal codes of `ApiError`'s
 /// constructors in `api/src`, the program's rule codes (422), and the fixed ones.
 fn codes_the_code_answers() -> BTreeSet<String> {
-    let mut codes: BTreeSet<String> =
-        ["unauthenticated", "forbidden", "unavailable", "internal", "bad_json", "bad_query"].map(String::from).into();
+    let mut codes: BTreeSet<String> = [
+        "unauthenticated",
+        "forbidden",
+        "unavailable",
+        "internal",
+        "bad_json",
+        "bad_query",
+        "body_timeout",
+        "body_too_large",
+    ]
+    .map(String::from)
+    .into();
     codes.extend(model::program::ProgramError::CODES.map(String::from));
     let source = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
     for entry in std::fs::read_dir(source).unwrap() {

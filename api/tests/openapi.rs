@@ -84,6 +84,8 @@ fn the_document_is_openapi_3_with_every_endpoint_of_the_issue() {
         ("GET", "/v1/conversions/rejected"),
         ("POST", "/v1/conversions/decisions"),
         ("POST", "/v1/orders/refunds"),
+        ("POST", "/v1/orders/reversals"),
+        ("POST", "/v1/adjustments"),
         ("GET", "/v1/subscriptions"),
         ("PATCH", "/v1/subscriptions/{order_key}"),
         ("POST", "/v1/subscriptions/{order_key}/cancel"),
@@ -329,7 +331,9 @@ fn timestamps_rules_and_statuses_are_described_precisely() {
             LineKind::Conversion,
             LineKind::Recurring,
             LineKind::Recruiting,
-            LineKind::Adjustment
+            LineKind::Adjustment,
+            LineKind::Bonus,
+            LineKind::Clawback
         ])
     );
     assert_eq!(

@@ -15,9 +15,9 @@
 //! with a [`Reason`].
 
 use model::clickid::{ClickIdError, ClickKeyRing};
-use model::events::{Conversion, Reason, Via};
+use model::events::{Conversion, ConversionSource, Reason, Via};
 use model::ids::{AdvertiserId, EventId, MemberId, OfferId};
-use model::program::{AttributionModel, CodePrecedence, Offer, Program};
+use model::program::{AttributionModel, CodePixel, CodePrecedence, Offer, Program};
 use model::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,9 @@ pub enum Outcome {
         offer: OfferId,
         member: MemberId,
         via: Via,
+        /// Only a promo code on an unauthenticated pixel named the member, and the offer
+        /// holds such conversions pending (`code_pixel = "pending"`).
+        unverified: bool,
     },
     /// Nobody earns it. `member` and `via` are the member the evidence named and that evidence,
     /// when one was found and then refused.
@@ -67,6 +70,9 @@ struct Candidate {
 
 pub fn attribute(program: &Program, keys: &ClickKeyRing, conversion: &Conversion, recent: &[RecentClick]) -> Outcome {
     let at = conversion.event_time();
+    if let Some(reason) = conversion.refused {
+        return rejected(reason, conversion.offer.clone(), None);
+    }
     if conversion.bot {
         return rejected(Reason::Bot, conversion.offer.clone(), None);
     }
@@ -96,7 +102,11 @@ pub fn attribute(program: &Program, keys: &ClickKeyRing, conversion: &Conversion
             code_refusal = Some(Reason::CodeInactive);
             None
         }
-        Some(grant) if conversion.offer.as_ref().is_some_and(|offer| offer != &grant.offer) => {
+        // Another offer's code, or another advertiser's: no code of this conversion.
+        Some(grant)
+            if conversion.offer.as_ref().is_some_and(|offer| offer != &grant.offer)
+                || !owned_by_sender(program, conversion, &grant.offer) =>
+        {
             code_refusal = Some(Reason::UnknownCode);
             None
         }
@@ -108,6 +118,7 @@ pub fn attribute(program: &Program, keys: &ClickKeyRing, conversion: &Conversion
         }),
     });
 
+    let clicked = click_candidate.is_some();
     let chosen = match (click_candidate, code_candidate) {
         (Some(click), Some(code)) => {
             let precedence = program.offer(&code.offer).map_or(CodePrecedence::Code, |offer| offer.code_precedence);
@@ -122,7 +133,31 @@ pub fn attribute(program: &Program, keys: &ClickKeyRing, conversion: &Conversion
             return rejected(code_refusal.unwrap_or(Reason::NoClickInWindow), conversion.offer.clone(), None);
         }
     };
-    check(program, conversion, chosen, at)
+    let code_only_pixel =
+        conversion.source == ConversionSource::Pixel && !clicked && matches!(chosen.via, Via::Code { .. });
+    let policy = program.offer(&chosen.offer).map_or(CodePixel::Pending, |offer| offer.code_pixel);
+    match check(program, conversion, chosen, at) {
+        Outcome::Attributed { advertiser, offer, member, via, .. } if code_only_pixel => match policy {
+            CodePixel::Trust => Outcome::Attributed { advertiser, offer, member, via, unverified: false },
+            CodePixel::Pending => Outcome::Attributed { advertiser, offer, member, via, unverified: true },
+            CodePixel::Ignore => Outcome::Rejected {
+                reason: Reason::UnverifiedCode,
+                advertiser: None,
+                offer: Some(offer),
+                member: Some(member),
+                via: Some(via),
+            },
+        },
+        outcome => outcome,
+    }
+}
+
+/// Whether `offer` belongs to the advertiser that sent the conversion (any, when unknown).
+fn owned_by_sender(program: &Program, conversion: &Conversion, offer: &OfferId) -> bool {
+    match (&conversion.advertiser, program.offer(offer)) {
+        (Some(sender), Some(offer)) => &offer.advertiser == sender,
+        _ => true,
+    }
 }
 
 /// The visitor's click that wins by the offer's model, inside its window, before `at`.
@@ -198,5 +233,11 @@ fn check(program: &Program, conversion: &Conversion, chosen: Candidate, at: Time
     if conversion.currency.is_some_and(|currency| currency != offer.currency) {
         return refuse(Reason::CurrencyMismatch);
     }
-    Outcome::Attributed { advertiser: offer.advertiser.clone(), offer: offer_id, member: member_id, via }
+    Outcome::Attributed {
+        advertiser: offer.advertiser.clone(),
+        offer: offer_id,
+        member: member_id,
+        via,
+        unverified: false,
+    }
 }

@@ -2,8 +2,11 @@
 //! clicks, passes every click on to `ledger` (keyed by the member's family) and turns every
 //! conversion into an attributed or rejected one on `orders` (keyed by order).
 
+use std::collections::HashMap;
+
 use model::clickid::ClickKeyRing;
 use model::events::{AttributedConversion, Click, LedgerEvent, OrderEvent, RejectedConversion, TrackingEvent, wire};
+use model::program::Program;
 use model::{Span, Timestamp};
 use pipeline::ports::log::{Delivered, Record, Topics};
 use pipeline::{Context, Stage, StageOutput};
@@ -15,6 +18,11 @@ use crate::attribution::{Outcome, RecentClick, attribute};
 pub const MAX_CLICKS_PER_VISITOR: usize = 32;
 /// No cookie window is longer than this, so older clicks are dropped.
 pub const LONGEST_WINDOW: Span = Span::days(365);
+/// A click is forgotten this long after its cookie window ended, by the event time of its
+/// partition: late conversions (an `occurred_at` in the past, a backlog) still find it.
+pub const FORGET_AFTER: Span = Span::days(1);
+/// How often (wall clock) the attributor looks for visitors to forget.
+pub const FORGET_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What the attributor remembers of a visitor.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -48,12 +56,45 @@ impl VisitorState {
 pub struct AttributorStage {
     topics: Topics,
     keys: ClickKeyRing,
+    /// The newest event time seen per input partition: the clock clicks expire by.
+    event_time: HashMap<u32, Timestamp>,
+    /// When the last look for visitors to forget began, whether one is going on, and how often
+    /// one is due.
+    swept_at: Option<std::time::Instant>,
+    sweeping: bool,
+    forget_every: std::time::Duration,
 }
 
 impl AttributorStage {
     pub fn new(topics: Topics, keys: ClickKeyRing) -> Self {
-        Self { topics, keys }
+        Self { topics, keys, event_time: HashMap::new(), swept_at: None, sweeping: false, forget_every: FORGET_EVERY }
     }
+
+    /// Look for visitors to forget this often instead (benchmarks, tests).
+    pub fn forgetting_every(mut self, every: std::time::Duration) -> Self {
+        self.forget_every = every;
+        self
+    }
+
+    fn saw(&mut self, partition: u32, at: Timestamp) {
+        let newest = self.event_time.entry(partition).or_insert(at);
+        *newest = (*newest).max(at);
+    }
+}
+
+/// Forget the clicks whose cookie window (the offer's, or the member's override) ended more
+/// than [`FORGET_AFTER`] before `event_time`; true if any went.
+fn forget_expired(program: &Program, state: &mut VisitorState, event_time: Timestamp) -> bool {
+    let before = state.clicks.len();
+    state.clicks.retain(|click| {
+        let window = program
+            .member(&click.member)
+            .and_then(|member| member.cookie_window)
+            .or_else(|| program.offer(&click.offer).map(|offer| offer.cookie_window))
+            .unwrap_or(LONGEST_WINDOW);
+        click.at.saturating_add(window).saturating_add(FORGET_AFTER) >= event_time
+    });
+    state.clicks.len() < before
 }
 
 impl Stage for AttributorStage {
@@ -82,6 +123,32 @@ impl Stage for AttributorStage {
         })
     }
 
+    /// Every [`FORGET_EVERY`], every visitor is checked for clicks no window can use.
+    fn begin_tick(&mut self, _now: Timestamp) -> bool {
+        self.sweeping = self.swept_at.is_none_or(|at| at.elapsed() >= self.forget_every);
+        if self.sweeping {
+            self.swept_at = Some(std::time::Instant::now());
+        }
+        self.sweeping
+    }
+
+    fn wants_tick(&self, state: &VisitorState) -> bool {
+        self.sweeping && !state.clicks.is_empty()
+    }
+
+    fn tick(&mut self, context: &Context<'_>, _key: &str, state: &mut VisitorState, _out: &mut StageOutput) -> bool {
+        match self.event_time.get(&context.partition) {
+            Some(event_time) => forget_expired(context.program, state, *event_time),
+            None => false,
+        }
+    }
+
+    /// A visitor without clicks is remembered for nothing: its conversions find no cookie
+    /// click either way.
+    fn is_forgettable(&self, state: &VisitorState) -> bool {
+        state.clicks.is_empty()
+    }
+
     fn apply(
         &mut self,
         context: &Context<'_>,
@@ -90,6 +157,11 @@ impl Stage for AttributorStage {
         input: TrackingEvent,
         out: &mut StageOutput,
     ) -> bool {
+        let at = match &input {
+            TrackingEvent::Click(click) => click.received_at,
+            TrackingEvent::Conversion(conversion) => conversion.received_at,
+        };
+        self.saw(context.partition, at);
         match input {
             TrackingEvent::Click(click) => {
                 let countable = click.is_countable();
@@ -107,7 +179,7 @@ impl Stage for AttributorStage {
             TrackingEvent::Conversion(conversion) => {
                 let outcome = attribute(context.program, &self.keys, &conversion, &state.clicks);
                 let (key, event) = match outcome {
-                    Outcome::Attributed { advertiser, offer, member, via } => {
+                    Outcome::Attributed { advertiser, offer, member, via, unverified } => {
                         let order_key = conversion.order_key(&advertiser);
                         let attributed = AttributedConversion {
                             order_key: order_key.clone(),
@@ -116,6 +188,7 @@ impl Stage for AttributorStage {
                             member,
                             via,
                             conversion,
+                            unverified,
                         };
                         (order_key.to_string(), OrderEvent::Attributed(attributed))
                     }

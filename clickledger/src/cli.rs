@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use adapters::deployment::DeploymentArgs;
 use adapters::process::ProcessArgs;
+use api::serve::ApiLimitArgs;
 use clap::{CommandFactory, Parser};
 use ingest::EdgeArgs;
 
@@ -36,6 +37,8 @@ pub struct AppArgs {
     #[command(flatten)]
     pub edge: EdgeArgs,
     #[command(flatten)]
+    pub api_limits: ApiLimitArgs,
+    #[command(flatten)]
     pub process: ProcessArgs,
 }
 
@@ -54,6 +57,8 @@ pub struct ApiArgs {
     /// A program file (TOML) to load at start: only what differs is appended.
     #[arg(long, env = "CLICKLEDGER_PROGRAM")]
     pub program: Option<PathBuf>,
+    #[command(flatten)]
+    pub api_limits: ApiLimitArgs,
     #[command(flatten)]
     pub process: ProcessArgs,
 }

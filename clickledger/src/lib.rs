@@ -44,6 +44,8 @@ pub struct AppConfig {
     pub admin_key: Option<String>,
     /// The edge's settings, as the standalone `ingest` takes them.
     pub edge: EdgeArgs,
+    /// The API's timeouts and body limit, as `clickledger-api` takes them.
+    pub api_limits: api::serve::ApiLimits,
     pub clock: Clock,
 }
 
@@ -133,6 +135,7 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
         edge_listener,
         api_listener,
         edge_config: config.edge.config(topics.clone(), click_keys.clone()),
+        api_limits: config.api_limits,
         click_keys,
         keys: KeyRing::with_bootstrap(&admin_key),
         program_file,
@@ -160,6 +163,7 @@ struct Everything {
     keys: KeyRing,
     program_file: Option<ProgramFile>,
     edge_config: EdgeConfig,
+    api_limits: api::serve::ApiLimits,
     clock: Clock,
     /// Told, with the program, once everything serves.
     ready: Option<tokio::sync::oneshot::Sender<Arc<SharedProgram>>>,
@@ -205,7 +209,7 @@ impl Job for Everything {
             shutdown.clone(),
         ));
         let state = ApiState::new(log, store, program.clone(), self.topics, self.keys);
-        let api = tokio::spawn(api::serve(self.api_listener, state, shutdown.wait()));
+        let api = tokio::spawn(api::serve(self.api_listener, state, self.api_limits, shutdown.wait()));
         if let Some(ready) = self.ready {
             let _ = ready.send(program);
         }

@@ -21,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
         click_keys: args.click_keys,
         admin_key: args.admin_key,
         edge: args.edge,
+        api_limits: args.api_limits.limits(),
         clock: pipeline::wall_clock(),
     };
     let shutdown = adapters::deployment::signalled();

@@ -773,6 +773,7 @@ async fn generated_keys_are_private_and_the_banner_does_not_print_them() {
         click_keys: None,
         admin_key: None,
         edge: ingest::EdgeArgs::default(),
+        api_limits: api::serve::ApiLimits::default(),
         clock: pipeline::wall_clock(),
     })
     .await
@@ -785,5 +786,77 @@ async fn generated_keys_are_private_and_the_banner_does_not_print_them() {
     assert!(!banner.contains(&running.admin_key), "{banner}");
     assert!(banner.contains(&format!("admin key: in {}", dir.path().join("admin-key").display())), "{banner}");
     assert!(banner.contains("/c?offer=summer&member=jane"), "{banner}");
+    running.stop().await.unwrap();
+}
+
+/// The API cuts off slow and oversized requests like the edge does, and the one-process
+/// binary gives its edge every setting the standalone `ingest` takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_or_large_requests_are_cut_off_and_every_edge_setting_is_honoured() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let edge_settings = ingest::EdgeArgs {
+        secure_cookie: Some(true),
+        body_limit: Some(1024),
+        body_timeout_ms: Some(300),
+        header_timeout_ms: Some(300),
+        ..ingest::EdgeArgs::default()
+    };
+    let limits = api::serve::ApiLimits {
+        header_timeout: std::time::Duration::from_millis(300),
+        body_timeout: std::time::Duration::from_millis(300),
+        body_limit: 4096,
+    };
+    let running = clickledger::start(clickledger::AppConfig {
+        data: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        program: None,
+        click_keys: Some(common::CLICK_KEYS.into()),
+        admin_key: Some(ADMIN.into()),
+        edge: edge_settings,
+        api_limits: limits,
+        clock: pipeline::wall_clock(),
+    })
+    .await
+    .unwrap();
+    let (api, edge) = (running.api, running.edge);
+
+    // The API: headers that never finish are cut off; a body that stalls is 408; one too
+    // large is 413.
+    let mut stalled = tokio::net::TcpStream::connect(api).await.unwrap();
+    stalled.write_all(b"GET /v1/offers HTTP/1.1\r\nHost: t\r\n").await.unwrap();
+    let mut buffer = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), stalled.read_to_end(&mut buffer)).await;
+    assert!(closed.is_ok() && !String::from_utf8_lossy(&buffer).contains("200 OK"));
+    let mut slow = tokio::net::TcpStream::connect(api).await.unwrap();
+    let head = format!(
+        "POST /v1/members HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"id\":"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), slow.read_to_end(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("body_timeout"), "{answer}");
+    let large = format!("{{\"id\":\"big\",\"name\":\"{}\"}}", "x".repeat(5000));
+    let response = raw(api, "POST", "/v1/members", Some(ADMIN), Some(&large), "application/json").await;
+    assert_eq!((response.status, response.json()["error"].as_str()), (413, Some("body_too_large")));
+
+    // The edge: the secure cookie, the body limit and the body timeout it was given.
+    let click = common::get(edge, "/c?offer=summer&member=jane").await;
+    assert!(click.header("set-cookie").unwrap().contains("; Secure"), "{:?}", click.header("set-cookie"));
+    let big_postback = format!("code=JANE20&order_id=B-1&token={POSTBACK_SECRET}&sub={}", "y".repeat(2000));
+    let response =
+        common::request(edge, "POST", "/pb", &[("Content-Type", "application/x-www-form-urlencoded")], &big_postback)
+            .await;
+    assert_eq!(response.status, 413, "{}", response.body);
+    let mut slow_edge = tokio::net::TcpStream::connect(edge).await.unwrap();
+    slow_edge
+        .write_all(b"POST /pb HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 50\r\n\r\ncode=")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), slow_edge.read_to_end(&mut answer)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408"));
     running.stop().await.unwrap();
 }

@@ -53,7 +53,7 @@ async fn reports<L: EventLog, St: Store>(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(listener, state, async move {
+    let server = tokio::spawn(api::serve(listener, state, api::serve::ApiLimits::default(), async move {
         let _ = stopped.await;
     }));
     let mut reports = BTreeMap::new();

@@ -3,6 +3,8 @@
 //! the click once, on `events` under the visitor (the attributor passes it on to the ledger). An inactive link, an unapproved member, a paused or expired offer still
 //! redirect — to the offer URL — and record a rejected click. An unknown offer is 404.
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header, request};
 use http_body_util::Full;
@@ -36,24 +38,59 @@ struct ClickTarget {
     deep_link: bool,
     click_id_param: String,
     rejected: Option<Reason>,
+    /// Where a click that earns nothing goes.
+    offer_url: String,
+    unique_click_window: model::Span,
+}
+
+impl ClickTarget {
+    /// This click earns nothing, for `reason` (which wins over a reason found before): it goes
+    /// to the offer URL.
+    fn refuse(&mut self, reason: Reason) {
+        self.rejected = Some(reason);
+        self.landing = self.offer_url.clone();
+        self.deep_link = false;
+    }
 }
 
 pub(crate) async fn click<L: EventLog>(
     edge: &Edge<L>,
     parts: &request::Parts,
     link_code: Option<&str>,
+    peer: SocketAddr,
 ) -> Result<HttpResponse, Rejection> {
+    edge.ensure_ready()?;
     let params = parse_urlencoded(parts.uri.query().unwrap_or_default().as_bytes())
         .map_err(|error| Rejection::bad_request(error.code(), error.to_string()))?;
     let subs = subs(&params)?;
     let now = Timestamp::now();
-    let target = edge.program.read(|program| resolve(program, &params, link_code, now))?;
+    let client = edge.client(peer, &parts.headers);
+    let (mut target, rate_limit) = edge.program.read(|program| {
+        let mut target = resolve(program, &params, link_code, now)?;
+        if program.settings().is_blocked(client.address) {
+            target.refuse(Reason::BlockedAddress);
+        }
+        Ok::<_, Rejection>((target, program.settings().click_rate_limit))
+    })?;
+    // Every click of the network counts toward its rate, whatever became of it.
+    let within_rate = edge.rate_limiter.allow(client.network(), rate_limit, now.millis());
+    if !within_rate && target.rejected.is_none() {
+        target.refuse(Reason::RateLimited);
+    }
+    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|agent| agent.to_str().ok());
+    let bot = edge.bots.is_bot(user_agent);
+    // Only a click that could count starts (or meets) its client's unique-click window.
+    let client_repeat = target.rejected.is_none()
+        && !bot
+        && edge.unique_clients.repeat(
+            client.link_key(&target.offer, &target.member),
+            target.unique_click_window.millis(),
+            now.millis(),
+        );
     let (visitor, _returning) = match visitor_cookie(&parts.headers) {
         Some(visitor) => (visitor, true),
         None => (VisitorId::generate(), false),
     };
-    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|agent| agent.to_str().ok());
-    let bot = edge.bots.is_bot(user_agent);
 
     let id = EventId::new();
     let claims =
@@ -72,6 +109,8 @@ pub(crate) async fn click<L: EventLog>(
         subs,
         bot,
         rejected: target.rejected,
+        client: Some(client),
+        client_repeat,
         program: edge.program.version(),
     };
     if let Some(reason) = target.rejected {
@@ -130,6 +169,8 @@ fn resolve(
         landing: deep_link.map_or_else(|| offer.url.clone(), String::from),
         click_id_param: offer.click_id_param.clone(),
         rejected,
+        offer_url: offer.url.clone(),
+        unique_click_window: offer.unique_click_window,
     })
 }
 

@@ -67,19 +67,28 @@ codes! {
     BadOccurredAt = "bad_occurred_at": "`occurred_at` is not an RFC 3339 timestamp",
     OccurredAtOutOfRange = "occurred_at_out_of_range": "`occurred_at` is more than 90 days before now or more than 5 minutes after it",
     BadRefundId = "bad_refund_id": "`refund_id` is not 1 to 128 characters",
+    MissingRefundId = "missing_refund_id": "a signed refund needs `refund_id`; an unsigned partial refund (with `amount`) needs `refund_id` or an `Idempotency-Key` header; so that a retry is applied once",
+    BadIdempotencyKey = "bad_idempotency_key": "`Idempotency-Key` is not 1 to 128 visible ASCII characters",
+    ItemsOutOfRange = "items_out_of_range": "an item line's total (price × quantity) or the sum of the items is above the largest accepted amount",
+    RecurringNeedsPostback = "recurring_needs_postback": "`recurring_amount` opens a subscription: only an authenticated postback may send it",
+    AmountOverPixelLimit = "amount_over_pixel_limit": "the amount or item total is above the offer's `pixel_max_amount` (10,000.00 unless set); larger sales come by postback",
     BadClickId = "bad_click_id": "the click id was not issued by this edge, was altered, or was signed with a key no longer accepted",
     SubTooLong = "sub_too_long": "a `sub1`..`sub5` value is longer than 256 bytes",
     OfferMismatch = "offer_mismatch": "`offer` names another offer than the click id's",
     UnknownOffer = "unknown_offer": "no such offer",
     UnknownLink = "unknown_link": "no such tracking link",
-    UnknownAdvertiser = "unknown_advertiser": "the request names no advertiser the program knows (by `advertiser`, the offer, a click id, a code or a token)",
-    WrongAdvertiser = "wrong_advertiser": "the offer belongs to another advertiser than the one named",
+    WrongAdvertiser = "wrong_advertiser": "the click id is for an offer of another advertiser than the one the credentials prove",
     MissingCredentials = "missing_credentials": "send `token` or `X-Signature` and `X-Timestamp`",
     BadToken = "bad_token": "the token is not a current secret of the advertiser",
     MissingTimestamp = "missing_timestamp": "`X-Signature` needs `X-Timestamp` (Unix seconds)",
     BadTimestamp = "bad_timestamp": "`X-Timestamp` is not Unix seconds",
     StaleTimestamp = "stale_timestamp": "`X-Timestamp` is more than 5 minutes from now",
-    BadSignature = "bad_signature": "`X-Signature` is not `sha256=<hex>` of the request under a current secret",
+    BadSignature = "bad_signature": "`X-Signature` is not `sha256=<hex>` of `{X-Timestamp}.{request}` under a current secret",
+    UnknownParameter = "unknown_parameter": "a signed request has a parameter its endpoint does not take: a signed body names exactly what it is, so it cannot be replayed to another endpoint",
+    UnsignedQuery = "unsigned_query": "a signed request with a body also has query parameters, which the signature does not cover",
+    Replayed = "replayed": "this `X-Signature` was accepted before; each request is signed anew",
+    ReplayCacheFull = "replay_cache_full": "more signed requests within the timestamp tolerance than the edge can remember; retry after `Retry-After`",
+    NotReady = "not_ready": "the edge has not loaded the program yet; retry after `Retry-After`",
     LogOverloaded = "log_overloaded": "the event log's queue is full; retry after `Retry-After`",
     LogUnavailable = "log_unavailable": "the event log cannot be reached; retry after `Retry-After`",
     LogTimeout = "log_timeout": "the event log did not acknowledge in time; retry after `Retry-After`",
@@ -153,11 +162,12 @@ impl Endpoint {
             AmountOutOfRange,
             BadEvent,
             BadItems,
+            ItemsOutOfRange,
             BadOffer,
+            BadClickId,
+            OfferMismatch,
         ];
         let authentication = [
-            (UnknownAdvertiser, 401),
-            (WrongAdvertiser, 403),
             (MissingCredentials, 401),
             (BadToken, 401),
             (MissingTimestamp, 401),
@@ -165,37 +175,36 @@ impl Endpoint {
             (StaleTimestamp, 401),
             (BadSignature, 401),
             (BadAdvertiser, 400),
+            (UnsignedQuery, 400),
+            (UnknownParameter, 400),
+            (BadIdempotencyKey, 400),
+            (Replayed, 409),
+            (ReplayCacheFull, 503),
         ];
-        let log = [(LogOverloaded, 503), (LogUnavailable, 503), (LogTimeout, 503), (Internal, 500)];
+        let log = [(LogOverloaded, 503), (LogUnavailable, 503), (LogTimeout, 503), (Internal, 500), (NotReady, 503)];
         let with = |status: u16, codes: &[Code]| codes.iter().map(|code| (*code, status)).collect::<Vec<_>>();
         let mut refusals = match self {
             Endpoint::Click => {
                 let mut refusals = with(400, &parameters);
                 refusals.extend(with(400, &[MissingOffer, MissingMember, BadOffer, BadMember, SubTooLong]));
-                refusals.extend([(UnknownOffer, 404), (UnknownLink, 404)]);
+                refusals.extend([(UnknownOffer, 404), (UnknownLink, 404), (NotReady, 503)]);
                 refusals
             }
             Endpoint::Pixel => {
                 let mut refusals = with(200, &parameters);
                 refusals.extend(with(200, &conversion_fields));
-                refusals.extend(with(200, &[MissingOffer, UnknownOffer]));
+                refusals.extend(with(
+                    200,
+                    &[MissingOffer, UnknownOffer, RecurringNeedsPostback, AmountOverPixelLimit, NotReady],
+                ));
                 refusals
             }
             Endpoint::Postback => {
                 let mut refusals = with(400, &parameters);
                 refusals.extend(body);
                 refusals.extend(with(400, &conversion_fields));
-                refusals.extend(with(
-                    400,
-                    &[
-                        MissingClickIdOrCode,
-                        BadClickId,
-                        OfferMismatch,
-                        UnknownOffer,
-                        BadOccurredAt,
-                        OccurredAtOutOfRange,
-                    ],
-                ));
+                refusals.extend(with(400, &[MissingClickIdOrCode, UnknownOffer, BadOccurredAt, OccurredAtOutOfRange]));
+                refusals.push((WrongAdvertiser, 403));
                 refusals.extend(authentication);
                 refusals.extend(log);
                 refusals
@@ -205,7 +214,8 @@ impl Endpoint {
                 refusals.extend(body);
                 refusals.extend(with(400, &[MissingOrderId, BadOrderId, BadOffer, UnknownOffer]));
                 if self == Endpoint::Refund {
-                    refusals.extend(with(400, &[BadAmount, MissingAmount, AmountOutOfRange, BadRefundId]));
+                    refusals
+                        .extend(with(400, &[BadAmount, MissingAmount, AmountOutOfRange, BadRefundId, MissingRefundId]));
                 }
                 refusals.extend(authentication);
                 refusals.extend(log);

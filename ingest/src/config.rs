@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use ipnet::IpNet;
 use model::clickid::ClickKeyRing;
 use model::time::Span;
 use pipeline::ports::log::Topics;
@@ -46,6 +47,21 @@ pub struct EdgeConfig {
     pub shutdown_grace: Duration,
     /// How long in-flight requests may take to finish at shutdown, default 10 s.
     pub drain_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed (load balancers, CDNs), as CIDR networks;
+    /// default none: the client is the socket peer. `CLICKLEDGER_TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Signatures remembered against replay at most, default 1,000,000 (about 60 MB when
+    /// full); beyond, signed requests get 503 `replay_cache_full`.
+    /// `CLICKLEDGER_REPLAY_CACHE_ENTRIES`.
+    pub replay_capacity: usize,
+    /// Client networks the click rate limit counts per minute at most, default 1,000,000;
+    /// clicks of networks beyond are let through and counted in
+    /// `clickledger_ingest_rate_limit_overflow_total`.
+    pub rate_limit_networks: usize,
+    /// (client, link) unique-click windows remembered at most, default 1,000,000 (about
+    /// 50 MB when full); beyond, a click is judged by its cookie alone.
+    /// `CLICKLEDGER_UNIQUE_CLIENT_ENTRIES`.
+    pub unique_client_entries: usize,
 }
 
 impl EdgeConfig {
@@ -66,6 +82,10 @@ impl EdgeConfig {
             retry_after_seconds: 1,
             shutdown_grace: Duration::ZERO,
             drain_timeout: Duration::from_secs(10),
+            trusted_proxies: Vec::new(),
+            replay_capacity: 1_000_000,
+            rate_limit_networks: 1_000_000,
+            unique_client_entries: 1_000_000,
         }
     }
 }
@@ -96,6 +116,16 @@ pub struct EdgeArgs {
     /// default 0), so load balancers stop sending first.
     #[arg(long, env = "CLICKLEDGER_SHUTDOWN_GRACE_MS")]
     pub shutdown_grace_ms: Option<u64>,
+    /// Proxies whose `X-Forwarded-For` is believed, as comma-separated CIDR networks
+    /// (`10.0.0.0/8,192.168.0.0/16`); default none.
+    #[arg(long, env = "CLICKLEDGER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<IpNet>>,
+    /// Signatures remembered against replay at most (default 1000000).
+    #[arg(long, env = "CLICKLEDGER_REPLAY_CACHE_ENTRIES")]
+    pub replay_cache_entries: Option<usize>,
+    /// (client, link) unique-click windows remembered at most (default 1000000).
+    #[arg(long, env = "CLICKLEDGER_UNIQUE_CLIENT_ENTRIES")]
+    pub unique_client_entries: Option<usize>,
 }
 
 impl EdgeArgs {
@@ -123,6 +153,15 @@ impl EdgeArgs {
         }
         if let Some(grace) = self.shutdown_grace_ms {
             config.shutdown_grace = millis(grace);
+        }
+        if let Some(trusted) = &self.trusted_proxies {
+            config.trusted_proxies = trusted.clone();
+        }
+        if let Some(entries) = self.replay_cache_entries {
+            config.replay_capacity = entries;
+        }
+        if let Some(entries) = self.unique_client_entries {
+            config.unique_client_entries = entries;
         }
         config
     }

@@ -3,7 +3,7 @@
 
 use model::events::Item;
 use model::ids::{AdvertiserId, LinkCode, MemberId, OfferId, OrderId, PromoCode, Sku};
-use model::money::{AmountError, Currency, parse_amount};
+use model::money::{AmountError, Currency, MAX_AMOUNT, parse_amount};
 use model::time::{Span, Timestamp};
 use rust_decimal::Decimal;
 
@@ -98,7 +98,7 @@ pub fn items(params: &Params) -> Result<Vec<Item>, Rejection> {
     if lines.len() > MAX_ITEMS {
         return Err(bad(format!("more than {MAX_ITEMS} lines")));
     }
-    lines
+    let items = lines
         .into_iter()
         .map(|line| {
             let mut parts = line.split(':');
@@ -116,7 +116,23 @@ pub fn items(params: &Params) -> Result<Vec<Item>, Rejection> {
                 .ok_or_else(|| bad(format!("{line:?}: quantity must be 1 to {MAX_QUANTITY}")))?;
             Ok(Item { sku, amount, quantity })
         })
-        .collect()
+        .collect::<Result<Vec<Item>, Rejection>>()?;
+    // Each line's total and their sum are amounts too: bounded like `amount`, so nothing
+    // downstream ever holds a sale it cannot store.
+    let mut total = Decimal::ZERO;
+    for item in &items {
+        let line_total = item.amount.checked_mul(Decimal::from(item.quantity));
+        total = match line_total.and_then(|line_total| total.checked_add(line_total)) {
+            Some(sum) if line_total.is_some_and(|line_total| line_total <= MAX_AMOUNT) && sum <= MAX_AMOUNT => sum,
+            _ => {
+                return Err(Rejection::bad_request(
+                    Code::ItemsOutOfRange,
+                    format!("items: a line total or the sum of the items is above {MAX_AMOUNT}"),
+                ));
+            }
+        };
+    }
+    Ok(items)
 }
 
 /// RFC 3339, no earlier than `past` before now and no later than `future` after now.

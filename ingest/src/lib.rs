@@ -11,7 +11,9 @@
 //! - [`conversion`]: `/px`, `/pb`, `/pb/refund`, `/pb/cancel`.
 //! - [`params`], [`fields`]: strict parameter decoding and typed fields with reason codes.
 //! - [`deep_link`]: which deep links are allowed (no open redirects).
-//! - [`auth`]: postback tokens and `X-Signature` HMACs.
+//! - [`auth`]: postback tokens and `X-Signature` HMACs; [`replay`]: signatures accepted once.
+//! - [`client`]: the client's address (trusted proxies' `X-Forwarded-For`) and the click rate
+//!   limit.
 //! - [`bots`]: known bot user agents.
 //! - [`rejection`]: the one mapping from errors to HTTP answers; [`codes`]: every code, and
 //!   which endpoint answers which (the contract `docs/TRACKING.md` lists).
@@ -21,6 +23,7 @@ pub mod auth;
 pub mod bots;
 pub mod cli;
 pub mod click;
+pub mod client;
 pub mod codes;
 pub mod config;
 pub mod conversion;
@@ -30,6 +33,7 @@ pub mod fields;
 pub mod metrics;
 pub mod params;
 pub mod rejection;
+pub mod replay;
 pub mod routes;
 pub mod server;
 

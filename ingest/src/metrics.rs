@@ -10,6 +10,12 @@ pub const REJECTED: &str = "clickledger_ingest_rejected_total";
 pub const UNACKNOWLEDGED: &str = "clickledger_ingest_unacknowledged_total";
 pub const LOST: &str = "clickledger_ingest_lost_total";
 pub const EVENTS: &str = "clickledger_ingest_events_total";
+/// Signatures remembered against replay now.
+pub const REPLAY_CACHE_ENTRIES: &str = "clickledger_ingest_replay_cache_entries";
+/// Client networks the click rate limit counts in the current minute, and clicks let
+/// through uncounted because its table was full.
+pub const RATE_LIMIT_NETWORKS: &str = "clickledger_ingest_rate_limit_networks";
+pub const RATE_LIMIT_OVERFLOW: &str = "clickledger_ingest_rate_limit_overflow_total";
 
 pub fn status_label(status: u16) -> &'static str {
     match status {
@@ -21,6 +27,7 @@ pub fn status_label(status: u16) -> &'static str {
         404 => "404",
         405 => "405",
         408 => "408",
+        409 => "409",
         413 => "413",
         500 => "500",
         503 => "503",

@@ -73,6 +73,11 @@ impl Params {
         self.pairs.len()
     }
 
+    /// The first name not in `allowed`.
+    pub fn first_unknown(&self, allowed: &[&str]) -> Option<&str> {
+        self.pairs.iter().map(|(name, _)| name.as_str()).find(|name| !allowed.contains(name))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }

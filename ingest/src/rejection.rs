@@ -19,6 +19,8 @@ pub enum Rejection {
     NotFound { code: Code, message: String },
     /// 405
     MethodNotAllowed,
+    /// 409: the request repeats one already accepted (a replayed signature).
+    Conflict { code: Code, message: String },
     /// 408: the client was too slow sending its body.
     Timeout,
     /// 413
@@ -49,6 +51,7 @@ impl Rejection {
             Rejection::Forbidden { .. } => StatusCode::FORBIDDEN,
             Rejection::NotFound { .. } => StatusCode::NOT_FOUND,
             Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::Conflict { .. } => StatusCode::CONFLICT,
             Rejection::Timeout => StatusCode::REQUEST_TIMEOUT,
             Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -62,6 +65,7 @@ impl Rejection {
             | Rejection::Unauthorized { code, .. }
             | Rejection::Forbidden { code, .. }
             | Rejection::NotFound { code, .. }
+            | Rejection::Conflict { code, .. }
             | Rejection::Unavailable { code, .. } => *code,
             Rejection::MethodNotAllowed => Code::MethodNotAllowed,
             Rejection::Timeout => Code::BodyTimeout,
@@ -81,6 +85,7 @@ impl Rejection {
             | Rejection::Unauthorized { message, .. }
             | Rejection::Forbidden { message, .. }
             | Rejection::NotFound { message, .. }
+            | Rejection::Conflict { message, .. }
             | Rejection::Unavailable { message, .. }
             | Rejection::Internal { message } => message.clone(),
             Rejection::MethodNotAllowed => "this method is not allowed here".into(),

@@ -2,6 +2,7 @@
 //! was acknowledged — readiness goes false, in-flight requests finish, the log is flushed.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,10 +28,10 @@ pub async fn run<L: EventLog>(
     builder.timer(TokioTimer::new()).header_read_timeout(edge.config.header_timeout).keep_alive(true);
     tokio::pin!(shutdown);
 
-    let accept = |stream: tokio::net::TcpStream| {
+    let accept = |stream: tokio::net::TcpStream, peer: SocketAddr| {
         let _ = stream.set_nodelay(true);
         let edge = edge.clone();
-        let service = service_fn(move |request| handle(edge.clone(), request));
+        let service = service_fn(move |request| handle(edge.clone(), peer, request));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -42,7 +43,7 @@ pub async fn run<L: EventLog>(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => accept(stream),
+                Ok((stream, peer)) => accept(stream, peer),
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(%error, "accept failed");
@@ -59,7 +60,7 @@ pub async fn run<L: EventLog>(
     tokio::pin!(grace);
     loop {
         tokio::select! {
-            accepted = listener.accept() => if let Ok((stream, _)) = accepted { accept(stream) },
+            accepted = listener.accept() => if let Ok((stream, peer)) = accepted { accept(stream, peer) },
             () = &mut grace => break,
         }
     }

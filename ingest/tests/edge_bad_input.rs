@@ -55,6 +55,20 @@ async fn bad_requests_are_refused_with_a_reason_and_write_nothing() {
         body: signed_body.clone(),
         headers: vec![("X-Signature", signature), ("X-Timestamp", timestamp.to_string())],
     };
+    // A signed postback accepted once; the table sends it again.
+    let accepted_at = now_seconds;
+    let accepted_signature = sign(SECRET, accepted_at, &signed_body);
+    let first = edge
+        .post(
+            "/pb",
+            "application/json",
+            &signed_body,
+            &[("X-Signature", accepted_signature.as_str()), ("X-Timestamp", &accepted_at.to_string())],
+        )
+        .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let rival_click = edge.get("/c?offer=rival&member=jane", &[]).await;
+    let rival_click_id = location_param(&rival_click, "click_id").unwrap();
     let forged = {
         let mut chars: Vec<char> = click_id.chars().collect();
         let last = chars.len() - 1;
@@ -103,9 +117,102 @@ async fn bad_requests_are_refused_with_a_reason_and_write_nothing() {
         ("offer different from the click id", pb("offer=expired"), 400, "offer_mismatch"),
         ("no credentials", get(format!("/pb?click_id={click_id}&order_id=A-1")), 401, "missing_credentials"),
         ("wrong token", get(format!("/pb?click_id={click_id}&order_id=A-1&token=not-the-secret")), 401, "bad_token"),
-        ("code without any advertiser", get("/pb?code=NOPE&order_id=A-1"), 401, "unknown_advertiser"),
-        ("stale signature", signed(now_seconds - 600, sign(SECRET, &signed_body)), 401, "stale_timestamp"),
-        ("wrong signature", signed(now_seconds, sign("another-secret-entirely", &signed_body)), 401, "bad_signature"),
+        ("code without credentials", get("/pb?code=NOPE&order_id=A-1"), 401, "missing_credentials"),
+        (
+            "stale signature",
+            signed(now_seconds - 600, sign(SECRET, now_seconds - 600, &signed_body)),
+            401,
+            "stale_timestamp",
+        ),
+        ("timestamp at i64::MIN", signed(i64::MIN, sign(SECRET, i64::MIN, &signed_body)), 401, "stale_timestamp"),
+        (
+            "wrong signature",
+            signed(now_seconds, sign("another-secret-entirely", now_seconds, &signed_body)),
+            401,
+            "bad_signature",
+        ),
+        (
+            "a signature moved to a fresher timestamp",
+            signed(now_seconds + 1, accepted_signature.clone()),
+            401,
+            "bad_signature",
+        ),
+        ("replayed signature", signed(accepted_at, accepted_signature.clone()), 409, "replayed"),
+        (
+            "replayed signature on another path",
+            Send::Post {
+                target: "/pb/refund".into(),
+                content_type: "application/json",
+                body: signed_body.clone(),
+                headers: vec![("X-Signature", accepted_signature.clone()), ("X-Timestamp", accepted_at.to_string())],
+            },
+            400,
+            "unknown_parameter",
+        ),
+        (
+            "signed refund without refund_id",
+            Send::Post {
+                target: "/pb/refund".into(),
+                content_type: "application/json",
+                body: br#"{"order_id":"S-1"}"#.to_vec(),
+                headers: vec![
+                    ("X-Signature", sign(SECRET, now_seconds, br#"{"order_id":"S-1"}"#)),
+                    ("X-Timestamp", now_seconds.to_string()),
+                ],
+            },
+            400,
+            "missing_refund_id",
+        ),
+        (
+            "signed body with a query parameter",
+            Send::Post {
+                target: "/pb?currency=EUR".into(),
+                content_type: "application/json",
+                body: signed_body.clone(),
+                headers: vec![
+                    ("X-Signature", sign(SECRET, now_seconds, &signed_body)),
+                    ("X-Timestamp", now_seconds.to_string()),
+                ],
+            },
+            400,
+            "unsigned_query",
+        ),
+        (
+            "idempotency key too long",
+            Send::Post {
+                target: "/pb".into(),
+                content_type: "application/x-www-form-urlencoded",
+                body: format!("click_id={click_id}&order_id=A-9&token={SECRET}").into_bytes(),
+                headers: vec![("Idempotency-Key", "k".repeat(129))],
+            },
+            400,
+            "bad_idempotency_key",
+        ),
+        ("items above the range", pb("items=sku:999999999.00:100"), 400, "items_out_of_range"),
+        (
+            "another advertiser's offer",
+            get(format!("/pb?offer=rival&code=RIVAL10&order_id=A-1&token={SECRET}")),
+            400,
+            "unknown_offer",
+        ),
+        (
+            "another advertiser's click id",
+            get(format!("/pb?click_id={rival_click_id}&order_id=A-1&token={SECRET}")),
+            403,
+            "wrong_advertiser",
+        ),
+        (
+            "partial refund without refund_id or Idempotency-Key",
+            post("/pb/refund", "application/x-www-form-urlencoded", format!("token={SECRET}&order_id=A-1&amount=5")),
+            400,
+            "missing_refund_id",
+        ),
+        (
+            "refund for another advertiser's offer",
+            post("/pb/refund", "application/x-www-form-urlencoded", format!("token={SECRET}&order_id=A-1&offer=rival")),
+            400,
+            "unknown_offer",
+        ),
         (
             "duplicate JSON key",
             post(
@@ -163,7 +270,7 @@ async fn bad_requests_are_refused_with_a_reason_and_write_nothing() {
             "cancel with a wrong token",
             post("/pb/cancel", "application/x-www-form-urlencoded", "order_id=A-1&token=nope"),
             401,
-            "unknown_advertiser",
+            "bad_token",
         ),
         ("refund by GET", get("/pb/refund?order_id=A-1"), 405, "method_not_allowed"),
         ("click without member", get("/c?offer=summer"), 400, "missing_member"),
@@ -204,13 +311,21 @@ async fn bad_requests_are_refused_with_a_reason_and_write_nothing() {
 #[tokio::test]
 async fn bad_pixels_are_still_gifs_that_say_why_and_write_nothing() {
     let edge = TestEdge::start().await;
-    let rows = [
+    let click = edge.get("/c?offer=summer&member=jane", &[]).await;
+    let expired_click = format!("/px?offer=expired&click_id={}", location_param(&click, "click_id").unwrap());
+    let rows: Vec<(&str, &str)> = vec![
         ("/px?amount=1", "missing_offer"),
         ("/px?offer=winter", "unknown_offer"),
         ("/px?offer=summer&amount=NaN", "bad_amount"),
         ("/px?offer=summer&currency=EURO", "bad_currency"),
         ("/px?offer=summer&order_id=1&order_id=2", "duplicate_parameter"),
         ("/px?offer=summer&items=a:b:c", "bad_items"),
+        ("/px?offer=summer&items=a:999999999.00:100", "items_out_of_range"),
+        ("/px?offer=summer&order_id=R-1&amount=10&recurring_amount=5", "recurring_needs_postback"),
+        ("/px?offer=summer&order_id=B-1&amount=10000.01", "amount_over_pixel_limit"),
+        ("/px?offer=summer&order_id=B-2&items=a:5000.00:3", "amount_over_pixel_limit"),
+        ("/px?offer=summer&click_id=hello", "bad_click_id"),
+        (expired_click.as_str(), "offer_mismatch"),
     ];
     for (target, reason) in rows {
         assert_in_the_contract(target, target, 200, reason);

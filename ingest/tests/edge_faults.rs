@@ -22,7 +22,11 @@ async fn a_broker_outage_gives_503_and_loses_or_doubles_nothing_acknowledged() {
     for spec in topics.specs(PARTITIONS) {
         cluster.create_topic(&spec.name, spec.partitions as i32, 1).unwrap();
     }
-    let log = KafkaLog::connect(KafkaConfig::new(cluster.bootstrap_servers())).unwrap();
+    // The producer gives up on a record after 2 s, so the edge's answer (which waits for the
+    // producer's own outcome) comes within 3 s.
+    let mut kafka = KafkaConfig::new(cluster.bootstrap_servers());
+    kafka.delivery_timeout = Duration::from_secs(2);
+    let log = KafkaLog::connect(kafka).unwrap();
     let edge = TestEdge::start_on(log, topics, program(), |config| {
         config.postback_ack_timeout = Duration::from_secs(2);
     })
@@ -91,4 +95,31 @@ async fn a_broker_outage_gives_503_and_loses_or_doubles_nothing_acknowledged() {
         assert_eq!(seen.get(event), Some(&1), "acknowledged event {event} is in the topic exactly once");
     }
     assert!(acknowledged.len() >= 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_timeout_of_zero_waits_for_kafkas_own_delivery_outcome() {
+    let cluster = MockCluster::new(1).unwrap();
+    let topics = Topics::with_prefix("zero.");
+    for spec in topics.specs(PARTITIONS) {
+        cluster.create_topic(&spec.name, spec.partitions as i32, 1).unwrap();
+    }
+    let log = KafkaLog::connect(KafkaConfig::new(cluster.bootstrap_servers())).unwrap();
+    let edge = TestEdge::start_on(log, topics, program(), |config| config.postback_ack_timeout = Duration::ZERO).await;
+    let mut accepted = Vec::new();
+    for order in 0..5 {
+        let response = edge.get(&format!("/pb?code=JANE20&order_id=Z-{order}&amount=1&token={SECRET}"), &[]).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        accepted.push(response.json()["event_id"].as_str().unwrap().to_string());
+    }
+    let written: Vec<String> = edge
+        .records(&edge.topics.events)
+        .await
+        .iter()
+        .map(|record| conversion_event(&record.payload).id.to_string())
+        .collect();
+    let mut sorted = written.clone();
+    sorted.sort();
+    accepted.sort();
+    assert_eq!(sorted, accepted, "each acknowledged postback is in the topic exactly once");
 }

@@ -13,20 +13,6 @@ use rust_decimal_macros::dec;
 
 use clickledger_ingest as ingest;
 
-fn click_event(payload: &[u8]) -> model::events::Click {
-    match wire::decode::<TrackingEvent>(payload).unwrap() {
-        TrackingEvent::Click(click) => click,
-        other => panic!("not a click: {other:?}"),
-    }
-}
-
-fn conversion_event(payload: &[u8]) -> model::events::Conversion {
-    match wire::decode::<TrackingEvent>(payload).unwrap() {
-        TrackingEvent::Conversion(conversion) => conversion,
-        other => panic!("not a conversion: {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn a_click_redirects_with_a_verifiable_click_id_and_sets_the_visitor_cookie() {
     let edge = TestEdge::start().await;
@@ -242,9 +228,10 @@ async fn a_click_id_postback_is_acknowledged_after_the_log_and_keyed_by_the_clic
 #[tokio::test]
 async fn signed_json_and_form_postbacks_are_accepted_and_tampering_is_refused() {
     let edge = TestEdge::start().await;
-    let timestamp = (model::Timestamp::now().millis() / 1000).to_string();
+    let now = model::Timestamp::now().millis() / 1000;
+    let timestamp = now.to_string();
     let body = br#"{"code":"jane20","order_id":"B-7","amount":12.50,"currency":"USD"}"#;
-    let signature = sign(SECRET, body);
+    let signature = sign(SECRET, now, body);
     let headers = [("X-Signature", signature.as_str()), ("X-Timestamp", timestamp.as_str())];
     let response = edge.post("/pb", "application/json", body, &headers).await;
     assert_eq!(response.status, 200, "{}", response.body);

@@ -39,7 +39,7 @@ mod needs_services {
             .post(
                 "/pb/refund",
                 "application/x-www-form-urlencoded",
-                format!("order_id=K-1&amount=5&token={SECRET}").as_bytes(),
+                format!("order_id=K-1&amount=5&refund_id=rf-1&token={SECRET}").as_bytes(),
                 &[],
             )
             .await;

@@ -6,8 +6,8 @@ use rust_decimal::Decimal;
 use crate::ids::{AdvertiserId, EventId, MemberId, OfferId, PayoutOptionId};
 use crate::money::Currency;
 use crate::program::{
-    Advertiser, AttributionModel, CodePrecedence, Enrolment, Member, MemberStatus, Offer, PayoutOption, PayoutRule,
-    PostbackSecret, Program, ProgramChange, ProgramSettings, Tiered,
+    Advertiser, AttributionModel, CodePixel, CodePrecedence, Enrolment, Member, MemberStatus, Offer, PayoutOption,
+    PayoutRule, PostbackSecret, Program, ProgramChange, ProgramSettings, Tiered,
 };
 use crate::time::{Span, Timestamp};
 
@@ -76,6 +76,10 @@ pub fn offer_with_options(id: &str, options: Vec<PayoutOption>) -> Offer {
         unique_click_window: Span::hours(24),
         payout_options: options,
         default_payout,
+        // Tests of attribution and pricing send code pixels and expect them paid; the tests of
+        // the policy itself set it.
+        code_pixel: CodePixel::Trust,
+        pixel_max_amount: crate::program::DEFAULT_PIXEL_MAX_AMOUNT,
     }
 }
 
@@ -126,6 +130,11 @@ impl ProgramBuilder {
 
     pub fn settings(mut self, settings: ProgramSettings) -> Self {
         self.changes.push(ProgramChange::Settings(settings));
+        self
+    }
+
+    pub fn advertiser(mut self, advertiser: Advertiser) -> Self {
+        self.changes.push(ProgramChange::Advertiser(advertiser));
         self
     }
 
@@ -200,6 +209,8 @@ pub fn click(id: u128, offer: &str, member: &str, visitor_id: &str, at: Timestam
         subs: Subs::default(),
         bot: false,
         rejected: None,
+        client: None,
+        client_repeat: false,
         program: 0,
     }
 }
@@ -223,6 +234,8 @@ pub fn sale(id: u128, order: &str, amount: Decimal, at: Timestamp) -> Conversion
         visitor: None,
         click_id: None,
         bot: false,
+        client: None,
+        refused: None,
         program: 0,
     }
 }
@@ -244,5 +257,6 @@ pub fn attributed(conversion: Conversion, offer: &str, member: &str) -> Attribut
         member: member_id(member),
         via: Via::Code { code: PromoCode::new("TEST").expect("code") },
         conversion,
+        unverified: false,
     }
 }

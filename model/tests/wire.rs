@@ -27,6 +27,8 @@ fn click() -> Click {
         subs: Subs { sub1: Some("story".into()), sub5: Some("x".into()), ..Subs::default() },
         bot: false,
         rejected: None,
+        client: Some(Client::new("203.0.113.7".parse().unwrap(), Some("Mozilla/5.0"))),
+        client_repeat: true,
         program: 12,
     }
 }
@@ -49,6 +51,8 @@ fn conversion() -> Conversion {
         visitor: Some(VisitorId::new("v_8Jk2s9dkQpZ").unwrap()),
         click_id: Some("c1.abc".into()),
         bot: false,
+        client: Some(Client::new("2001:db8::1".parse().unwrap(), None)),
+        refused: Some(Reason::BlockedAddress),
         program: 12,
     }
 }
@@ -103,6 +107,8 @@ fn tracking_events_round_trip() {
         code: None,
         recurring_amount: None,
         click_id: None,
+        client: None,
+        refused: None,
         ..conversion()
     };
     round_trip(&TrackingEvent::Conversion(minimal_pixel));
@@ -119,6 +125,7 @@ fn order_events_round_trip() {
         offer: offer_id("summer"),
         member: member_id("jane"),
         via: Via::Cookie { click: event_id(1), clicked_at: ts("2026-11-21T10:00:00Z") },
+        unverified: false,
     };
     round_trip(&OrderEvent::Attributed(attributed));
     round_trip(&OrderEvent::Rejected(RejectedConversion {
@@ -152,6 +159,7 @@ fn ledger_events_and_outputs_round_trip() {
         offer: offer_id("summer"),
         member: member_id("jane"),
         via: Via::ClickId { click: event_id(1), clicked_at: ts("2026-11-21T10:00:00.250Z") },
+        unverified: true,
     }));
     round_trip(&LedgerEvent::Withdraw { order_key: order_key.clone(), conversion: event_id(2) });
     round_trip(&LedgerEvent::Refund { order_key: order_key.clone(), refund: refund(None) });

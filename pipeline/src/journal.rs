@@ -128,6 +128,24 @@ pub fn save<T: StageState>(
     Ok(rows)
 }
 
+/// The rows that delete every saved row of `key` (written empty, as a snapshot deletes what it
+/// replaces).
+pub fn forget(stage: &str, partition: u32, key: &str, offset: u64, journal: &Journal) -> Vec<StateRow> {
+    let mut rows: Vec<&str> = journal.rows.iter().map(String::as_str).collect();
+    if !rows.contains(&key) {
+        rows.push(key);
+    }
+    rows.into_iter()
+        .map(|row_key| StateRow {
+            stage: stage.to_string(),
+            partition,
+            key: row_key.to_string(),
+            offset,
+            state: Vec::new(),
+        })
+        .collect()
+}
+
 /// A key's state as restored from its rows.
 #[derive(Debug)]
 pub struct Restored<T> {

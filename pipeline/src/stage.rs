@@ -91,8 +91,21 @@ pub trait Stage: Send + 'static {
         out: &mut StageOutput,
     ) -> bool;
 
+    /// Called before a tick goes over the keys: false skips the keys this time (a stage whose
+    /// time-driven work is rare need not be asked about every key every second).
+    fn begin_tick(&mut self, _now: Timestamp) -> bool {
+        true
+    }
+
     /// Whether a key's state has work that time alone makes due.
     fn wants_tick(&self, _state: &Self::State) -> bool {
+        false
+    }
+
+    /// Whether a key's state holds nothing worth keeping: at the next checkpoint its saved rows
+    /// are deleted and the runner forgets the key, so memory and the store hold only keys that
+    /// can still matter. An input for the key later starts from an empty state.
+    fn is_forgettable(&self, _state: &Self::State) -> bool {
         false
     }
 

@@ -1,9 +1,10 @@
 //! The order stage: one commission per order (docs/RULES.md, "One commission per order").
 //!
 //! It consumes `orders`, keyed by order, so every conversion, refund, cancel and decision of an
-//! order meets here. The winner of an order is its earliest attributed conversion by event
-//! time, then event id — not the first to arrive, which would depend on which upstream
-//! partition was faster. When an earlier conversion arrives after a later one already won, the
+//! order meets here. The winner of an order is the advertiser's authenticated postback over
+//! any pixel (docs/ARCHITECTURE.md, "Trust and threats"), then the earliest attributed
+//! conversion by event time, then event id — not the first to arrive, which would depend on
+//! which upstream partition was faster. When an earlier conversion arrives after a later one already won, the
 //! ledger is told to withdraw the old winner's lines and the new winner is sent with every
 //! refund, cancel and decision of the order. Every conversion is stored with its status:
 //! attributed, duplicate, or rejected with its reason.
@@ -62,9 +63,35 @@ impl Candidates {
         }
     }
 
-    fn first_key(&self) -> Option<SeqKey> {
-        self.0.first().map(|(key, _)| *key)
+    fn has_conversion(&self, id: EventId) -> bool {
+        self.0.iter().any(|(_, known)| known.conversion.id == id)
     }
+
+    /// The winner: the advertiser's own word first (an authenticated postback over a pixel),
+    /// then the earliest by event time, then event id.
+    fn winner_key(&self) -> Option<SeqKey> {
+        self.0
+            .iter()
+            .min_by_key(|(key, conversion)| (!conversion.conversion.is_authenticated(), *key))
+            .map(|(key, _)| *key)
+    }
+}
+
+/// The status of an order's winning conversion: attributed, or rejected `adjusted` once a
+/// program manager reversed the order.
+fn winner_status(changes: &[OrderEvent]) -> (ConversionStatus, Option<Reason>) {
+    if changes.iter().any(|change| matches!(change, OrderEvent::Reversal(_))) {
+        (ConversionStatus::Rejected, Some(Reason::Adjusted))
+    } else {
+        (ConversionStatus::Attributed, None)
+    }
+}
+
+/// Why `loser` does not win against `winner`.
+fn lost_because(winner: Option<&AttributedConversion>, loser: &AttributedConversion) -> Reason {
+    let superseded =
+        winner.is_some_and(|winner| winner.conversion.is_authenticated()) && !loser.conversion.is_authenticated();
+    if superseded { Reason::SupersededByPostback } else { Reason::DuplicateOrder }
 }
 
 impl Serialize for Candidates {
@@ -105,6 +132,7 @@ fn change_id(event: &OrderEvent) -> Option<EventId> {
         OrderEvent::Refund(refund) => Some(refund.id),
         OrderEvent::Cancel(cancel) => Some(cancel.id),
         OrderEvent::Decision(decision) => Some(decision.id),
+        OrderEvent::Reversal(reversal) => Some(reversal.id),
         OrderEvent::Attributed(_) | OrderEvent::Rejected(_) => None,
     }
 }
@@ -119,12 +147,20 @@ fn ledger_change(order_key: &model::OrderKey, event: &OrderEvent) -> Option<Ledg
             Some(LedgerEvent::Cancel { order_key: order_key.clone(), cancel: cancel.clone() })
         }
         OrderEvent::Decision(decision) => Some(LedgerEvent::Decision(decision.clone())),
+        OrderEvent::Reversal(reversal) => Some(LedgerEvent::Reversal(reversal.clone())),
         OrderEvent::Attributed(_) | OrderEvent::Rejected(_) => None,
     }
 }
 
-/// A conversion row; a conversion sent without a currency is in its offer's.
-fn row(program: &Program, attributed: &AttributedConversion, status: ConversionStatus, revision: u64) -> ConversionRow {
+/// A conversion row; a conversion sent without a currency is in its offer's. A duplicate or
+/// rejected one says why.
+fn row(
+    program: &Program,
+    attributed: &AttributedConversion,
+    status: ConversionStatus,
+    lost: Option<Reason>,
+    revision: u64,
+) -> ConversionRow {
     let mut conversion = attributed.conversion.clone();
     if conversion.currency.is_none() {
         conversion.currency = program.offer(&attributed.offer).map(|offer| offer.currency);
@@ -132,7 +168,7 @@ fn row(program: &Program, attributed: &AttributedConversion, status: ConversionS
     ConversionRow {
         conversion,
         status,
-        reason: (status == ConversionStatus::Duplicate).then_some(Reason::DuplicateOrder),
+        reason: lost.filter(|_| status != ConversionStatus::Attributed),
         advertiser: Some(attributed.advertiser.clone()),
         order_key: Some(attributed.order_key.clone()),
         offer: Some(attributed.offer.clone()),
@@ -169,6 +205,7 @@ impl Stage for OrderStage {
             OrderEvent::Refund(refund) => refund.received_at,
             OrderEvent::Cancel(cancel) => cancel.received_at,
             OrderEvent::Decision(decision) => decision.received_at,
+            OrderEvent::Reversal(reversal) => reversal.received_at,
         })
     }
 
@@ -198,17 +235,23 @@ impl Stage for OrderStage {
             }
             OrderEvent::Attributed(attributed) => {
                 let key = SeqKey { at: attributed.conversion.event_time(), id: attributed.conversion.id };
-                if state.candidates.contains_key(&key) {
+                // The same event twice (a repeat, or one signed request taken by two edges at
+                // different times): once.
+                if state.candidates.contains_key(&key) || state.candidates.has_conversion(attributed.conversion.id) {
                     return false;
                 }
                 state.revision += 1;
                 state.candidates.insert(key, attributed);
-                if state.candidates.first_key() != Some(key) {
+                let winner = state.candidates.winner_key();
+                if winner != Some(key) {
+                    let winner = winner.and_then(|winner| state.candidates.get(&winner));
                     if let Some(attributed) = state.candidates.get(&key) {
+                        let lost = lost_because(winner, attributed);
                         out.store.conversions.push(row(
                             program,
                             attributed,
                             ConversionStatus::Duplicate,
+                            Some(lost),
                             state.revision,
                         ));
                     }
@@ -220,7 +263,14 @@ impl Stage for OrderStage {
                         conversion: previous.conversion.id,
                     };
                     self.to_ledger(program, &previous.member, &withdraw, out);
-                    out.store.conversions.push(row(program, previous, ConversionStatus::Duplicate, state.revision));
+                    let lost = lost_because(state.candidates.get(&key), previous);
+                    out.store.conversions.push(row(
+                        program,
+                        previous,
+                        ConversionStatus::Duplicate,
+                        Some(lost),
+                        state.revision,
+                    ));
                 }
                 state.winner = Some(key);
                 let Some(attributed) = state.candidates.get(&key) else {
@@ -232,7 +282,8 @@ impl Stage for OrderStage {
                         self.to_ledger(program, &attributed.member, &event, out);
                     }
                 }
-                out.store.conversions.push(row(program, attributed, ConversionStatus::Attributed, state.revision));
+                let (status, reason) = winner_status(&state.changes);
+                out.store.conversions.push(row(program, attributed, status, reason, state.revision));
                 true
             }
             change => {
@@ -242,12 +293,21 @@ impl Stage for OrderStage {
                 if state.changes.iter().any(|known| change_id(known) == Some(id)) {
                     return false;
                 }
+                let reversal = matches!(change, OrderEvent::Reversal(_));
+                state.changes.push(change);
                 if let Some(winner) = state.winner.and_then(|winner| state.candidates.get(&winner)) {
-                    if let Some(event) = ledger_change(&winner.order_key, &change) {
+                    if let Some(event) =
+                        state.changes.last().and_then(|change| ledger_change(&winner.order_key, change))
+                    {
                         self.to_ledger(program, &winner.member, &event, out);
                     }
+                    if reversal {
+                        // The reversed order's conversion is rejected for the reports too.
+                        state.revision += 1;
+                        let (status, reason) = winner_status(&state.changes);
+                        out.store.conversions.push(row(program, winner, status, reason, state.revision));
+                    }
                 }
-                state.changes.push(change);
                 true
             }
         }
@@ -273,7 +333,7 @@ mod tests {
         let mut candidates = Candidates::default();
         candidates.insert(key(&late), late.clone());
         candidates.insert(key(&early), early.clone());
-        assert_eq!(candidates.first_key(), Some(key(&early)), "the earlier event wins, whatever came first");
+        assert_eq!(candidates.winner_key(), Some(key(&early)), "the earlier event wins, whatever came first");
         let map: BTreeMap<SeqKey, AttributedConversion> = [(key(&late), late), (key(&early), early)].into();
 
         let saved = rmp_serde::to_vec_named(&candidates).unwrap();

@@ -81,6 +81,8 @@ impl Stage for ProgramStage {
             });
         }
         let is_member = matches!(record.change, ProgramChange::Member(_));
+        // Secrets stay in the program log; the store, which analysts read, gets fingerprints.
+        let record = ProgramRecord { change: record.change.redacted(), ..record };
         out.store.history.push(HistoryRow { offset, record });
         is_member
     }

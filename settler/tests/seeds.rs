@@ -181,6 +181,23 @@ fn a_visitor_counts_once_per_unique_click_window_and_bots_never() {
 }
 
 #[test]
+fn a_click_the_edge_saw_its_client_repeat_is_not_unique_whatever_its_cookie() {
+    let program =
+        ProgramBuilder::new().offer(offer("clicks", click_tiers())).enrolled("clicks", [member("jane")]).build();
+    let mut scenario = Scenario::new(program);
+    scenario.click("clicks", "jane", "first", ts("2026-03-01T10:00:00Z"));
+    for n in 0..99u32 {
+        // A new cookie every time, but the edge knows the client: a repeat.
+        let mut again =
+            click(1000 + u128::from(n), "clicks", "jane", &format!("fresh-{n}"), ts("2026-03-01T10:01:00Z"));
+        again.client_repeat = true;
+        scenario.apply(LedgerEvent::Click(again));
+    }
+    assert_eq!(scenario.earned("jane"), dec!(0.10), "100 clicks of one client pay once");
+    assert_eq!(scenario.ledger.counter(&member_id("jane"), &offer_id("clicks")).unique_clicks, 1);
+}
+
+#[test]
 fn seed_004_order_bands_are_upper_inclusive() {
     let bands = PayoutRule::OrderBands {
         bands: vec![

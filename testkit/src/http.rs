@@ -100,6 +100,28 @@ pub async fn request_bytes(
     send(address, &raw).await
 }
 
+/// A shopper's browser as the edge sees it: its own `User-Agent`, so that simulated shoppers, who all come from
+/// 127.0.0.1, are different clients to the edge (docs/RULES.md, "Unique clicks").
+#[derive(Debug, Clone)]
+pub struct Shopper {
+    agent: String,
+}
+
+impl Shopper {
+    pub fn new(shopper: impl std::fmt::Display) -> Self {
+        Self { agent: format!("Mozilla/5.0 (shopper {shopper})") }
+    }
+
+    pub async fn get(&self, address: SocketAddr, target: &str) -> Response {
+        request(address, "GET", target, &[("User-Agent", &self.agent)], "").await
+    }
+
+    pub async fn get_with_cookie(&self, address: SocketAddr, target: &str, visitor: &str) -> Response {
+        let cookie = format!("clk_v={visitor}");
+        request(address, "GET", target, &[("User-Agent", &self.agent), ("Cookie", &cookie)], "").await
+    }
+}
+
 pub async fn get(address: SocketAddr, target: &str) -> Response {
     request(address, "GET", target, &[], "").await
 }

@@ -9,10 +9,12 @@
 //! - [`oracle`]: the pipeline computed in memory from the same inputs; [`compare`]: the store
 //!   against it.
 //! - [`traffic`]: a scripted day and a seeded busy day through the edge; [`http`]: the client.
+//! - [`browser`]: headless Chromium through chromedriver, for pages and the tracking script.
 //!
 //! A helper that fails panics with what it was doing: these run inside tests and benchmarks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
 pub mod compare;
 pub mod http;
 pub mod oracle;

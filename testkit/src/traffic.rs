@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use crate::http::{Response, get, get_with_cookie, post_form, postback, request};
+use crate::http::{Response, Shopper, get, post_form, postback, request};
 
 /// The scripted day: clicks (unique, repeated, bots, CPC tiers), pixels, click-id and code
 /// postbacks, a duplicate order, a pending sale, a refund and a subscription. Returns the
@@ -13,21 +13,24 @@ pub async fn scripted_day(edge: SocketAddr) -> ScriptedDay {
         assert!(matches!(response.status, 200 | 302), "{what}: {} {}", response.status, response.body)
     };
     // Visitor A clicks kid's store link and buys (3-tier chain).
-    let a = get(edge, "/c?offer=store&member=kid").await;
+    let (browser_a, browser_b) = (Shopper::new("a"), Shopper::new("b"));
+    let a = browser_a.get(edge, "/c?offer=store&member=kid").await;
     ok(&a, "click a");
     let visitor_a = a.visitor();
     // Visitor B clicks kid then solo: the last click wins.
-    let b = get(edge, "/c?offer=store&member=kid").await;
+    let b = browser_b.get(edge, "/c?offer=store&member=kid").await;
     let visitor_b = b.visitor();
-    ok(&get_with_cookie(edge, "/c?offer=store&member=solo", &visitor_b).await, "click b2");
+    ok(&browser_b.get_with_cookie(edge, "/c?offer=store&member=solo", &visitor_b).await, "click b2");
     // CPC: four visitors click solo's clicks link (tiers 0.10, 0.10, 0.20, 0.20), one twice, and a bot.
     let mut cpc_visitors = Vec::new();
-    for _ in 0..4 {
-        let response = get(edge, "/c?offer=clicks&member=solo").await;
+    for n in 0..4 {
+        let browser = Shopper::new(format!("cpc-{n}"));
+        let response = browser.get(edge, "/c?offer=clicks&member=solo").await;
         ok(&response, "cpc click");
-        cpc_visitors.push(response.visitor());
+        cpc_visitors.push((browser, response.visitor()));
     }
-    ok(&get_with_cookie(edge, "/c?offer=clicks&member=solo", &cpc_visitors[0]).await, "repeat click");
+    let (first_browser, first_visitor) = &cpc_visitors[0];
+    ok(&first_browser.get_with_cookie(edge, "/c?offer=clicks&member=solo", first_visitor).await, "repeat click");
     let bot = request(
         edge,
         "GET",
@@ -38,18 +41,22 @@ pub async fn scripted_day(edge: SocketAddr) -> ScriptedDay {
     .await;
     ok(&bot, "bot click");
     // Pixels: A buys O1, B buys O2, C never clicked.
-    ok(&get_with_cookie(edge, "/px?offer=store&order_id=O1&amount=129.90&currency=USD", &visitor_a).await, "pixel O1");
-    ok(&get_with_cookie(edge, "/px?offer=store&order_id=O2&amount=50.00", &visitor_b).await, "pixel O2");
+    ok(
+        &browser_a.get_with_cookie(edge, "/px?offer=store&order_id=O1&amount=129.90&currency=USD", &visitor_a).await,
+        "pixel O1",
+    );
+    ok(&browser_b.get_with_cookie(edge, "/px?offer=store&order_id=O2&amount=50.00", &visitor_b).await, "pixel O2");
     ok(&get(edge, "/px?offer=store&order_id=O3&amount=75.00").await, "pixel O3");
-    // Code postbacks: solo's code for O4; kid's code for O1 again, later: a duplicate.
+    // Code postbacks: solo's code for O4; kid's code for O1 again, later: the advertiser's
+    // postback replaces the pixel (`superseded_by_postback`).
     let pb = |query: String| async move { postback(edge, &query).await };
     ok(&pb("code=SOLO5&order_id=O4&amount=80.00".into()).await, "postback O4");
-    ok(&pb("code=KID10&order_id=O1&amount=129.90".into()).await, "duplicate O1");
+    ok(&pb("code=KID10&order_id=O1&amount=129.90".into()).await, "postback O1");
     // A pending sale through a click id.
-    let d = get(edge, "/c?offer=pend&member=kid").await;
+    let d = Shopper::new("d").get(edge, "/c?offer=pend&member=kid").await;
     ok(&pb(format!("click_id={}&order_id=O5&amount=200.00", d.click_id())).await, "pending O5");
     // A subscription: setup 50, then 29.95 a month.
-    let e = get(edge, "/c?offer=hosting&member=kid").await;
+    let e = Shopper::new("e").get(edge, "/c?offer=hosting&member=kid").await;
     ok(&pb(format!("click_id={}&order_id=O6&amount=50.00&recurring_amount=29.95", e.click_id())).await, "hosting O6");
     // A partial refund of O1.
     ok(&post_form(edge, "/pb/refund", "order_id=O1&amount=29.90&refund_id=r1").await, "refund O1");
@@ -109,15 +116,16 @@ pub async fn busy_day(edge: SocketAddr, seed: u64, visitors: usize) -> Vec<(Stri
     let postback = |query: String| async move { postback(edge, &query).await };
     let form = |path: &'static str, body: String| async move { post_form(edge, path, &body).await };
     for n in 0..visitors {
+        let browser = Shopper::new(n);
         let roll = dice.next() % 100;
         if roll < 45 {
             let first = dice.pick(&["kid", "solo"]);
-            let click = expect(get(edge, &format!("/c?offer=store&member={first}")).await, "store click");
+            let click = expect(browser.get(edge, &format!("/c?offer=store&member={first}")).await, "store click");
             let visitor = click.visitor();
             if dice.chance(30) {
                 let second = if first == "kid" { "solo" } else { "kid" };
                 expect(
-                    get_with_cookie(edge, &format!("/c?offer=store&member={second}"), &visitor).await,
+                    browser.get_with_cookie(edge, &format!("/c?offer=store&member={second}"), &visitor).await,
                     "second click",
                 );
             }
@@ -125,7 +133,9 @@ pub async fn busy_day(edge: SocketAddr, seed: u64, visitors: usize) -> Vec<(Stri
                 let order = format!("S{n}");
                 let amount = dice.amount();
                 expect(
-                    get_with_cookie(edge, &format!("/px?offer=store&order_id={order}&amount={amount}"), &visitor).await,
+                    browser
+                        .get_with_cookie(edge, &format!("/px?offer=store&order_id={order}&amount={amount}"), &visitor)
+                        .await,
                     "pixel",
                 );
                 if dice.chance(10) {
@@ -137,10 +147,13 @@ pub async fn busy_day(edge: SocketAddr, seed: u64, visitors: usize) -> Vec<(Stri
                 }
             }
         } else if roll < 65 {
-            let click = expect(get(edge, "/c?offer=clicks&member=solo").await, "cpc click");
+            let click = expect(browser.get(edge, "/c?offer=clicks&member=solo").await, "cpc click");
             let visitor = click.visitor();
             for _ in 0..dice.next() % 3 {
-                expect(get_with_cookie(edge, "/c?offer=clicks&member=solo", &visitor).await, "repeat cpc click");
+                expect(
+                    browser.get_with_cookie(edge, "/c?offer=clicks&member=solo", &visitor).await,
+                    "repeat cpc click",
+                );
             }
             if dice.chance(20) {
                 let bot = request(
@@ -154,7 +167,7 @@ pub async fn busy_day(edge: SocketAddr, seed: u64, visitors: usize) -> Vec<(Stri
                 expect(bot, "bot click");
             }
         } else if roll < 80 {
-            let click = expect(get(edge, "/c?offer=pend&member=kid").await, "pending click");
+            let click = expect(browser.get(edge, "/c?offer=pend&member=kid").await, "pending click");
             let order = format!("P{n}");
             expect(
                 postback(format!("click_id={}&order_id={order}&amount={}", click.click_id(), dice.amount())).await,
@@ -164,7 +177,7 @@ pub async fn busy_day(edge: SocketAddr, seed: u64, visitors: usize) -> Vec<(Stri
                 if dice.chance(50) { model::events::Verdict::Approve } else { model::events::Verdict::Reject };
             decisions.push((order, verdict));
         } else if roll < 90 {
-            let click = expect(get(edge, "/c?offer=hosting&member=kid").await, "hosting click");
+            let click = expect(browser.get(edge, "/c?offer=hosting&member=kid").await, "hosting click");
             let order = format!("H{n}");
             let monthly = dice.amount();
             expect(
@@ -181,7 +194,7 @@ pub async fn busy_day(edge: SocketAddr, seed: u64, visitors: usize) -> Vec<(Stri
             }
         } else if roll < 95 {
             expect(
-                get(edge, &format!("/px?offer=store&order_id=N{n}&amount={}", dice.amount())).await,
+                browser.get(edge, &format!("/px?offer=store&order_id=N{n}&amount={}", dice.amount())).await,
                 "pixel without click",
             );
         } else {

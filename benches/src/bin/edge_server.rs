@@ -117,6 +117,9 @@ impl EventLog for NullLog {
     fn queue_depth(&self) -> usize {
         0
     }
+    fn delivery_timeout(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
     fn check(&self) -> impl Future<Output = Result<(), pipeline::ports::log::LogError>> + Send + 'static {
         async { Ok(()) }
     }

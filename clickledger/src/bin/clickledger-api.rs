@@ -26,7 +26,8 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = adapters::deployment::signalled();
     args.process.start_metrics(shutdown.clone().wait()).await?;
     let topics = deployment.topics();
-    let job = ApiJob { topics, listener, keys: KeyRing::with_bootstrap(&args.admin_key), program_file };
+    let limits = args.api_limits.limits();
+    let job = ApiJob { topics, listener, keys: KeyRing::with_bootstrap(&args.admin_key), program_file, limits };
     deployment.run_until(job, shutdown).await
 }
 
@@ -35,6 +36,7 @@ struct ApiJob {
     listener: TcpListener,
     keys: KeyRing,
     program_file: Option<ProgramFile>,
+    limits: api::serve::ApiLimits,
 }
 
 impl Job for ApiJob {
@@ -54,7 +56,7 @@ impl Job for ApiJob {
         let address = self.listener.local_addr()?;
         tracing::info!(%address, "serving the API");
         let state = ApiState::new(log, store, program, self.topics, self.keys);
-        api::serve(self.listener, state, shutdown.wait()).await?;
+        api::serve(self.listener, state, self.limits, shutdown.wait()).await?;
         Ok(())
     }
 }

@@ -46,6 +46,7 @@ pub async fn start_in(data: &std::path::Path) -> Running {
         click_keys: Some(common::CLICK_KEYS.into()),
         admin_key: Some(ADMIN.into()),
         edge: ingest::EdgeArgs::default(),
+        api_limits: api::serve::ApiLimits::default(),
         clock: pipeline::wall_clock(),
     })
     .await

@@ -11,7 +11,7 @@ use std::time::Duration;
 use adapters::log::sqlite::{SqliteLog, SqliteLogConfig};
 use clickledger_ingest::{Edge, EdgeConfig, run};
 use model::clickid::ClickKeyRing;
-use model::program::{Program, ProgramChange, PromoCodeGrant, TrackingLink};
+use model::program::{Offer, Program, ProgramChange, PromoCodeGrant, TrackingLink};
 use model::testkit::*;
 use pipeline::follow::SharedProgram;
 use pipeline::ports::log::{Delivered, EventLog, PartitionId, Topics};
@@ -19,20 +19,35 @@ use rust_decimal_macros::dec;
 
 pub const CLICK_KEYS: &str = "1:test-click-key-test-click-key-0001";
 pub const PARTITIONS: u32 = 3;
+pub const GLOBEX_SECRET: &str = "globex-postback-secret-0001";
 
 /// The program the edge tests run against:
 /// - `summer` (acme, deep links to shop.example.com): jane approved and enrolled, with links
 ///   `jane-summer` (active) and `jane-old` (inactive) and code JANE20; tom pending and
 ///   enrolled; ann approved but not enrolled; kid, jane's recruit, enrolled.
 /// - `expired` (expired 2020), `paused`.
+/// - `rival`, of advertiser `globex` (secret [`GLOBEX_SECRET`]), with code RIVAL10 for jane.
 pub fn program() -> Program {
+    program_builder().build()
+}
+
+/// The changes of [`program`], to add more to.
+pub fn program_builder() -> ProgramBuilder {
     let mut expired = offer("expired", cps(dec!(0.1)));
     expired.expires_at = Some(ts("2020-01-01T00:00:00Z"));
     let mut paused = offer("paused", cps(dec!(0.1)));
     paused.paused = true;
     let mut tom = member("tom");
     tom.status = model::program::MemberStatus::Pending;
+    let globex = model::program::Advertiser {
+        id: model::AdvertiserId::new("globex").unwrap(),
+        name: "Globex".into(),
+        secrets: vec![model::program::PostbackSecret { secret: GLOBEX_SECRET.into(), valid_until: None }],
+    };
+    let rival = Offer { advertiser: globex.id.clone(), ..offer("rival", cps(dec!(0.1))) };
     ProgramBuilder::new()
+        .advertiser(globex)
+        .offer(rival)
         .offer(offer("summer", cps(dec!(0.1))))
         .offer(expired)
         .offer(paused)
@@ -40,6 +55,7 @@ pub fn program() -> Program {
         .member(member("ann"))
         .change(ProgramChange::Enrolment(enrol("expired", "jane")))
         .change(ProgramChange::Enrolment(enrol("paused", "jane")))
+        .change(ProgramChange::Enrolment(enrol("rival", "jane")))
         .change(ProgramChange::Link(TrackingLink {
             code: model::LinkCode::new("jane-summer").unwrap(),
             offer: offer_id("summer"),
@@ -55,6 +71,14 @@ pub fn program() -> Program {
             active: false,
         }))
         .change(ProgramChange::Code(PromoCodeGrant {
+            code: model::PromoCode::new("RIVAL10").unwrap(),
+            offer: offer_id("rival"),
+            member: member_id("jane"),
+            active: true,
+            starts_at: None,
+            ends_at: None,
+        }))
+        .change(ProgramChange::Code(PromoCodeGrant {
             code: model::PromoCode::new("JANE20").unwrap(),
             offer: offer_id("summer"),
             member: member_id("jane"),
@@ -62,7 +86,6 @@ pub fn program() -> Program {
             starts_at: None,
             ends_at: None,
         }))
-        .build()
 }
 
 pub struct TestEdge<L: EventLog = SqliteLog> {
@@ -82,11 +105,16 @@ impl TestEdge<SqliteLog> {
     }
 
     pub async fn start_with(program: Program, configure: impl FnOnce(&mut EdgeConfig)) -> Self {
+        Self::start_embedded(SharedProgram::loaded(program), configure).await
+    }
+
+    /// On the embedded log, with a program that may not be loaded yet.
+    pub async fn start_embedded(program: Arc<SharedProgram>, configure: impl FnOnce(&mut EdgeConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = SqliteLog::open(SqliteLogConfig::new(dir.path().join("log.db"))).unwrap();
         let topics = Topics::with_prefix("test.");
         log.create_topics(&topics.specs(PARTITIONS)).await.unwrap();
-        let mut edge = TestEdge::start_on(log, topics, program, configure).await;
+        let mut edge = TestEdge::start_sharing(log, topics, program, configure).await;
         edge._dir = Some(dir);
         edge
     }
@@ -95,12 +123,22 @@ impl TestEdge<SqliteLog> {
 impl<L: EventLog> TestEdge<L> {
     /// The edge on any log whose topics exist.
     pub async fn start_on(log: L, topics: Topics, program: Program, configure: impl FnOnce(&mut EdgeConfig)) -> Self {
+        Self::start_sharing(log, topics, SharedProgram::loaded(program), configure).await
+    }
+
+    /// The edge with a program that may not be loaded yet.
+    pub async fn start_sharing(
+        log: L,
+        topics: Topics,
+        program: Arc<SharedProgram>,
+        configure: impl FnOnce(&mut EdgeConfig),
+    ) -> Self {
         let keys = ClickKeyRing::parse(CLICK_KEYS).unwrap();
         let mut config = EdgeConfig::new(topics.clone(), keys.clone());
         // Tests read the log right after a response: let browser events wait for their ack.
         config.click_ack_wait = Duration::from_secs(10);
         configure(&mut config);
-        let edge = Edge::new(config, log.clone(), SharedProgram::loaded(program));
+        let edge = Edge::new(config, log.clone(), program);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
@@ -190,4 +228,23 @@ pub fn visitor_of(response: &TestResponse) -> String {
 pub fn location_param(response: &TestResponse, name: &str) -> Option<String> {
     let location = url::Url::parse(response.header("location")?).ok()?;
     location.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+}
+
+pub fn click_event(payload: &[u8]) -> model::events::Click {
+    match model::events::wire::decode::<model::events::TrackingEvent>(payload).unwrap() {
+        model::events::TrackingEvent::Click(click) => click,
+        other => panic!("not a click: {other:?}"),
+    }
+}
+
+pub fn conversion_event(payload: &[u8]) -> model::events::Conversion {
+    match model::events::wire::decode::<model::events::TrackingEvent>(payload).unwrap() {
+        model::events::TrackingEvent::Conversion(conversion) => conversion,
+        other => panic!("not a conversion: {other:?}"),
+    }
+}
+
+/// Unix seconds now.
+pub fn now_seconds() -> i64 {
+    model::Timestamp::now().millis() / 1000
 }

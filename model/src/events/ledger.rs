@@ -4,7 +4,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{AttributedConversion, Click, Decision, Refund, SubscriptionCancel};
+use super::{AttributedConversion, Click, Decision, Refund, Reversal, SubscriptionCancel};
 use crate::ids::{DerivedId, EventId, MemberId, OfferId, OrderKey};
 use crate::money::Currency;
 use crate::time::{Interval, Timestamp};
@@ -51,6 +51,11 @@ pub enum LedgerEvent {
         at: Timestamp,
         actor: String,
     },
+    /// A program manager reversed an order: its lines earn nothing, billed ones are corrected
+    /// in the next bill.
+    Reversal(Reversal),
+    /// A program manager's bonus (positive `amount`) or clawback (negative) for a member.
+    Manual(ManualLine),
     /// New rate and interval for the future credits of one subscription account.
     SubscriptionTerms {
         id: EventId,
@@ -62,6 +67,22 @@ pub enum LedgerEvent {
     },
 }
 
+/// A bonus or clawback line a program manager asked for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManualLine {
+    pub id: EventId,
+    pub member: MemberId,
+    /// The offer it is for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<OfferId>,
+    /// Positive: a bonus; negative: a clawback.
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub reason: String,
+    pub actor: String,
+    pub at: Timestamp,
+}
+
 /// What earned a commission line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -71,8 +92,12 @@ pub enum LineKind {
     Conversion,
     Recurring,
     Recruiting,
-    /// A correction after billing (a refund of a billed line).
+    /// A correction after billing (a refund or reversal of a billed line).
     Adjustment,
+    /// A manual commission a program manager added, with a reason.
+    Bonus,
+    /// A manual deduction a program manager made, with a reason.
+    Clawback,
 }
 
 impl LineKind {
@@ -83,6 +108,8 @@ impl LineKind {
             LineKind::Recurring => "recurring",
             LineKind::Recruiting => "recruiting",
             LineKind::Adjustment => "adjustment",
+            LineKind::Bonus => "bonus",
+            LineKind::Clawback => "clawback",
         }
     }
 }

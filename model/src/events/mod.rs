@@ -14,11 +14,15 @@ mod ledger;
 mod outputs;
 pub mod wire;
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 pub use ledger::{
-    Bill, BillStatus, CommissionLine, LedgerEvent, LineKind, LineStatus, SubscriptionAccount, SubscriptionStatus,
+    Bill, BillStatus, CommissionLine, LedgerEvent, LineKind, LineStatus, ManualLine, SubscriptionAccount,
+    SubscriptionStatus,
 };
 pub use outputs::{ClickRow, ConversionRow, ConversionStatus};
 
@@ -48,11 +52,24 @@ pub enum Reason {
     CurrencyMismatch,
     EventNotPaid,
     WrongAdvertiser,
+    /// More clicks from the client's address than the program's rate limit allows.
+    RateLimited,
+    /// The client's address is in the program's deny list.
+    BlockedAddress,
+    /// The only evidence is a promo code on an unauthenticated pixel, and the offer ignores those.
+    UnverifiedCode,
+    /// Over a conversion or payout cap of the offer or the enrolment.
+    CapExceeded,
+    /// The advertiser's authenticated postback for the same order replaced this pixel
+    /// conversion.
+    SupersededByPostback,
+    /// A program manager rejected or reversed it.
+    Adjusted,
 }
 
 impl Reason {
     /// Every reason, in the order they are declared.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 23] = [
         Reason::NoClickInWindow,
         Reason::UnknownCode,
         Reason::CodeInactive,
@@ -70,6 +87,12 @@ impl Reason {
         Reason::CurrencyMismatch,
         Reason::EventNotPaid,
         Reason::WrongAdvertiser,
+        Reason::RateLimited,
+        Reason::BlockedAddress,
+        Reason::UnverifiedCode,
+        Reason::CapExceeded,
+        Reason::SupersededByPostback,
+        Reason::Adjusted,
     ];
 
     /// The reason named `text` (`no_click_in_window`, ...).
@@ -96,6 +119,12 @@ impl Reason {
             Reason::CurrencyMismatch => "currency_mismatch",
             Reason::EventNotPaid => "event_not_paid",
             Reason::WrongAdvertiser => "wrong_advertiser",
+            Reason::RateLimited => "rate_limited",
+            Reason::BlockedAddress => "blocked_address",
+            Reason::UnverifiedCode => "unverified_code",
+            Reason::CapExceeded => "cap_exceeded",
+            Reason::SupersededByPostback => "superseded_by_postback",
+            Reason::Adjusted => "adjusted",
         }
     }
 }
@@ -113,6 +142,58 @@ pub struct Subs {
     pub sub4: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub5: Option<String>,
+}
+
+/// Who sent a click or conversion: the client's address (the socket peer, or the
+/// `X-Forwarded-For` entry a trusted proxy added) and a hash of its `User-Agent`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Client {
+    pub address: IpAddr,
+    /// The first 8 bytes of SHA-256 of the `User-Agent` header, big-endian (0: none sent).
+    pub agent: u64,
+}
+
+impl Client {
+    pub fn new(address: IpAddr, user_agent: Option<&str>) -> Self {
+        let agent = user_agent.map_or(0, |agent| {
+            let digest = Sha256::digest(agent.as_bytes());
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&digest[..8]);
+            u64::from_be_bytes(bytes)
+        });
+        Self { address, agent }
+    }
+
+    /// The network a client is counted by: its IPv4 address, or the /64 of its IPv6 address
+    /// (one subscriber's devices share a /64 and may rotate through it).
+    pub fn network(&self) -> IpAddr {
+        match self.address {
+            IpAddr::V4(address) => IpAddr::V4(address),
+            IpAddr::V6(address) => match address.to_ipv4_mapped() {
+                Some(address) => IpAddr::V4(address),
+                None => IpAddr::V6(Ipv6Addr::from(u128::from(address) & !((1u128 << 64) - 1))),
+            },
+        }
+    }
+
+    /// A key for this (network, user agent) pair and a link (offer and member): 16 bytes of
+    /// SHA-256, what the edge's unique-client memory holds.
+    pub fn link_key(&self, offer: &OfferId, member: &MemberId) -> [u8; 16] {
+        let mut hasher = Sha256::new();
+        for part in [self.network().to_string().as_str(), offer.as_str(), member.as_str()] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hasher.update(self.agent.to_be_bytes());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&hasher.finalize()[..16]);
+        key
+    }
+
+    /// The user-agent hash as text (16 hex digits), as reports show it.
+    pub fn agent_hex(&self) -> String {
+        format!("{:016x}", self.agent)
+    }
 }
 
 /// A click on a member's link, as the edge recorded it.
@@ -139,6 +220,13 @@ pub struct Click {
     /// member, expired offer, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected: Option<Reason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<Client>,
+    /// The client (network and user agent) clicked this member's link for the offer within the
+    /// offer's unique-click window, as the edge that took the click remembers: not unique,
+    /// whatever its cookie says. Decided once, at the edge, so every replay agrees.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub client_repeat: bool,
     /// The program version (next program-log offset) the edge had: readers wait until they
     /// have it before acting on the event.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -213,6 +301,11 @@ pub struct Conversion {
     pub click_id: Option<String>,
     #[serde(default)]
     pub bot: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<Client>,
+    /// Refused at the edge (a blocked address): recorded, never attributed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Reason>,
     /// The program version the edge had (see [`Click::program`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub program: u64,
@@ -230,6 +323,12 @@ impl Conversion {
             Some(amount) => amount,
             None => self.items.iter().map(Item::total).sum(),
         }
+    }
+
+    /// Reported by the advertiser itself (a postback, authenticated by its secret), not by a
+    /// browser: its word wins for its own order (docs/ARCHITECTURE.md, "Trust and threats").
+    pub fn is_authenticated(&self) -> bool {
+        self.source == ConversionSource::Postback
     }
 
     /// The order key once the advertiser is known.
@@ -282,6 +381,18 @@ pub struct Decision {
     pub note: Option<String>,
 }
 
+/// A program manager's reversal of an order that should not pay: confirmed fraud, a mistake.
+/// Unlike a refund it leaves the sale as it was; unlike a reject it applies to any order,
+/// pending or approved, billed or not (billed lines are corrected in the next bill).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reversal {
+    pub id: EventId,
+    pub received_at: Timestamp,
+    pub order_key: OrderKey,
+    pub actor: String,
+    pub reason: String,
+}
+
 /// How a conversion found its member.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
@@ -321,6 +432,14 @@ pub struct AttributedConversion {
     pub offer: OfferId,
     pub member: MemberId,
     pub via: Via,
+    /// Only a promo code on an unauthenticated pixel named the member: its lines wait for a
+    /// program manager's approval, or for the advertiser's postback to replace it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unverified: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// A conversion that earns nothing, with the reason.
@@ -357,4 +476,30 @@ pub enum OrderEvent {
     Refund(Refund),
     Cancel(SubscriptionCancel),
     Decision(Decision),
+    Reversal(Reversal),
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod client_tests {
+    use super::*;
+
+    fn client(address: &str, agent: Option<&str>) -> Client {
+        Client::new(address.parse().unwrap(), agent)
+    }
+
+    #[test]
+    fn a_client_is_counted_by_its_ipv4_address_or_its_ipv6_64_and_its_user_agent() {
+        assert_eq!(client("2001:db8:1:2:aaaa::1", None).network().to_string(), "2001:db8:1:2::");
+        assert_eq!(client("::ffff:192.0.2.1", None).network().to_string(), "192.0.2.1");
+        let (summer, jane) = (OfferId::new("summer").unwrap(), MemberId::new("jane").unwrap());
+        let key = |client: Client| client.link_key(&summer, &jane);
+        let phone = client("2001:db8:1:2::5", Some("Phone"));
+        assert_eq!(key(phone), key(client("2001:db8:1:2:ffff::9", Some("Phone"))));
+        assert_ne!(key(phone), key(client("2001:db8:1:2::5", Some("Laptop"))));
+        assert_ne!(key(phone), key(client("2001:db8:1:3::5", Some("Phone"))));
+        assert_ne!(key(phone), phone.link_key(&summer, &MemberId::new("tom").unwrap()));
+        assert_eq!(client("192.0.2.1", None).agent, 0);
+        assert_eq!(client("192.0.2.1", Some("Phone")).agent_hex().len(), 16);
+    }
 }

@@ -123,6 +123,31 @@ impl ProgramError {
 }
 
 impl ProgramChange {
+    /// The change as it may be stored and shown outside the program log: postback secrets and
+    /// API key hashes replaced by a fingerprint (`fp:` and 12 hex digits of their SHA-256), so
+    /// a reader can tell which secret changed without learning it.
+    pub fn redacted(&self) -> ProgramChange {
+        let fingerprint = |secret: &str| {
+            use sha2::Digest;
+            format!("fp:{}", &hex::encode(sha2::Sha256::digest(secret.as_bytes()))[..12])
+        };
+        match self {
+            ProgramChange::Advertiser(advertiser) => {
+                let mut advertiser = advertiser.clone();
+                for secret in &mut advertiser.secrets {
+                    secret.secret = fingerprint(&secret.secret);
+                }
+                ProgramChange::Advertiser(advertiser)
+            }
+            ProgramChange::ApiKey(key) => {
+                let mut key = key.clone();
+                key.hash = fingerprint(&key.hash);
+                ProgramChange::ApiKey(key)
+            }
+            other => other.clone(),
+        }
+    }
+
     /// The key of the entity this change replaces: the Kafka key of the compacted
     /// `program` topic and the primary key of the embedded program table.
     pub fn key(&self) -> String {

@@ -17,6 +17,7 @@ mod tracking;
 
 use std::collections::BTreeMap;
 
+use ipnet::IpNet;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -25,9 +26,9 @@ pub use change::{ProgramChange, ProgramError, ProgramRecord};
 pub use file::ProgramFile;
 pub use member::{Advertiser, Enrolment, Member, MemberStatus, PostbackSecret, RecurringOverride};
 pub use offer::{
-    AttributionModel, CodePrecedence, DEFAULT_COOKIE_WINDOW, DEFAULT_UNIQUE_CLICK_WINDOW, MonthlyThreshold, Offer,
-    OrderBand, PayoutOption, PayoutRule, ProductPay, ProductRule, RecurringTerms, TierLine, Tiered, is_valid_host,
-    validate_http_url,
+    AttributionModel, CodePixel, CodePrecedence, DEFAULT_COOKIE_WINDOW, DEFAULT_PIXEL_MAX_AMOUNT,
+    DEFAULT_UNIQUE_CLICK_WINDOW, MonthlyThreshold, Offer, OrderBand, PayoutOption, PayoutRule, ProductPay, ProductRule,
+    RecurringTerms, TierLine, Tiered, is_valid_host, validate_http_url,
 };
 pub use tracking::{PromoCodeGrant, TrackingLink};
 
@@ -47,6 +48,31 @@ pub struct ProgramSettings {
     /// Paid to the parent when a recruited member is approved (seed 004, "AIDReferrals").
     #[serde(default)]
     pub recruiting: Option<RecruitingRule>,
+    /// Address ranges (CIDR) whose clicks and pixels are recorded rejected `blocked_address`.
+    #[serde(default)]
+    pub blocked_addresses: Vec<IpNet>,
+    /// Clicks one client network may send per minute before the rest are `rate_limited`
+    /// (0: no limit). Counted by each edge process.
+    #[serde(default = "default_click_rate_limit")]
+    pub click_rate_limit: u32,
+}
+
+/// The default [`ProgramSettings::click_rate_limit`]: clicks per minute per client network.
+pub const DEFAULT_CLICK_RATE_LIMIT: u32 = 60;
+
+fn default_click_rate_limit() -> u32 {
+    DEFAULT_CLICK_RATE_LIMIT
+}
+
+impl ProgramSettings {
+    /// Whether `address` is in the deny list.
+    pub fn is_blocked(&self, address: std::net::IpAddr) -> bool {
+        let address = match address {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.blocked_addresses.iter().any(|network| network.contains(&address))
+    }
 }
 
 fn default_time_zone() -> String {
@@ -60,6 +86,8 @@ impl Default for ProgramSettings {
             currency: Currency::USD,
             time_zone: default_time_zone(),
             recruiting: None,
+            blocked_addresses: Vec::new(),
+            click_rate_limit: DEFAULT_CLICK_RATE_LIMIT,
         }
     }
 }

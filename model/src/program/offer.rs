@@ -54,6 +54,38 @@ pub struct Offer {
     pub payout_options: Vec<PayoutOption>,
     /// The payout option of members enrolled without one.
     pub default_payout: PayoutOptionId,
+    /// What a conversion earns when its only evidence is a promo code on an unauthenticated
+    /// pixel (anyone who knows a public code can send one).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = CodePixel::default))]
+    pub code_pixel: CodePixel,
+    /// The largest `amount` (and item total) a pixel may report; a postback is bounded only by
+    /// the edge's amount limit.
+    #[serde(default = "default_pixel_max_amount")]
+    #[cfg_attr(feature = "openapi", schema(default = default_pixel_max_amount, value_type = String))]
+    pub pixel_max_amount: Decimal,
+}
+
+/// The default [`Offer::pixel_max_amount`].
+pub const DEFAULT_PIXEL_MAX_AMOUNT: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 2);
+
+fn default_pixel_max_amount() -> Decimal {
+    DEFAULT_PIXEL_MAX_AMOUNT
+}
+
+/// How conversions whose only evidence is a code on an unauthenticated pixel are paid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CodePixel {
+    /// Their commission lines are pending until a program manager approves them, or until the
+    /// advertiser's signed postback for the order replaces the pixel.
+    #[default]
+    Pending,
+    /// Paid like any other conversion.
+    Trust,
+    /// Rejected `unverified_code`.
+    Ignore,
 }
 
 fn default_cookie_window() -> Span {
@@ -292,6 +324,12 @@ impl Offer {
             if !is_valid_host(host) {
                 return Err(ProgramError::invalid(format!("offer {offer}: {host:?} is not a lower-case host name")));
             }
+        }
+        if self.pixel_max_amount.is_sign_negative() || self.pixel_max_amount > crate::money::MAX_AMOUNT {
+            return Err(ProgramError::invalid(format!(
+                "offer {offer}: pixel_max_amount must be between 0 and {}",
+                crate::money::MAX_AMOUNT
+            )));
         }
         if self.payout_options.is_empty() {
             return Err(ProgramError::invalid(format!("offer {offer}: needs at least one payout option")));

@@ -139,6 +139,11 @@ pub trait EventLog: Clone + Send + Sync + 'static {
     /// Records accepted by `append` and not yet acknowledged.
     fn queue_depth(&self) -> usize;
 
+    /// How long an `append` may take to resolve: by then it has its final answer (Kafka: the
+    /// producer's delivery timeout). A caller that waits this long never answers "not
+    /// written" for records that are then written after all.
+    fn delivery_timeout(&self) -> Duration;
+
     /// Whether the log answers now (for readiness).
     fn check(&self) -> impl Future<Output = Result<(), LogError>> + Send + 'static;
 

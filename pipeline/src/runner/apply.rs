@@ -125,6 +125,9 @@ fn tick<S: Stage>(
     partitions: &mut Partitions<S::State>,
     out: &mut StageOutput,
 ) {
+    if !stage.begin_tick(now) {
+        return;
+    }
     for (partition_id, partition) in partitions.iter_mut() {
         for (key, entry) in &mut partition.keys {
             if !stage.wants_tick(&entry.state) {

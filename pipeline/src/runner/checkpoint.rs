@@ -59,15 +59,34 @@ impl Checkpoint {
     /// input offsets are committed by [`Checkpoint::settle`] once the states are durable. A
     /// state that does not encode stops the stage: nothing of this checkpoint is saved or
     /// committed, so the inputs since the last one are applied again after the cause is fixed.
+    ///
+    /// A changed state that `forgettable` says holds nothing worth keeping has its rows
+    /// deleted instead, and its key leaves memory.
     pub(super) fn start<T: StageState, St: StageStore>(
         &mut self,
         stage: &'static str,
         partitions: &mut Partitions<T>,
         store: &St,
+        forgettable: impl Fn(&T) -> bool,
     ) -> Result<(), StageError> {
         let mut batch = StoreBatch::default();
+        let mut forgotten = 0u64;
         for (partition_id, partition) in partitions.iter_mut() {
             for key in std::mem::take(&mut partition.unsaved) {
+                if partition.keys.get(&key).is_some_and(|entry| forgettable(&entry.state)) {
+                    if let Some(entry) = partition.keys.remove(&key) {
+                        let offset = entry.offset.unwrap_or(0);
+                        batch.state.extend(journal::forget(
+                            stage,
+                            partition_id.partition,
+                            &key,
+                            offset,
+                            &entry.journal,
+                        ));
+                        forgotten += 1;
+                    }
+                    continue;
+                }
                 if let Some(entry) = partition.keys.get_mut(&key) {
                     entry.unsaved = false;
                     let offset = entry.offset.unwrap_or(0);
@@ -88,6 +107,16 @@ impl Checkpoint {
                     batch.state.extend(rows);
                 }
             }
+        }
+        if forgotten > 0 {
+            // A hash map keeps its capacity when keys leave: give back what a burst of keys,
+            // since forgotten, made it grow to.
+            for (_, partition) in partitions.iter_mut() {
+                if partition.keys.capacity() > 4 * partition.keys.len().max(1024) {
+                    partition.keys.shrink_to(partition.keys.len() * 2);
+                }
+            }
+            metrics::counter!("clickledger_stage_keys_forgotten_total", "stage" => stage).increment(forgotten);
         }
         let store = store.clone();
         let batch = Arc::new(batch);

@@ -293,7 +293,8 @@ impl<S: Stage, L: EventLog, St: StageStore> Runner<S, L, St> {
 
     /// Save the changed states in the background; their offsets are committed once saved.
     fn checkpoint(&mut self) -> Result<(), StageError> {
-        self.checkpoint.start(self.name, &mut self.partitions, &self.store)
+        let stage = &self.stage;
+        self.checkpoint.start(self.name, &mut self.partitions, &self.store, |state| stage.is_forgettable(state))
     }
 
     async fn finish_writing(&mut self) -> Result<(), StageError> {

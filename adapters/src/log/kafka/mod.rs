@@ -194,6 +194,11 @@ impl EventLog for KafkaLog {
         usize::try_from(self.producer.in_flight_count()).unwrap_or(0)
     }
 
+    /// `message.timeout.ms`, plus a second for the delivery report to arrive.
+    fn delivery_timeout(&self) -> Duration {
+        self.config.delivery_timeout + Duration::from_secs(1)
+    }
+
     fn check(&self) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
         let up = self.brokers_up();
         let metadata = self.metadata.clone();

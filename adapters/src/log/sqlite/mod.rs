@@ -279,6 +279,9 @@ fn load_partition_ends(
 /// memory and recovered at open from the records after the last save.
 const SAVE_ENDS_EVERY: Duration = Duration::from_secs(1);
 
+/// What [`EventLog::delivery_timeout`] says for the embedded log.
+pub const EMBEDDED_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn wait(done: oneshot::Receiver<Result<(), LogError>>) -> Result<(), LogError> {
     // A reply channel dropped without an answer is never an acknowledgement.
     done.await.unwrap_or_else(|_| Err(LogError::Unavailable("the embedded log's writer has stopped".into())))
@@ -311,6 +314,12 @@ impl EventLog for SqliteLog {
 
     fn queue_depth(&self) -> usize {
         self.inner.queued_records.load(Ordering::Relaxed)
+    }
+
+    /// The writer answers every append after its transaction; only a disk that stalls longer
+    /// than this leaves one unanswered.
+    fn delivery_timeout(&self) -> Duration {
+        EMBEDDED_DELIVERY_TIMEOUT
     }
 
     fn check(&self) -> impl Future<Output = Result<(), LogError>> + Send + 'static {

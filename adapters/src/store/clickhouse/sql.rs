@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../../../deploy/clickhouse/001_tables.sql")),
     (2, include_str!("../../../../deploy/clickhouse/002_views.sql")),
     (3, include_str!("../../../../deploy/clickhouse/003_reports.sql")),
+    (4, include_str!("../../../../deploy/clickhouse/004_clients.sql")),
 ];
 
 pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, applied_ms Int64) ENGINE = MergeTree ORDER BY version";

@@ -53,6 +53,8 @@ struct ClickInsert {
     bot: u8,
     rejected: String,
     unique_click: u8,
+    client_address: String,
+    client_agent: String,
 }
 
 impl ClickInsert {
@@ -75,6 +77,8 @@ impl ClickInsert {
             bot: u8::from(click.bot),
             rejected: click.rejected.map(|reason| reason.as_str().to_string()).unwrap_or_default(),
             unique_click: u8::from(row.unique),
+            client_address: click.client.map(|client| client.address.to_string()).unwrap_or_default(),
+            client_agent: click.client.map(|client| client.agent_hex()).unwrap_or_default(),
         }
     }
 }

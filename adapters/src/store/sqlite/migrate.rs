@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../../../deploy/sqlite/005_clustered_lines.sql")),
     (6, include_str!("../../../../deploy/sqlite/006_time_indexes.sql")),
     (7, include_str!("../../../../deploy/sqlite/007_reports.sql")),
+    (8, include_str!("../../../../deploy/sqlite/008_clients.sql")),
 ];
 
 pub(super) fn migrate(connection: &mut Connection, state_path: &Path) -> Result<(), StoreError> {

@@ -19,8 +19,8 @@ pub(super) fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Re
         let mut clicks = transaction
             .prepare_cached(
                 "INSERT INTO clicks (id, received_ms, offer, member, link, visitor, bot, rejected, unique_click, click_id,
-                     deep_link, sub1, sub2, sub3, sub4, sub5)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                     deep_link, sub1, sub2, sub3, sub4, sub5, client_address, client_agent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
                  ON CONFLICT (id) DO UPDATE SET unique_click = excluded.unique_click",
             )
             .map_err(classify)?;
@@ -46,6 +46,8 @@ pub(super) fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Re
                     text(&subs.sub3),
                     text(&subs.sub4),
                     text(&subs.sub5),
+                    click.client.map(|client| client.address.to_string()).unwrap_or_default(),
+                    click.client.map(|client| client.agent_hex()).unwrap_or_default(),
                 ])
                 .map_err(classify)?;
         }

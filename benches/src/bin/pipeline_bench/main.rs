@@ -23,6 +23,7 @@
 //!   `recorder`: the stage metrics the modes read.
 
 mod cpu;
+mod forget;
 mod lag;
 mod plain;
 mod recorder;
@@ -64,6 +65,8 @@ pub(crate) enum Mode {
     /// Kafka only: pre-fill `events`, then time plain consumers with each `--consumer`
     /// setting, `--rounds` times in turn.
     Fetch,
+    /// What the per-key memories hold as days of cookie-less clicks go by (embedded only).
+    Forget,
 }
 
 #[derive(Debug, Parser)]
@@ -100,6 +103,15 @@ pub(crate) struct Args {
     /// Where the embedded files go (emptied first).
     #[arg(long, default_value = "bench-data/pipeline")]
     dir: PathBuf,
+    /// `forget`: cookie-less clicks a simulated day.
+    #[arg(long, default_value_t = 5_000)]
+    visitors_per_day: usize,
+    /// `forget`: simulated days.
+    #[arg(long, default_value_t = 120)]
+    days: usize,
+    /// `forget`: print every this many days.
+    #[arg(long, default_value_t = 15)]
+    report_every: usize,
 }
 
 #[tokio::main]
@@ -150,6 +162,7 @@ async fn bench<L: EventLog, St: Store>(
         Mode::Stages => stages(args, log, store, topics, program).await,
         Mode::Lag => lag(args, log, store, topics, program).await,
         Mode::Fetch => fetch(args, log, topics).await,
+        Mode::Forget => forget::forget(args, log, store, topics, program).await,
     }
 }
 

@@ -53,6 +53,11 @@ impl Ledger {
         let Some(offer) = program.offer(&click.offer) else {
             return false;
         };
+        // Unique only if neither the client (the edge decided: `Click::client_repeat`) nor the
+        // visitor cookie clicked this member's link within the window.
+        if click.client_repeat {
+            return false;
+        }
         let window_open =
             |counted_at: Timestamp| click.received_at < counted_at.saturating_add(offer.unique_click_window);
         if !self.unique_clicks.count(&click.offer, &click.member, &click.visitor, click.received_at, window_open) {

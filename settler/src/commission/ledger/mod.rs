@@ -21,6 +21,7 @@
 //! - `lines`: creating and changing commission lines and the tier lines that follow them;
 //! - `changes`: what changed since the last save, for the ledger stage to save it.
 
+mod adjustments;
 mod bills;
 mod changes;
 mod clicks;
@@ -129,6 +130,8 @@ impl Ledger {
             LedgerEvent::Refund { order_key, refund } => self.on_refund(order_key, refund, &mut out),
             LedgerEvent::Cancel { order_key, cancel } => self.on_cancel(order_key, cancel, &mut out),
             LedgerEvent::Decision(decision) => self.on_decision(program, decision, &mut out),
+            LedgerEvent::Reversal(reversal) => self.on_reversal(program, reversal, &mut out),
+            LedgerEvent::Manual(manual) => self.on_manual(program, manual, &mut out),
             LedgerEvent::MemberApproved { id, member, at } => {
                 self.on_member_approved(program, *id, member, *at, &mut out)
             }

@@ -113,11 +113,12 @@ impl Ledger {
             sale_amount: conversion.sale_amount(),
             items: conversion.items.clone(),
             month: earned_at.month_in(program.time_zone()),
+            // An unverified code pixel waits for a person, whatever the option's hold says.
             pricing: payout.map(|payout| Pricing {
                 rule: payout.rule.clone(),
                 keyword: payout.option.name.clone(),
-                pending: payout.option.pending,
-                hold: payout.option.hold,
+                pending: payout.option.pending || order.unverified,
+                hold: payout.option.hold.filter(|_| !order.unverified),
                 tier2: payout.option.tier2,
                 tier3: payout.option.tier3,
             }),

@@ -1,0 +1,13 @@
+-- Clicks record their client: the address and a hash of the user agent (docs/TRACKING.md,
+-- "Clients and traffic rules"). A duplicate conversion keeps the reason it lost its order
+-- (`duplicate_order`, or `superseded_by_postback` when the advertiser's postback replaced a
+-- pixel); rows written before the reason was stored count as `duplicate_order`.
+
+ALTER TABLE clicks ADD COLUMN client_address TEXT NOT NULL DEFAULT '';
+ALTER TABLE clicks ADD COLUMN client_agent TEXT NOT NULL DEFAULT '';
+
+DROP VIEW rejected_conversions;
+CREATE VIEW rejected_conversions AS
+SELECT CASE WHEN status = 'duplicate' AND COALESCE(reason, '') = '' THEN 'duplicate_order' ELSE reason END AS reason,
+       offer, member, event_ms, id, order_id, order_key, via, payload
+FROM conversions WHERE status IN ('rejected', 'duplicate');
