@@ -99,6 +99,7 @@ pub async fn enrol(
                     payout_override: None,
                     recurring_override: None,
                     active: true,
+                    caps: Vec::new(),
                 }));
             }
             Ok((changes, ()))
@@ -138,10 +139,12 @@ pub struct EnrolmentEdit {
     pub recurring_override: Option<Option<RecurringOverride>>,
     /// Activate or deactivate the members in this offer.
     pub active: Option<bool>,
+    /// The members' caps per day or month in this offer (`[]` removes them).
+    pub caps: Option<Vec<model::program::Cap>>,
 }
 
 /// Edit the enrolments of one member or a set: move them between payout options, set their
-/// own payout values, their recurring terms, or (de)activate them.
+/// own payout values, their recurring terms, their caps, or (de)activate them.
 #[utoipa::path(patch, path = "/v1/offers/{offer}/enrolments", tag = "enrolments", params(("offer" = String, Path)),
     request_body = EnrolmentEdit,
     responses((status = 200, body = Vec<Enrolment>),
@@ -179,6 +182,9 @@ pub async fn edit_enrolments(
                 }
                 if let Some(active) = edit.active {
                     enrolment.active = active;
+                }
+                if let Some(caps) = &edit.caps {
+                    enrolment.caps = caps.clone();
                 }
                 changes.push(ProgramChange::Enrolment(enrolment));
             }

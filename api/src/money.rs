@@ -192,7 +192,7 @@ fn event_ids(events: &[(String, OrderEvent)]) -> Vec<String> {
             OrderEvent::Refund(refund) => Some(refund.id),
             OrderEvent::Cancel(cancel) => Some(cancel.id),
             OrderEvent::Reversal(reversal) => Some(reversal.id),
-            OrderEvent::Attributed(_) | OrderEvent::Rejected(_) => None,
+            OrderEvent::Attributed(_) | OrderEvent::Rejected(_) | OrderEvent::CapVerdict(_) => None,
         })
         .map(|id| id.to_string())
         .collect()

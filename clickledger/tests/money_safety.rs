@@ -250,3 +250,51 @@ async fn a_reversal_and_manual_lines_move_money_exactly() {
     );
     app.running.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_offer_pays_its_cap_and_rejects_the_rest() {
+    let app = start().await;
+    let (api, edge) = (app.api(), app.edge());
+    let capped = json!({"id": "capped", "advertiser": "acme", "name": "Capped", "url": "https://shop.example.com/c",
+        "currency": "USD", "default_payout": "sale", "caps": [{"period": "day", "conversions": 2}],
+        "payout_options": [{"id": "sale", "name": "sale", "rule": {"type": "cps", "rate": [{"from": 1, "value": "0.10"}]}}]});
+    admin(api, "POST", "/v1/offers", Some(capped), 201).await;
+    admin(api, "POST", "/v1/offers/capped/enrolments", Some(json!({"members": ["jane", "tom"]})), 201).await;
+    admin(api, "POST", "/v1/codes", Some(json!({"offer": "capped", "member": "jane", "code": "CAPJ"})), 201).await;
+    admin(api, "POST", "/v1/codes", Some(json!({"offer": "capped", "member": "tom", "code": "CAPT"})), 201).await;
+    // Three sales today, the third over the offer's cap of two a day.
+    postback(edge, "code=CAPJ&order_id=M-1&amount=100.00").await;
+    postback(edge, "code=CAPT&order_id=M-2&amount=200.00").await;
+    postback(edge, "code=CAPJ&order_id=M-3&amount=300.00").await;
+    let over = eventually(api, "/v1/conversions/rejected?reason=cap_exceeded", "the third sale over the cap", |page| {
+        items(page).len() == 1
+    })
+    .await;
+    assert_eq!((items(&over)[0]["order_id"].as_str(), items(&over)[0]["member"].as_str()), (Some("M-3"), Some("jane")));
+    let lines = eventually(api, "/v1/lines?offer=capped", "the capped lines", |page| {
+        items(page).iter().filter(|line| line["tier"] == 1).count() == 3
+            && items(page).iter().any(|line| line["status"] == "rejected")
+    })
+    .await;
+    let mut first_tier: Vec<(String, String, String)> = items(&lines)
+        .iter()
+        .filter(|line| line["tier"] == 1)
+        .map(|line| {
+            (
+                line["order_key"].as_str().unwrap().into(),
+                line["amount"].as_str().unwrap().into(),
+                line["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    first_tier.sort();
+    assert_eq!(
+        first_tier,
+        [
+            ("acme:M-1".into(), "10.00".into(), "approved".into()),
+            ("acme:M-2".into(), "20.00".into(), "approved".into()),
+            ("acme:M-3".into(), "0.00".into(), "rejected".into()),
+        ]
+    );
+    app.running.stop().await.unwrap();
+}

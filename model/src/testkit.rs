@@ -80,6 +80,8 @@ pub fn offer_with_options(id: &str, options: Vec<PayoutOption>) -> Offer {
         // the policy itself set it.
         code_pixel: CodePixel::Trust,
         pixel_max_amount: crate::program::DEFAULT_PIXEL_MAX_AMOUNT,
+        caps: Vec::new(),
+        over_cap: crate::program::OverCap::Reject,
     }
 }
 
@@ -108,6 +110,7 @@ pub fn enrol(offer: &str, member: &str) -> Enrolment {
         payout_override: None,
         recurring_override: None,
         active: true,
+        caps: Vec::new(),
     }
 }
 

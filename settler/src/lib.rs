@@ -7,9 +7,11 @@
 //!   rejections, and refunds / cancels / decisions routed to the winner's family.
 //! - [`ledger_stage`]: the ledger stage on `ledger`: the engine per family, writing lines,
 //!   bills, subscription accounts and clicks to the store.
+//! - [`caps`]: the caps stage on `caps`: every offer's cap counters, one owner each.
 //! - [`program_stage`]: the program history in the store, and recruiting commissions.
 //! - [`cli`]: the `settler` binary's settings and start.
 
+pub mod caps;
 pub mod cli;
 pub mod commission;
 pub mod ledger_stage;
@@ -27,13 +29,14 @@ use pipeline::{Clock, RunnerConfig, Shutdown, StageError, run_stage};
 pub const ORDERS_GROUP: &str = "settler-orders";
 pub const LEDGER_GROUP: &str = "settler-ledger";
 pub const PROGRAM_GROUP: &str = "settler-program";
+pub const CAPS_GROUP: &str = "settler-caps";
 
 /// How many instances of the order and ledger stages a process runs by default: one per core.
 pub fn instances_per_process() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Run the settler's stages until `shutdown`: `instances` members of the order and ledger
+/// Run the settler's stages until `shutdown`: `instances` members of the order, ledger and caps
 /// stages' consumer groups (each on its own task, so a process uses as many cores as it has
 /// partitions to give them) and the program stage. `clock` drives subscription credits and
 /// hold periods (tests give their own).
@@ -48,8 +51,8 @@ pub async fn run_settler<L: EventLog, St: StageStore>(
 ) -> Result<(), StageError> {
     let instances = instances.max(1);
     // The instances of a group start polling together (`RunnerConfig::start_together`).
-    let (orders_start, ledger_start) =
-        (Some(Arc::new(tokio::sync::Barrier::new(instances))), Some(Arc::new(tokio::sync::Barrier::new(instances))));
+    let together = || Some(Arc::new(tokio::sync::Barrier::new(instances)));
+    let (orders_start, ledger_start, caps_start) = (together(), together(), together());
     let config = |group: &str, topic: &Arc<str>, together: &Option<Arc<tokio::sync::Barrier>>| {
         let mut config = RunnerConfig::new(topics.group(group), vec![topic.clone()]);
         config.clock = clock.clone();
@@ -68,11 +71,19 @@ pub async fn run_settler<L: EventLog, St: StageStore>(
             shutdown.clone().wait(),
         ));
         stages.spawn(run_stage(
-            ledger_stage::LedgerStage::default(),
+            ledger_stage::LedgerStage::new(topics.clone()),
             log.clone(),
             store.clone(),
             program.clone(),
             config(LEDGER_GROUP, &topics.ledger, &ledger_start),
+            shutdown.clone().wait(),
+        ));
+        stages.spawn(run_stage(
+            caps::CapsStage::new(topics.clone()),
+            log.clone(),
+            store.clone(),
+            program.clone(),
+            config(CAPS_GROUP, &topics.caps, &caps_start),
             shutdown.clone().wait(),
         ));
     }

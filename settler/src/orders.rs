@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use model::events::{AttributedConversion, LedgerEvent, OrderEvent, Reason, wire};
 use model::events::{ConversionRow, ConversionStatus};
 use model::ids::EventId;
-use model::program::Program;
+use model::program::{OverCap, Program};
 use model::time::Timestamp;
 use pipeline::ports::log::{Delivered, Record, Topics};
 use pipeline::{Context, Stage, StageOutput};
@@ -32,6 +32,9 @@ pub struct OrderState {
     changes: Vec<OrderEvent>,
     /// Raised with every change of a conversion's status (the store keeps the highest).
     revision: u64,
+    /// The caps' last verdict on the winner: its conversion and whether it is within them.
+    #[serde(default)]
+    cap_verdict: Option<(EventId, bool)>,
 }
 
 impl pipeline::WholeState for OrderState {}
@@ -77,14 +80,23 @@ impl Candidates {
     }
 }
 
-/// The status of an order's winning conversion: attributed, or rejected `adjusted` once a
-/// program manager reversed the order.
-fn winner_status(changes: &[OrderEvent]) -> (ConversionStatus, Option<Reason>) {
-    if changes.iter().any(|change| matches!(change, OrderEvent::Reversal(_))) {
-        (ConversionStatus::Rejected, Some(Reason::Adjusted))
-    } else {
-        (ConversionStatus::Attributed, None)
+/// The status of an order's winning conversion: attributed; rejected `adjusted` once a program
+/// manager reversed the order; rejected `cap_exceeded` over a cap of an offer that rejects what
+/// is over (one that holds it pending keeps it attributed, its lines pending).
+fn winner_status(
+    program: &Program,
+    state: &OrderState,
+    winner: &AttributedConversion,
+) -> (ConversionStatus, Option<Reason>) {
+    if state.changes.iter().any(|change| matches!(change, OrderEvent::Reversal(_))) {
+        return (ConversionStatus::Rejected, Some(Reason::Adjusted));
     }
+    let over = state.cap_verdict == Some((winner.conversion.id, false));
+    let rejects = program.offer(&winner.offer).is_none_or(|offer| offer.over_cap == OverCap::Reject);
+    if over && rejects {
+        return (ConversionStatus::Rejected, Some(Reason::CapExceeded));
+    }
+    (ConversionStatus::Attributed, None)
 }
 
 /// Why `loser` does not win against `winner`.
@@ -133,7 +145,7 @@ fn change_id(event: &OrderEvent) -> Option<EventId> {
         OrderEvent::Cancel(cancel) => Some(cancel.id),
         OrderEvent::Decision(decision) => Some(decision.id),
         OrderEvent::Reversal(reversal) => Some(reversal.id),
-        OrderEvent::Attributed(_) | OrderEvent::Rejected(_) => None,
+        OrderEvent::Attributed(_) | OrderEvent::Rejected(_) | OrderEvent::CapVerdict(_) => None,
     }
 }
 
@@ -148,7 +160,7 @@ fn ledger_change(order_key: &model::OrderKey, event: &OrderEvent) -> Option<Ledg
         }
         OrderEvent::Decision(decision) => Some(LedgerEvent::Decision(decision.clone())),
         OrderEvent::Reversal(reversal) => Some(LedgerEvent::Reversal(reversal.clone())),
-        OrderEvent::Attributed(_) | OrderEvent::Rejected(_) => None,
+        OrderEvent::Attributed(_) | OrderEvent::Rejected(_) | OrderEvent::CapVerdict(_) => None,
     }
 }
 
@@ -199,14 +211,15 @@ impl Stage for OrderStage {
     }
 
     fn received_at(&self, input: &OrderEvent) -> Option<Timestamp> {
-        Some(match input {
-            OrderEvent::Attributed(attributed) => attributed.conversion.received_at,
-            OrderEvent::Rejected(rejected) => rejected.conversion.received_at,
-            OrderEvent::Refund(refund) => refund.received_at,
-            OrderEvent::Cancel(cancel) => cancel.received_at,
-            OrderEvent::Decision(decision) => decision.received_at,
-            OrderEvent::Reversal(reversal) => reversal.received_at,
-        })
+        match input {
+            OrderEvent::Attributed(attributed) => Some(attributed.conversion.received_at),
+            OrderEvent::Rejected(rejected) => Some(rejected.conversion.received_at),
+            OrderEvent::Refund(refund) => Some(refund.received_at),
+            OrderEvent::Cancel(cancel) => Some(cancel.received_at),
+            OrderEvent::Decision(decision) => Some(decision.received_at),
+            OrderEvent::Reversal(reversal) => Some(reversal.received_at),
+            OrderEvent::CapVerdict(_) => None,
+        }
     }
 
     fn apply(
@@ -282,8 +295,24 @@ impl Stage for OrderStage {
                         self.to_ledger(program, &attributed.member, &event, out);
                     }
                 }
-                let (status, reason) = winner_status(&state.changes);
+                let (status, reason) = winner_status(program, state, attributed);
                 out.store.conversions.push(row(program, attributed, status, reason, state.revision));
+                true
+            }
+            OrderEvent::CapVerdict(verdict) => {
+                let Some(winner) = state.winner.and_then(|winner| state.candidates.get(&winner)) else {
+                    return false;
+                };
+                let decided = (verdict.conversion, verdict.within);
+                if winner.conversion.id != verdict.conversion || state.cap_verdict == Some(decided) {
+                    return false;
+                }
+                self.to_ledger(program, &winner.member, &LedgerEvent::CapVerdict(verdict.clone()), out);
+                let winner = winner.clone();
+                state.cap_verdict = Some(decided);
+                state.revision += 1;
+                let (status, reason) = winner_status(program, state, &winner);
+                out.store.conversions.push(row(program, &winner, status, reason, state.revision));
                 true
             }
             change => {
@@ -304,7 +333,7 @@ impl Stage for OrderStage {
                     if reversal {
                         // The reversed order's conversion is rejected for the reports too.
                         state.revision += 1;
-                        let (status, reason) = winner_status(&state.changes);
+                        let (status, reason) = winner_status(program, state, winner);
                         out.store.conversions.push(row(program, winner, status, reason, state.revision));
                     }
                 }

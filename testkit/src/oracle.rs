@@ -13,6 +13,7 @@ use model::program::Program;
 use model::time::Timestamp;
 use pipeline::ports::log::{Delivered, Record, Topics};
 use pipeline::{Context, Stage, StageOutput};
+use settler::caps::CapsStage;
 use settler::ledger_stage::LedgerStage;
 use settler::orders::OrderStage;
 use settler::program_stage::ProgramStage;
@@ -80,20 +81,37 @@ pub fn expected(program: &Program, keys: &ClickKeyRing, topics: &Topics, inputs:
     let mut recruited = StageOutput::default();
     apply_all(&mut program_stage, &mut seen, program, now, own(&inputs.program), &mut recruited);
 
+    // Orders, ledgers and caps feed each other (a capped order's claim goes to its offer's
+    // caps, whose verdict comes back through the order to the ledger): apply what each wrote
+    // until nothing is left.
     let mut orders = OrderStage::new(topics.clone());
     let mut order_states = HashMap::new();
+    let mut ledger = LedgerStage::new(topics.clone());
+    let mut families = HashMap::new();
+    let mut caps = CapsStage::new(topics.clone());
+    let mut books = HashMap::new();
     let mut ordered = StageOutput::default();
+    let mut settled = StageOutput::default();
     let mut order_records = routed(&attributed.records, &topics.orders);
     order_records.extend(own(&inputs.order_changes));
-    apply_all(&mut orders, &mut order_states, program, now, order_records, &mut ordered);
-
-    let mut ledger = LedgerStage::default();
-    let mut families = HashMap::new();
-    let mut settled = StageOutput::default();
     let mut ledger_records = routed(&attributed.records, &topics.ledger);
     ledger_records.extend(routed(&recruited.records, &topics.ledger));
-    ledger_records.extend(routed(&ordered.records, &topics.ledger));
-    apply_all(&mut ledger, &mut families, program, now, ledger_records, &mut settled);
+    let mut cap_records = Vec::new();
+    while !(order_records.is_empty() && ledger_records.is_empty() && cap_records.is_empty()) {
+        let mut out = StageOutput::default();
+        apply_all(&mut orders, &mut order_states, program, now, std::mem::take(&mut order_records), &mut out);
+        ledger_records.extend(routed(&out.records, &topics.ledger));
+        ordered.store.conversions.extend(out.store.conversions);
+
+        let mut out = StageOutput::default();
+        apply_all(&mut ledger, &mut families, program, now, std::mem::take(&mut ledger_records), &mut out);
+        cap_records.extend(routed(&out.records, &topics.caps));
+        settled.store.lines.extend(out.store.lines);
+
+        let mut out = StageOutput::default();
+        apply_all(&mut caps, &mut books, program, now, std::mem::take(&mut cap_records), &mut out);
+        order_records.extend(routed(&out.records, &topics.orders));
+    }
     for (family, state) in &mut families {
         let context = Context { program, now, partition: 0, offset: 0 };
         ledger.tick(&context, family, state, &mut settled);

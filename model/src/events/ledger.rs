@@ -4,7 +4,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{AttributedConversion, Click, Decision, Refund, Reversal, SubscriptionCancel};
+use super::{AttributedConversion, CapVerdict, Click, Decision, Refund, Reversal, SubscriptionCancel};
 use crate::ids::{DerivedId, EventId, MemberId, OfferId, OrderKey};
 use crate::money::Currency;
 use crate::time::{Interval, Timestamp};
@@ -56,6 +56,9 @@ pub enum LedgerEvent {
     Reversal(Reversal),
     /// A program manager's bonus (positive `amount`) or clawback (negative) for a member.
     Manual(ManualLine),
+    /// The caps decided on an order: over a cap, its lines earn nothing (or wait, per the
+    /// offer's `over_cap`); within again, they earn.
+    CapVerdict(CapVerdict),
     /// New rate and interval for the future credits of one subscription account.
     SubscriptionTerms {
         id: EventId,

@@ -393,6 +393,29 @@ pub struct Reversal {
     pub reason: String,
 }
 
+/// What an order asks of its offer's caps (the `caps` topic, keyed by offer): its place in
+/// canonical order, its member and the 1st-tier commission it would pay. The ledger that
+/// prices the order sends it, again whenever that commission changes; `active: false` when the
+/// order no longer pays (withdrawn, reversed, rejected, refunded in full).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapClaim {
+    pub order_key: OrderKey,
+    pub conversion: EventId,
+    pub offer: OfferId,
+    pub member: MemberId,
+    pub at: Timestamp,
+    pub payout: Decimal,
+    pub active: bool,
+}
+
+/// The caps' answer for an order's conversion: within every cap, or over one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapVerdict {
+    pub order_key: OrderKey,
+    pub conversion: EventId,
+    pub within: bool,
+}
+
 /// How a conversion found its member.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
@@ -477,6 +500,7 @@ pub enum OrderEvent {
     Cancel(SubscriptionCancel),
     Decision(Decision),
     Reversal(Reversal),
+    CapVerdict(CapVerdict),
 }
 
 #[cfg(test)]

@@ -416,6 +416,7 @@ fn validate_member(member: &Member) -> Result<(), ProgramError> {
 }
 
 fn validate_enrolment(enrolment: &Enrolment) -> Result<(), ProgramError> {
+    super::caps::validate_caps(&format!("enrolment {}:{}", enrolment.offer, enrolment.member), &enrolment.caps)?;
     let context = format!("enrolment of {} in {}", enrolment.member, enrolment.offer);
     if let Some(rule) = &enrolment.payout_override {
         rule.validate(&context)?;

@@ -88,6 +88,9 @@ pub struct Enrolment {
     #[serde(default = "active_by_default")]
     #[cfg_attr(feature = "openapi", schema(default = active_by_default))]
     pub active: bool,
+    /// Limits on this member's conversions or payout in the offer per day or month.
+    #[serde(default)]
+    pub caps: Vec<super::caps::Cap>,
 }
 
 fn active_by_default() -> bool {

@@ -9,6 +9,7 @@
 //! only checks that depend on the record alone are repeated.
 
 mod access;
+mod caps;
 mod change;
 mod file;
 mod member;
@@ -22,6 +23,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub use access::{ApiKeyGrant, KeyScope};
+pub use caps::{Cap, CapPeriod, OverCap, PeriodKey};
 pub use change::{ProgramChange, ProgramError, ProgramRecord};
 pub use file::ProgramFile;
 pub use member::{Advertiser, Enrolment, Member, MemberStatus, PostbackSecret, RecurringOverride};
@@ -235,6 +237,13 @@ impl Program {
 
     pub fn time_zone(&self) -> chrono_tz::Tz {
         self.zone
+    }
+
+    /// Whether conversions of `member` in `offer` are subject to caps (the offer's or the
+    /// enrolment's).
+    pub fn is_capped(&self, offer: &OfferId, member: &MemberId) -> bool {
+        self.offer(offer).is_some_and(|offer| !offer.caps.is_empty())
+            || self.enrolment(offer, member).is_some_and(|enrolment| !enrolment.caps.is_empty())
     }
 
     pub fn advertiser(&self, id: &AdvertiserId) -> Option<&Advertiser> {

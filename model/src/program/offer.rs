@@ -4,6 +4,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::ProgramError;
+use super::caps::{Cap, OverCap};
 use crate::ids::{AdvertiserId, OfferId, PayoutOptionId, Sku};
 use crate::money::Currency;
 use crate::time::{Interval, Span, Timestamp};
@@ -64,6 +65,13 @@ pub struct Offer {
     #[serde(default = "default_pixel_max_amount")]
     #[cfg_attr(feature = "openapi", schema(default = default_pixel_max_amount, value_type = String))]
     pub pixel_max_amount: Decimal,
+    /// Limits on the offer's conversions or payout per day or month, over every member.
+    #[serde(default)]
+    pub caps: Vec<Cap>,
+    /// What becomes of a conversion over a cap of the offer or of its enrolment.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = OverCap::default))]
+    pub over_cap: OverCap,
 }
 
 /// The default [`Offer::pixel_max_amount`].
@@ -331,6 +339,7 @@ impl Offer {
                 crate::money::MAX_AMOUNT
             )));
         }
+        super::caps::validate_caps(&format!("offer {offer}"), &self.caps)?;
         if self.payout_options.is_empty() {
             return Err(ProgramError::invalid(format!("offer {offer}: needs at least one payout option")));
         }

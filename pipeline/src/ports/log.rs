@@ -16,6 +16,8 @@ pub struct Topics {
     pub ledger: Arc<str>,
     /// Program changes, keyed by entity; compacted.
     pub program: Arc<str>,
+    /// What orders claim of their offer's caps, keyed by offer.
+    pub caps: Arc<str>,
     /// The prefix of the names, also given to consumer groups.
     pub prefix: Arc<str>,
 }
@@ -28,6 +30,7 @@ impl Topics {
             orders: name("orders"),
             ledger: name("ledger"),
             program: name("program"),
+            caps: name("caps"),
             prefix: Arc::from(prefix),
         }
     }
@@ -45,6 +48,7 @@ impl Topics {
             TopicSpec { name: self.events.clone(), partitions, compacted: false },
             TopicSpec { name: self.orders.clone(), partitions, compacted: false },
             TopicSpec { name: self.ledger.clone(), partitions, compacted: false },
+            TopicSpec { name: self.caps.clone(), partitions, compacted: false },
             TopicSpec { name: self.program.clone(), partitions: 1, compacted: true },
         ]
     }

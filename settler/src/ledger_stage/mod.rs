@@ -1,7 +1,8 @@
 //! The ledger stage: the commission engine run per family of members, on `ledger` (keyed by
 //! the family root, so one worker owns a member's counts, lines and bills). Writes clicks (with
 //! whether they counted as unique), commission lines, bills and subscription accounts, and
-//! credits subscriptions and ends hold periods as time passes.
+//! credits subscriptions and ends hold periods as time passes; sends what capped orders claim
+//! of their offer's caps to `caps`.
 //!
 //! - `saved`: how a family's ledger is saved and read back.
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use model::events::ClickRow;
 use model::events::{LedgerEvent, wire};
 use model::{Span, Timestamp};
-use pipeline::ports::log::Delivered;
+use pipeline::ports::log::{Delivered, Record, Topics};
 use pipeline::{Context, Stage, StageOutput};
 
 use crate::commission::{Ledger, Outputs};
@@ -25,16 +26,31 @@ const FORGET_WINDOWS_AFTER: Span = Span::hours(1);
 /// How often a family's ended windows are looked for (a pass reads all of them).
 const FORGET_EVERY: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LedgerStage {
+    topics: Topics,
     /// When each family's ended windows were last looked for.
     forgot_at: HashMap<String, Instant>,
 }
 
-fn store(outputs: Outputs, out: &mut StageOutput) {
-    out.store.lines.extend(outputs.lines);
-    out.store.bills.extend(outputs.bills);
-    out.store.subscriptions.extend(outputs.subscriptions);
+impl LedgerStage {
+    pub fn new(topics: Topics) -> Self {
+        Self { topics, forgot_at: HashMap::new() }
+    }
+
+    /// Rows for the store; claims on caps to `caps`, keyed by offer.
+    fn output(&self, outputs: Outputs, out: &mut StageOutput) {
+        out.store.lines.extend(outputs.lines);
+        out.store.bills.extend(outputs.bills);
+        out.store.subscriptions.extend(outputs.subscriptions);
+        for claim in outputs.claims {
+            out.records.push(Record {
+                topic: self.topics.caps.clone(),
+                key: claim.offer.to_string(),
+                payload: wire::encode_compact(&claim),
+            });
+        }
+    }
 }
 
 impl Stage for LedgerStage {
@@ -78,7 +94,7 @@ impl Stage for LedgerStage {
             let unique = outputs.clicks.iter().any(|(id, unique)| *id == click.id && *unique);
             out.store.clicks.push(ClickRow { click, unique });
         }
-        store(outputs, out);
+        self.output(outputs, out);
         true
     }
 
@@ -89,7 +105,7 @@ impl Stage for LedgerStage {
     fn tick(&mut self, context: &Context<'_>, key: &str, ledger: &mut Ledger, out: &mut StageOutput) -> bool {
         let outputs = ledger.advance(context.program, context.now);
         let mut changed = !outputs.is_empty();
-        store(outputs, out);
+        self.output(outputs, out);
         let forget_due = self.forgot_at.get(key).is_none_or(|at| at.elapsed() >= FORGET_EVERY);
         if forget_due && ledger.has_click_windows() {
             self.forgot_at.insert(key.to_string(), Instant::now());

@@ -23,6 +23,7 @@
 
 mod adjustments;
 mod bills;
+mod caps;
 mod changes;
 mod clicks;
 mod lines;
@@ -34,7 +35,7 @@ mod subscriptions;
 use std::collections::{BTreeSet, HashMap};
 
 use model::Timestamp;
-use model::events::{Bill, CommissionLine, LedgerEvent, SubscriptionAccount, SubscriptionStatus};
+use model::events::{Bill, CapClaim, CommissionLine, LedgerEvent, SubscriptionAccount, SubscriptionStatus};
 use model::ids::{DerivedId, EventId, MemberId, OfferId, OrderKey};
 use model::program::Program;
 use model::time::YearMonth;
@@ -63,6 +64,8 @@ pub struct Outputs {
     pub subscriptions: Vec<SubscriptionAccount>,
     /// Clicks with whether they counted as unique (the click report's `unique` column).
     pub clicks: Vec<(EventId, bool)>,
+    /// What capped orders now claim of their offer's caps.
+    pub claims: Vec<CapClaim>,
 }
 
 impl Outputs {
@@ -75,6 +78,7 @@ impl Outputs {
         self.bills.extend(other.bills);
         self.subscriptions.extend(other.subscriptions);
         self.clicks.extend(other.clicks);
+        self.claims.extend(other.claims);
     }
 }
 
@@ -132,6 +136,7 @@ impl Ledger {
             LedgerEvent::Decision(decision) => self.on_decision(program, decision, &mut out),
             LedgerEvent::Reversal(reversal) => self.on_reversal(program, reversal, &mut out),
             LedgerEvent::Manual(manual) => self.on_manual(program, manual, &mut out),
+            LedgerEvent::CapVerdict(verdict) => self.on_cap_verdict(program, verdict, &mut out),
             LedgerEvent::MemberApproved { id, member, at } => {
                 self.on_member_approved(program, *id, member, *at, &mut out)
             }
@@ -146,6 +151,7 @@ impl Ledger {
                 self.change_terms(order_key, *rate, *every, *at, &mut out)
             }
         }
+        self.claim_changes(&mut out);
         out
     }
 

@@ -46,6 +46,15 @@ pub struct OrderBook {
     pub rejected: bool,
     pub lines: Vec<DerivedId>,
     pub applied: Vec<EventId>,
+    /// The order is subject to caps (its offer's or its enrolment's) and claims on them.
+    #[serde(default)]
+    pub capped: bool,
+    /// What it claimed last: the 1st-tier commission it would pay, and whether it pays at all.
+    #[serde(default)]
+    pub claimed: Option<(Decimal, bool)>,
+    /// The caps' last verdict: within (`true`) or over a cap.
+    #[serde(default)]
+    pub cap_within: Option<bool>,
 }
 
 impl OrderBook {
@@ -127,6 +136,9 @@ impl Ledger {
             rejected: false,
             lines: Vec::new(),
             applied: Vec::new(),
+            capped: program.is_capped(&order.offer, &order.member),
+            claimed: None,
+            cap_within: None,
         };
         let order_key = order.order_key.clone();
         let counts = book.counts();
@@ -284,6 +296,9 @@ impl Ledger {
         let Some(book) = self.orders.remove(order_key) else {
             return;
         };
+        if book.capped {
+            out.claims.push(super::caps::claim_of(order_key, &book, Decimal::ZERO, false));
+        }
         self.withdrawn.get_or_default(order_key.clone()).push(conversion);
         let credits: Vec<DerivedId> = self
             .lines
