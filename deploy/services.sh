@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Helpers to install and run the real services the tests and benchmarks use: ClickHouse
-# (Debian's clickhouse-server) and the Kafka-compatible broker Tansu. Source this file.
+# (Debian's clickhouse-server, 18.16), a current ClickHouse (chdb-core from PyPI behind
+# deploy/chdb/server.py) and the Kafka-compatible broker Tansu. Source this file.
 #
-#   ensure_clickhouse / ensure_tansu   install when missing (skipped when already present)
-#   start_clickhouse DIR / start_tansu DIR
+#   ensure_clickhouse / ensure_chdb / ensure_tansu
+#                                      install when missing (skipped when already present)
+#   start_clickhouse DIR / start_chdb DIR / start_tansu DIR
 #                                      start on a free 127.0.0.1 port with data in DIR and export
-#                                      CLICKLEDGER_CLICKHOUSE_URL / CLICKLEDGER_KAFKA_BROKERS
+#                                      CLICKLEDGER_CLICKHOUSE_URL / CLICKLEDGER_CURRENT_CLICKHOUSE_URL /
+#                                      CLICKLEDGER_KAFKA_BROKERS
 #   stop_services                      stop everything started here (safe to call twice)
 
 TANSU_VERSION=0.6.0
+CHDB_VERSION=26.9.0
+# The virtualenv of chdb-core outlives each test run's work directory, so it installs once.
+CHDB_VENV=${CLICKLEDGER_CHDB_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/clickledger/chdb-$CHDB_VERSION}
 DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
 STARTED_PIDS=()
@@ -47,6 +53,13 @@ ensure_chromium() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 }
 
+ensure_chdb() {
+  if "$CHDB_VENV/bin/python" -c 'import chdb, lz4' 2>/dev/null; then return 0; fi
+  log "installing chdb-core $CHDB_VERSION from PyPI into $CHDB_VENV (a current ClickHouse, in process)"
+  python3 -m venv "$CHDB_VENV"
+  "$CHDB_VENV/bin/pip" install -q "chdb-core==$CHDB_VERSION" lz4
+}
+
 ensure_tansu() {
   if command -v tansu >/dev/null 2>&1; then return 0; fi
   log "installing tansu $TANSU_VERSION from crates.io (about 8 minutes, once)"
@@ -76,6 +89,20 @@ start_clickhouse() { # DIR
   log "ClickHouse did not answer on port $http_port; its log:"
   tail -20 "$dir/stdout.log" "$dir/server.err.log" >&2 || true
   return 1
+}
+
+start_chdb() { # DIR
+  local dir=$1 port
+  mkdir -p "$dir"
+  port=$(free_port)
+  (cd "$dir" && exec "$CHDB_VENV/bin/python" "$DEPLOY_DIR/chdb/server.py" "$port" >"$dir/chdb.log" 2>&1) &
+  STARTED_PIDS+=($!)
+  if ! wait_for_port "$port" chdb 60 $!; then
+    tail -20 "$dir/chdb.log" >&2 || true
+    return 1
+  fi
+  export CLICKLEDGER_CURRENT_CLICKHOUSE_URL="http://127.0.0.1:$port"
+  log "current ClickHouse (chdb-core $CHDB_VERSION) on $CLICKLEDGER_CURRENT_CLICKHOUSE_URL"
 }
 
 start_tansu() { # DIR

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, "Tests"): installs what the tests need when it is missing
-# (ClickHouse, Tansu, Chromium and chromedriver), starts ClickHouse and Tansu on free 127.0.0.1
-# ports with their data in a temporary directory, runs
+# (ClickHouse 18.16, chdb-core for a current ClickHouse, Tansu, Chromium and chromedriver),
+# starts both ClickHouse versions and Tansu on free 127.0.0.1 ports with their data in a
+# temporary directory, runs
 # every test of the workspace against them, and stops both services even when tests fail.
 #
 #   deploy/test.sh                 all tests
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 source deploy/services.sh
 
 ensure_clickhouse
+ensure_chdb
 ensure_tansu
 ensure_chromium
 
@@ -22,6 +24,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 start_clickhouse "$work/clickhouse"
+start_chdb "$work/chdb"
 start_tansu "$work/tansu"
 
 # A linker that runs out of disk dies with SIGBUS ("ld terminated with signal 7"), which

@@ -133,3 +133,21 @@ pub async fn wait_for_conversion<St: ReportStore>(store: &St, order_id: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A program manager's bill run up to `period_end`: one event per family (each member
+/// without a parent keys its family's ledger), as the API sends it.
+pub async fn bill_run<L: EventLog>(log: &L, topics: &Topics, program: &SharedProgram, period_end: Timestamp) {
+    let families: Vec<String> = program.read(|program| {
+        program.members().filter(|member| member.parent.is_none()).map(|member| member.id.to_string()).collect()
+    });
+    let id = model::EventId::new();
+    let records = families
+        .into_iter()
+        .map(|family| {
+            let event =
+                model::events::LedgerEvent::BillRun { id, period_end, at: period_end, actor: "e2e".into() };
+            Record { topic: topics.ledger.clone(), key: family, payload: wire::encode_compact(&event) }
+        })
+        .collect();
+    log.append(records).await.unwrap();
+}

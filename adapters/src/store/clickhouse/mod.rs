@@ -25,7 +25,7 @@ use clickhouse::Row;
 use pipeline::ports::store::{StageStore, StateRow, StoreBatch, StoreError};
 use serde::{Deserialize, Serialize};
 
-use sql::{Bind, Read};
+use sql::{Bind, Read, Statement};
 
 #[derive(Clone)]
 pub struct ClickHouseStore {
@@ -119,6 +119,18 @@ impl ClickHouseStore {
         .await
     }
 
+    /// `statement` with its values bound.
+    fn query(&self, statement: &Statement) -> clickhouse::query::Query {
+        let mut query = self.client.query(&statement.sql);
+        for bind in &statement.binds {
+            query = match bind {
+                Bind::Text(value) => query.bind(value.as_str()),
+                Bind::Int(value) => query.bind(*value),
+            };
+        }
+        query
+    }
+
     /// Every row of `read`.
     async fn fetch<T>(&self, read: Read<'_>) -> Result<Vec<T>, StoreError>
     where
@@ -127,16 +139,18 @@ impl ClickHouseStore {
     {
         let statement = read.statement();
         retrying("query", || async {
-            let mut query = self.client.query(&statement.sql);
-            for bind in &statement.binds {
-                query = match bind {
-                    Bind::Text(value) => query.bind(value.as_str()),
-                    Bind::Int(value) => query.bind(*value),
-                };
-            }
-            query.fetch_all::<T>().await.map_err(classify)
+            self.query(&statement).fetch_all::<T>().await.map_err(classify)
         })
         .await
+    }
+}
+
+impl ClickHouseStore {
+    /// The answer to `read` as the server sends it in `format`: for comparing what two
+    /// ClickHouse versions answer to the same statement.
+    pub async fn read_bytes(&self, read: Read<'_>, format: &str) -> Result<Vec<u8>, StoreError> {
+        let mut cursor = self.query(&read.statement()).fetch_bytes(format).map_err(classify)?;
+        Ok(cursor.collect().await.map_err(classify)?.to_vec())
     }
 }
 

@@ -1,13 +1,13 @@
 //! Every statement the ClickHouse store sends, in one place: the migrations, the inserts'
 //! tables, and each read with its bound values. The store builds its statements only here,
 //! so the test that runs them on every ClickHouse version CI knows
-//! (`adapters/tests/clickhouse_versions.rs`) covers all of them: [`Read::every`] lists each
+//! (`clickledger/tests/clickhouse_versions.rs`) covers all of them: [`Read::every`] lists each
 //! kind of read, and its exhaustive match fails to compile when a kind is added and not
 //! listed.
 //!
 //! What runs on ClickHouse 18.16 and on current releases (docs/ARCHITECTURE.md, "ClickHouse
 //! versions"): MergeTree tables, `FINAL`, `Decimal`, `MATERIALIZED` columns, views with joins
-//! whose subqueries have aliases and join with `ALL LEFT JOIN ... USING` on unique keys.
+//! whose subqueries have aliases and join with `ANY LEFT JOIN ... USING` on unique keys.
 
 use model::ids::{MemberId, OfferId};
 use model::reports::{ReportQuery, SummaryBy};
