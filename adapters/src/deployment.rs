@@ -54,6 +54,12 @@ pub struct StoreArgs {
     /// The ClickHouse database (created if missing).
     #[arg(long, env = "CLICKLEDGER_CLICKHOUSE_DATABASE", default_value = "clickledger")]
     pub clickhouse_database: String,
+    /// The ClickHouse user (the server's `default` when not given).
+    #[arg(long, env = "CLICKLEDGER_CLICKHOUSE_USER")]
+    pub clickhouse_user: Option<String>,
+    /// The ClickHouse user's password.
+    #[arg(long, env = "CLICKLEDGER_CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<String>,
     /// The embedded store file.
     #[arg(long, env = "CLICKLEDGER_STORE_FILE", default_value = "data/store.db")]
     pub store_file: PathBuf,
@@ -123,13 +129,28 @@ impl LogArgs {
 impl StoreArgs {
     /// The embedded store under `dir`.
     pub fn embedded(dir: &Path) -> Self {
-        Self { clickhouse_url: None, clickhouse_database: "clickledger".into(), store_file: dir.join("store.db") }
+        Self {
+            clickhouse_url: None,
+            clickhouse_database: "clickledger".into(),
+            clickhouse_user: None,
+            clickhouse_password: None,
+            store_file: dir.join("store.db"),
+        }
     }
 
     /// Open the store and migrate its schema.
     pub async fn connect(&self) -> anyhow::Result<StoreKind> {
         let store = match &self.clickhouse_url {
-            Some(url) => StoreKind::ClickHouse(ClickHouseStore::connect(url, &self.clickhouse_database).await?),
+            Some(url) => {
+                let mut client = clickhouse::Client::default().with_url(url);
+                if let Some(user) = &self.clickhouse_user {
+                    client = client.with_user(user);
+                }
+                if let Some(password) = &self.clickhouse_password {
+                    client = client.with_password(password);
+                }
+                StoreKind::ClickHouse(ClickHouseStore::connect_with(client, &self.clickhouse_database).await?)
+            }
             None => {
                 parent_dir(&self.store_file)?;
                 StoreKind::Sqlite(SqliteStore::open(&self.store_file)?)

@@ -82,12 +82,16 @@ async fn healthz() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#)
 }
 
+/// What the metrics listener serves: Prometheus metrics and liveness.
+pub const PATHS: [&str; 2] = ["/metrics", "/healthz"];
+
 /// Serve `/metrics` and `/healthz` on `listener` until `shutdown`.
 pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = Router::new().route("/metrics", get(metrics)).route("/healthz", get(healthz));
+    let [metrics_path, healthz_path] = PATHS;
+    let router = Router::new().route(metrics_path, get(metrics)).route(healthz_path, get(healthz));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 

@@ -92,6 +92,7 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        crate::metrics::refused(code);
         if status.is_server_error() {
             tracing::error!(error = %self, "API request failed");
         }

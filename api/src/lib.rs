@@ -27,6 +27,7 @@ pub mod keys;
 pub mod links;
 pub mod lookup;
 pub mod members;
+pub mod metrics;
 pub mod money;
 pub mod offers;
 pub mod page;

@@ -83,7 +83,9 @@ pub async fn serve_router(
     limits: ApiLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = router.layer(axum::middleware::from_fn(move |request, next| bounded_body(limits, request, next)));
+    let router = router
+        .layer(axum::middleware::from_fn(move |request, next| bounded_body(limits, request, next)))
+        .route_layer(axum::middleware::from_fn(crate::metrics::record));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);

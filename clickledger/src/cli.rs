@@ -75,6 +75,41 @@ pub fn binaries() -> Vec<(&'static str, clap::Command)> {
     ]
 }
 
+/// A listener a binary opens: the variable that sets its address, and what it serves there.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub variable: &'static str,
+    pub paths: Vec<String>,
+}
+
+/// The listeners of `binary`, each with the paths it serves, from the routes themselves: the
+/// edge's [`ingest::routes::PATHS`], the API's OpenAPI paths, the metrics listener's
+/// [`adapters::process::PATHS`].
+pub fn listeners(binary: &str) -> Vec<Listener> {
+    let edge = || Listener {
+        variable: "CLICKLEDGER_LISTEN",
+        paths: ingest::routes::PATHS.iter().map(|path| path.to_string()).collect(),
+    };
+    let api =
+        || Listener { variable: "CLICKLEDGER_API_LISTEN", paths: api::openapi().paths.paths.into_keys().collect() };
+    let metrics = Listener {
+        variable: "CLICKLEDGER_METRICS_LISTEN",
+        paths: adapters::process::PATHS.iter().map(|path| path.to_string()).collect(),
+    };
+    match binary {
+        "clickledger" => vec![edge(), api(), metrics],
+        "clickledger-api" => vec![api(), metrics],
+        "ingest" => vec![edge(), metrics],
+        _ => vec![metrics],
+    }
+}
+
+/// Every metric a binary exports, by name (a histogram's series add `_bucket`, `_sum` and
+/// `_count`): what the Grafana dashboard may query.
+pub fn metric_names() -> Vec<&'static str> {
+    [ingest::metrics::ALL, pipeline::metrics::ALL, api::metrics::ALL, adapters::store::METRICS].concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

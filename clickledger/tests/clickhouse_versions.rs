@@ -68,7 +68,11 @@ fn queries(day_start: Timestamp) -> Vec<ReportQuery> {
         all.clone(),
         ReportQuery { from: Some(day_start), ..all.clone() },
         ReportQuery { to: Some(day_start.saturating_add(Span::days(1))), ..all.clone() },
-        ReportQuery { from: Some(day_start.saturating_add(Span::days(30))), to: Some(day_start.saturating_add(Span::days(70))), ..all.clone() },
+        ReportQuery {
+            from: Some(day_start.saturating_add(Span::days(30))),
+            to: Some(day_start.saturating_add(Span::days(70))),
+            ..all.clone()
+        },
         ReportQuery { offer: Some(offer("store")), ..all.clone() },
         ReportQuery { offer: Some(offer("clicks")), ..all.clone() },
         ReportQuery { member: Some(member("kid")), ..all.clone() },
@@ -92,7 +96,8 @@ mod needs_services {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     #[ignore = "needs ClickHouse 18.16 and a current ClickHouse: the test command (deploy/test.sh) starts them"]
     async fn every_statement_answers_the_same_on_clickhouse_18_16_and_a_current_release() {
-        let old_url = adapters::services::clickhouse_url().expect("ClickHouse is required: run the README's test command");
+        let old_url =
+            adapters::services::clickhouse_url().expect("ClickHouse is required: run the README's test command");
         let current_url = adapters::services::current_clickhouse_url()
             .expect("a current ClickHouse is required: run the README's test command");
         let (old_version, current_version) = (version(&old_url).await, version(&current_url).await);
@@ -152,11 +157,15 @@ mod needs_services {
                 ]
             );
             let bills = server.bills(None).await.unwrap();
-            let mut totals: Vec<_> = bills.iter().map(|bill| (bill.member.to_string(), bill.total.to_string())).collect();
+            let mut totals: Vec<_> =
+                bills.iter().map(|bill| (bill.member.to_string(), bill.total.to_string())).collect();
             totals.sort();
             // Every approved line of the day, billed: kid 10 + 15 + 40 + three months of 3.00.
             let bill = |member: &str, total: &str| (member.to_string(), total.to_string());
-            assert_eq!(totals, [bill("grand", "2.50"), bill("kid", "74.00"), bill("parent", "25.00"), bill("solo", "13.60")]);
+            assert_eq!(
+                totals,
+                [bill("grand", "2.50"), bill("kid", "74.00"), bill("parent", "25.00"), bill("solo", "13.60")]
+            );
         }
 
         // Every statement, on both versions.

@@ -52,6 +52,7 @@ impl<L: EventLog> Edge<L> {
     pub fn new(config: EdgeConfig, log: L, program: Arc<SharedProgram>) -> Arc<Self> {
         // Make sure the recorder exists before the first request records anything.
         adapters::process::metrics_handle();
+        crate::metrics::register();
         Arc::new(Self {
             replays: ReplayCache::new(config.replay_capacity),
             rate_limiter: RateLimiter::new(config.rate_limit_networks),

@@ -17,6 +17,35 @@ pub const REPLAY_CACHE_ENTRIES: &str = "clickledger_ingest_replay_cache_entries"
 pub const RATE_LIMIT_NETWORKS: &str = "clickledger_ingest_rate_limit_networks";
 pub const RATE_LIMIT_OVERFLOW: &str = "clickledger_ingest_rate_limit_overflow_total";
 
+/// Every edge metric, for the dashboard's test.
+pub const ALL: &[&str] = &[
+    REQUESTS,
+    REQUEST_SECONDS,
+    LOG_ACK_SECONDS,
+    LOG_QUEUE_DEPTH,
+    REJECTED,
+    UNACKNOWLEDGED,
+    LOST,
+    EVENTS,
+    REPLAY_CACHE_ENTRIES,
+    RATE_LIMIT_NETWORKS,
+    RATE_LIMIT_OVERFLOW,
+];
+
+/// The routes that write events, as the `route` label of [`EVENTS`], [`UNACKNOWLEDGED`] and
+/// [`LOST`].
+pub const WRITING_ROUTES: &[&str] = &["click", "pixel", "postback", "refund", "cancel"];
+
+/// The edge's event series, at zero, as it starts: a dashboard shows "none lost" rather
+/// than no data.
+pub fn register() {
+    for route in WRITING_ROUTES {
+        metrics::counter!(EVENTS, "route" => *route).absolute(0);
+        metrics::counter!(UNACKNOWLEDGED, "route" => *route).absolute(0);
+        metrics::counter!(LOST, "route" => *route).absolute(0);
+    }
+}
+
 pub fn status_label(status: u16) -> &'static str {
     match status {
         200 => "200",

@@ -43,6 +43,11 @@ fn answer(result: Result<HttpResponse, Rejection>) -> HttpResponse {
     result.unwrap_or_else(rejected)
 }
 
+/// Every path the edge serves (a link's `/c/{code}` besides): another method on one of them
+/// is `405`, anything else `404`.
+pub const PATHS: &[&str] =
+    &["/c", "/px", "/pb", "/pb/refund", "/pb/cancel", "/t.js", "/healthz", "/readyz", "/metrics"];
+
 async fn route<L: EventLog>(
     edge: &Edge<L>,
     peer: SocketAddr,
@@ -64,9 +69,7 @@ async fn route<L: EventLog>(
         (Method::GET, "/healthz") => ("healthz", json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
         (Method::GET, "/readyz") => ("readyz", readiness(edge).await),
         (Method::GET, "/metrics") => ("metrics", metrics(edge)),
-        (_, "/c" | "/px" | "/pb" | "/pb/refund" | "/pb/cancel" | "/t.js" | "/healthz" | "/readyz" | "/metrics") => {
-            ("method_not_allowed", rejected(Rejection::MethodNotAllowed))
-        }
+        (_, path) if PATHS.contains(&path) => ("method_not_allowed", rejected(Rejection::MethodNotAllowed)),
         (_, link) if link.starts_with("/c/") => ("method_not_allowed", rejected(Rejection::MethodNotAllowed)),
         _ => ("not_found", rejected(Rejection::not_found(Code::NotFound, format!("no route for {path}")))),
     }

@@ -13,6 +13,7 @@
 pub mod follow;
 pub mod journal;
 pub mod lifecycle;
+pub mod metrics;
 pub mod ports;
 pub mod runner;
 pub mod stage;

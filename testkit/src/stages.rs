@@ -144,8 +144,7 @@ pub async fn bill_run<L: EventLog>(log: &L, topics: &Topics, program: &SharedPro
     let records = families
         .into_iter()
         .map(|family| {
-            let event =
-                model::events::LedgerEvent::BillRun { id, period_end, at: period_end, actor: "e2e".into() };
+            let event = model::events::LedgerEvent::BillRun { id, period_end, at: period_end, actor: "e2e".into() };
             Record { topic: topics.ledger.clone(), key: family, payload: wire::encode_compact(&event) }
         })
         .collect();

@@ -6,3 +6,12 @@
 pub mod clickhouse;
 mod rows;
 pub mod sqlite;
+
+/// ClickHouse inserts, by `table`: one request of a batch's rows of that table, retries
+/// included (the stages' own `clickledger_stage_write_seconds` times the whole batch).
+pub const INSERT_SECONDS: &str = "clickledger_store_insert_seconds";
+/// ClickHouse requests tried again after a transient failure, by `operation` (a table's
+/// insert, `query`, `migration`).
+pub const RETRIES: &str = "clickledger_store_retries_total";
+/// Every store metric, for the dashboard's test.
+pub const METRICS: &[&str] = &[INSERT_SECONDS, RETRIES];

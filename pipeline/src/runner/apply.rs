@@ -29,7 +29,7 @@ pub(super) fn decode<S: Stage>(stage: &S, records: Vec<Delivered>) -> Decoded<S:
                 decoded.inputs.push((record, input));
             }
             Err(error) => {
-                metrics::counter!("clickledger_stage_undecodable_total", "stage" => name).increment(1);
+                metrics::counter!(crate::metrics::UNDECODABLE, "stage" => name).increment(1);
                 tracing::error!(stage = name, offset = record.offset, %error, "skipping an undecodable record");
                 decoded.undecodable.push((record.partition_id(), record.offset));
             }

@@ -9,6 +9,7 @@ use super::StageError;
 use super::partitions::Partitions;
 use super::write::persist;
 use crate::journal;
+use crate::metrics;
 use crate::ports::log::{LogConsumer, PartitionId};
 use crate::ports::store::{StageStore, StoreBatch, StoreError};
 use crate::state::StageState;
@@ -22,6 +23,8 @@ pub(super) struct Checkpoint {
     last: Instant,
     /// How long the last save took.
     took: Duration,
+    /// Per partition held, the offset committed last (the next input to read).
+    pub(super) committed: BTreeMap<PartitionId, u64>,
 }
 
 /// States being written in the background, and the offsets to commit once they are.
@@ -38,7 +41,13 @@ const CHECKPOINT_SHARE: u32 = 10;
 
 impl Default for Checkpoint {
     fn default() -> Self {
-        Self { uncommitted: BTreeMap::new(), saving: None, last: Instant::now(), took: Duration::ZERO }
+        Self {
+            uncommitted: BTreeMap::new(),
+            saving: None,
+            last: Instant::now(),
+            took: Duration::ZERO,
+            committed: BTreeMap::new(),
+        }
     }
 }
 
@@ -49,6 +58,7 @@ impl Checkpoint {
 
     pub(super) fn forget(&mut self, partition: &PartitionId) {
         self.uncommitted.remove(partition);
+        self.committed.remove(partition);
         if let Some(saving) = &mut self.saving {
             saving.offsets.remove(partition);
         }
@@ -116,14 +126,17 @@ impl Checkpoint {
                     partition.keys.shrink_to(partition.keys.len() * 2);
                 }
             }
-            metrics::counter!("clickledger_stage_keys_forgotten_total", "stage" => stage).increment(forgotten);
+            ::metrics::counter!(metrics::KEYS_FORGOTTEN, "stage" => stage).increment(forgotten);
+        }
+        for (partition_id, partition) in partitions.iter() {
+            metrics::state_keys(stage, partition_id, partition.keys.len());
         }
         let store = store.clone();
         let batch = Arc::new(batch);
         let task = tokio::spawn(async move {
             let started = Instant::now();
             if !batch.is_empty() {
-                persist("save state", || store.write(batch.clone())).await?;
+                persist(stage, "save state", || store.write(batch.clone())).await?;
             }
             Ok(started.elapsed())
         });
@@ -136,7 +149,7 @@ impl Checkpoint {
     /// reflect.
     pub(super) async fn settle<C: LogConsumer>(
         &mut self,
-        stage: &str,
+        stage: &'static str,
         consumer: &mut C,
         wait: bool,
     ) -> Result<(), StageError> {
@@ -148,14 +161,17 @@ impl Checkpoint {
         };
         self.took = saving.task.await.map_err(|error| StoreError::Fatal(format!("state save failed: {error}")))??;
         self.last = Instant::now();
+        ::metrics::histogram!(metrics::CHECKPOINT_SECONDS, "stage" => stage).record(self.took);
         let offsets: Vec<(PartitionId, u64)> =
             saving.offsets.into_iter().map(|(partition, last)| (partition, last + 1)).collect();
-        if !offsets.is_empty()
-            && let Err(error) = consumer.commit(&offsets).await
-        {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        match consumer.commit(&offsets).await {
+            Ok(()) => self.committed.extend(offsets),
             // States carry their own offsets; a lost commit only means some inputs are read
             // again and skipped.
-            tracing::warn!(stage, %error, "offset commit failed");
+            Err(error) => tracing::warn!(stage, %error, "offset commit failed"),
         }
         Ok(())
     }

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use crate::follow::SharedProgram;
 use crate::lifecycle::{Clock, wall_clock};
+use crate::metrics;
 use crate::ports::log::{EventLog, LogConsumer, LogError, Polled};
 use crate::ports::store::{StageStore, StoreError};
 use crate::stage::{OutputSizes, Stage};
@@ -136,6 +137,7 @@ where
         runner.wait_for_program(decoded.needed_version).await;
         let applied = runner.apply(decoded);
         runner.write(applied).await?;
+        runner.measure_lag();
     }
     runner.stop().await
 }
@@ -156,7 +158,13 @@ struct Runner<S: Stage, L: EventLog, St: StageStore> {
     writing: Option<tokio::task::JoinHandle<Result<(), StageError>>>,
     last_tick: Instant,
     last_sizes: OutputSizes,
+    /// The log's end offsets being read for the lag metric, and when they were last read.
+    measuring: Option<tokio::task::JoinHandle<()>>,
+    last_measured: Instant,
 }
+
+/// How often the lag of the partitions held is measured (the log's end offset of each).
+const MEASURE_LAG_EVERY: Duration = Duration::from_secs(1);
 
 impl<S: Stage, L: EventLog, St: StageStore> Runner<S, L, St> {
     /// Once the program is loaded, join the consumer group (with the instances started
@@ -182,6 +190,7 @@ impl<S: Stage, L: EventLog, St: StageStore> Runner<S, L, St> {
                 _ = others.wait() => {}
             }
         }
+        metrics::register(stage.name());
         Ok(Some(Self {
             name: stage.name(),
             stage,
@@ -195,6 +204,8 @@ impl<S: Stage, L: EventLog, St: StageStore> Runner<S, L, St> {
             writing: None,
             last_tick: Instant::now(),
             last_sizes: OutputSizes::default(),
+            measuring: None,
+            last_measured: Instant::now(),
         }))
     }
 
@@ -221,12 +232,13 @@ impl<S: Stage, L: EventLog, St: StageStore> Runner<S, L, St> {
             self.checkpoint.forget(partition);
         }
         if !polled.assigned.is_empty() {
-            metrics::counter!("clickledger_stage_partitions_assigned_total", "stage" => self.name)
+            ::metrics::counter!(metrics::PARTITIONS_ASSIGNED, "stage" => self.name)
                 .increment(polled.assigned.len() as u64);
         }
         for partition in &polled.assigned {
             self.checkpoint.forget(partition);
-            let rows = persist("load state", || self.store.load_state(self.name, partition.partition)).await?;
+            let rows =
+                persist(self.name, "load state", || self.store.load_state(self.name, partition.partition)).await?;
             let restored = Partition::restore(rows).map_err(|(key, error)| StageError::UnreadableState {
                 stage: self.name,
                 partition: partition.partition,
@@ -256,8 +268,11 @@ impl<S: Stage, L: EventLog, St: StageStore> Runner<S, L, St> {
         let now = (self.config.clock)();
         let tick_due = self.last_tick.elapsed() >= self.config.tick_every;
         let (stage, partitions, sizes) = (&mut self.stage, &mut self.partitions, &self.last_sizes);
+        let inputs = decoded.inputs.len();
+        let started = Instant::now();
         let applied =
             self.program.read(|program| apply::apply(stage, program, now, partitions, decoded, tick_due, sizes));
+        metrics::applied(self.name, inputs, started.elapsed());
         if tick_due {
             self.last_tick = Instant::now();
         }
@@ -289,6 +304,26 @@ impl<S: Stage, L: EventLog, St: StageStore> Runner<S, L, St> {
             self.writing = Some(tokio::spawn(outputs.write(self.log.clone(), self.store.clone())));
             Ok(())
         }
+    }
+
+    /// Every second, in the background: how far behind the log's end each partition held is
+    /// (its end offset minus the offset committed last).
+    fn measure_lag(&mut self) {
+        if self.last_measured.elapsed() < MEASURE_LAG_EVERY
+            || self.measuring.as_ref().is_some_and(|task| !task.is_finished())
+        {
+            return;
+        }
+        self.last_measured = Instant::now();
+        let (stage, log, committed) = (self.name, self.log.clone(), self.checkpoint.committed.clone());
+        self.measuring = Some(tokio::spawn(async move {
+            for (partition, offset) in committed {
+                match log.end_offset(&partition).await {
+                    Ok(end) => metrics::lag(stage, &partition, end, offset),
+                    Err(error) => tracing::debug!(stage, %error, "the end offset could not be read"),
+                }
+            }
+        }));
     }
 
     /// Save the changed states in the background; their offsets are committed once saved.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use model::time::Timestamp;
 
 use super::StageError;
+use crate::metrics;
 use crate::ports::log::{EventLog, LogError, PartitionId, Record};
 use crate::ports::store::{StageStore, StoreBatch, StoreError};
 
@@ -27,31 +28,39 @@ impl BatchOutputs {
     /// Log records, then store rows; then the batch counts as done in the metrics.
     pub(super) async fn write<L: EventLog, St: StageStore>(self, log: L, store: St) -> Result<(), StageError> {
         let stage = self.stage;
+        let records = self.records.len();
         if !self.records.is_empty() {
+            let started = Instant::now();
             let records = self.records;
-            persist("append outputs", || log.append(records.clone())).await?;
+            persist(stage, "append outputs", || log.append(records.clone())).await?;
+            ::metrics::histogram!(metrics::WRITE_SECONDS, "stage" => stage, "target" => "log")
+                .record(started.elapsed());
         }
-        if !self.store.is_empty() {
-            let batch = Arc::new(self.store);
-            persist("write store", || store.write(batch.clone())).await?;
+        let batch = Arc::new(self.store);
+        if !batch.is_empty() {
+            let started = Instant::now();
+            persist(stage, "write store", || store.write(batch.clone())).await?;
+            ::metrics::histogram!(metrics::WRITE_SECONDS, "stage" => stage, "target" => "store")
+                .record(started.elapsed());
         }
+        metrics::written(stage, records, &batch);
         if !self.received.is_empty() {
             let durable = Timestamp::now();
-            let lag = metrics::histogram!("clickledger_stage_lag_seconds", "stage" => stage);
+            let lag = ::metrics::histogram!(metrics::LAG_SECONDS, "stage" => stage);
             for at in self.received {
                 lag.record(Duration::from_millis(u64::try_from(durable.millis() - at.millis()).unwrap_or(0)));
             }
         }
         if self.applied > 0 {
-            metrics::counter!("clickledger_stage_records_total", "stage" => stage).increment(self.applied as u64);
-            metrics::histogram!("clickledger_stage_batch_seconds", "stage" => stage).record(self.started.elapsed());
+            ::metrics::counter!(metrics::RECORDS, "stage" => stage).increment(self.applied as u64);
+            ::metrics::histogram!(metrics::BATCH_SECONDS, "stage" => stage).record(self.started.elapsed());
         }
         // Where each partition's outputs are durable up to: with the log's end offsets, the
         // stage's lag in records. Inputs applied again after a rebalance move it back and
         // forward again, where `clickledger_stage_records_total` counts them twice.
         for (partition, next) in self.positions {
             let (topic, partition) = (partition.topic.to_string(), partition.partition.to_string());
-            metrics::gauge!("clickledger_stage_position", "stage" => stage, "topic" => topic, "partition" => partition)
+            ::metrics::gauge!(metrics::POSITION, "stage" => stage, "topic" => topic, "partition" => partition)
                 .set(next as f64);
         }
         Ok(())
@@ -59,7 +68,11 @@ impl BatchOutputs {
 }
 
 /// Retry a retriable failure with backoff (the log or store is down: wait, do not crash).
-pub(super) async fn persist<T, E, Attempt>(what: &str, mut attempt: impl FnMut() -> Attempt) -> Result<T, E>
+pub(super) async fn persist<T, E, Attempt>(
+    stage: &'static str,
+    operation: &'static str,
+    mut attempt: impl FnMut() -> Attempt,
+) -> Result<T, E>
 where
     Attempt: Future<Output = Result<T, E>>,
     E: std::fmt::Display + Retriable,
@@ -68,7 +81,8 @@ where
     loop {
         match attempt().await {
             Err(error) if error.retriable() => {
-                tracing::warn!(what, %error, "retrying");
+                tracing::warn!(stage, operation, %error, "retrying");
+                metrics::retried(stage, operation);
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }

@@ -66,6 +66,7 @@ where
         match operation().await {
             Err(StoreError::Retriable(message)) if attempt < 6 => {
                 tracing::warn!(what, attempt, %message, "ClickHouse is unavailable, retrying");
+                metrics::counter!(super::RETRIES, "operation" => what.to_string()).increment(1);
                 tokio::time::sleep(delay).await;
                 delay = delay.saturating_mul(2);
             }
@@ -109,14 +110,17 @@ impl ClickHouseStore {
         if rows.is_empty() {
             return Ok(());
         }
-        retrying(table, || async {
+        let started = std::time::Instant::now();
+        let inserted = retrying(table, || async {
             let mut insert = self.client.insert::<T>(table).await.map_err(classify)?;
             for row in rows {
                 insert.write(row).await.map_err(classify)?;
             }
             insert.end().await.map_err(classify)
         })
-        .await
+        .await;
+        metrics::histogram!(super::INSERT_SECONDS, "table" => table.to_string()).record(started.elapsed());
+        inserted
     }
 
     /// `statement` with its values bound.
@@ -138,10 +142,7 @@ impl ClickHouseStore {
         for<'a> T: Row<Value<'a> = T>,
     {
         let statement = read.statement();
-        retrying("query", || async {
-            self.query(&statement).fetch_all::<T>().await.map_err(classify)
-        })
-        .await
+        retrying("query", || async { self.query(&statement).fetch_all::<T>().await.map_err(classify) }).await
     }
 }
 
