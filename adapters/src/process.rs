@@ -36,6 +36,9 @@ pub fn init_process() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Buckets of the histograms of sizes (`_records`: records per batch).
+const SIZE_BUCKETS: &[f64] = &[1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0];
+
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// How often histogram samples are folded into their buckets. The recorder keeps raw samples
@@ -50,6 +53,7 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), LATENCY_BUCKETS)
+            .and_then(|builder| builder.set_buckets_for_metric(Matcher::Suffix("_records".to_string()), SIZE_BUCKETS))
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let handle = match builder.install_recorder() {
             Ok(handle) => handle,

@@ -107,7 +107,14 @@ pub fn listeners(binary: &str) -> Vec<Listener> {
 /// Every metric a binary exports, by name (a histogram's series add `_bucket`, `_sum` and
 /// `_count`): what the Grafana dashboard may query.
 pub fn metric_names() -> Vec<&'static str> {
-    [ingest::metrics::ALL, pipeline::metrics::ALL, api::metrics::ALL, adapters::store::METRICS].concat()
+    [
+        ingest::metrics::ALL,
+        pipeline::metrics::ALL,
+        api::metrics::ALL,
+        adapters::store::METRICS,
+        &[adapters::log::kafka::PRODUCERS_RENEWED],
+    ]
+    .concat()
 }
 
 #[cfg(test)]

@@ -10,8 +10,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -21,88 +20,7 @@ use model::time::Timestamp;
 use pipeline::Shutdown;
 use pipeline::ports::log::Topics;
 use pipeline::ports::store::ReportStore;
-
-fn binary(name: &str) -> PathBuf {
-    let profile_dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
-    let path = profile_dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace binaries first (cargo build --workspace --bins)",
-        path.display()
-    );
-    path
-}
-
-/// One worker process of this deployment; every run of it logs to one file, removed when the
-/// test passes.
-struct Worker {
-    name: &'static str,
-    env: Vec<(String, String)>,
-    log: PathBuf,
-    child: Child,
-}
-
-impl Worker {
-    fn start(name: &'static str, env: &[(String, String)], log: PathBuf) -> Self {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let child = Command::new(binary(name))
-            .envs(env.iter().cloned())
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        Self { name, env: env.to_vec(), log, child }
-    }
-
-    /// SIGKILL and start again.
-    fn crash_and_restart(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        let mut file = std::fs::OpenOptions::new().append(true).open(&self.log).unwrap();
-        std::io::Write::write_all(&mut file, b"--- killed\n").unwrap();
-        *self = Self::start(self.name, &self.env, self.log.clone());
-    }
-
-    /// What it logged at `levels`, with the kills, and how a run ended in error.
-    fn logged(&self, levels: &[&str]) -> Vec<String> {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        log.lines()
-            .filter(|line| {
-                levels.iter().any(|level| line.contains(level)) || line.starts_with("---") || line.starts_with("Error")
-            })
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// The warnings and errors it logged, for a failure's report.
-    fn troubles(&self) -> String {
-        format!("{} ({}):\n{}", self.name, self.log.display(), self.logged(&[" WARN ", " ERROR "]).join("\n"))
-    }
-
-    /// Errors it logged (and how a run ended in error): none is expected, however often it
-    /// is killed.
-    fn errors(&self) -> Vec<String> {
-        self.logged(&[" ERROR "]).into_iter().filter(|line| !line.starts_with("---")).collect()
-    }
-
-    /// SIGTERM; a clean stop exits 0.
-    fn stop(&mut self) {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "{} stopped with {exit}", self.name);
-    }
-}
-
-/// A failed test leaves no process behind.
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use testkit::processes::{Worker, binary};
 
 fn environment(topics: &Topics, database: &str) -> Vec<(String, String)> {
     vec![

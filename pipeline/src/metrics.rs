@@ -1,5 +1,5 @@
-//! The Prometheus metrics every stage exports (the attributor's and the settler's stages, the
-//! notifier's), labelled by `stage` (the consumer group's name). The recorder and the
+//! The Prometheus metrics every stage exports (the attributor's and the settler's stages),
+//! labelled by `stage` (the consumer group's name). The recorder and the
 //! `/metrics` listener are the process's (`adapters::process`); `deploy/grafana/` charts
 //! these. Names follow Prometheus' conventions: counters end in `_total`, durations are
 //! `_seconds`, sizes count records or keys.

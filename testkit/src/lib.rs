@@ -18,6 +18,7 @@ pub mod browser;
 pub mod compare;
 pub mod http;
 pub mod oracle;
+pub mod processes;
 pub mod services;
 pub mod setup;
 pub mod stages;

@@ -23,6 +23,7 @@
 
 mod consumer;
 mod producer;
+pub use producer::PRODUCERS_RENEWED;
 mod watchdog;
 
 use std::collections::HashMap;
@@ -96,7 +97,9 @@ impl KafkaConfig {
 #[derive(Clone)]
 pub struct KafkaLog {
     config: Arc<KafkaConfig>,
-    producer: FutureProducer<ProducerContext>,
+    /// The idempotent producer, renewed (a new producer id) when a broker answers a produce
+    /// with an error the producer cannot recover from by itself (`producer::renews`).
+    producer: Arc<std::sync::RwLock<FutureProducer<ProducerContext>>>,
     admin: Arc<AdminClient<DefaultClientContext>>,
     metadata: Arc<BaseConsumer>,
     health: Arc<Health>,
@@ -134,22 +137,12 @@ fn classify(error: &KafkaError) -> LogError {
 impl KafkaLog {
     pub fn connect(config: KafkaConfig) -> Result<Self, LogError> {
         let health = Arc::new(Health::default());
-        let producer = config
-            .client()
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", config.linger.as_millis().to_string())
-            .set("queue.buffering.max.messages", config.queue_max_messages.to_string())
-            .set("message.timeout.ms", config.delivery_timeout.as_millis().to_string())
-            .set("statistics.interval.ms", "500")
-            .create_with_context(ProducerContext { health: health.clone() })
-            .map_err(fatal)?;
+        let producer = producer::create(&config, &health)?;
         let admin = config.client().create().map_err(fatal)?;
         let metadata = config.client().create().map_err(fatal)?;
         Ok(Self {
             config: Arc::new(config),
-            producer,
+            producer: Arc::new(std::sync::RwLock::new(producer)),
             admin: Arc::new(admin),
             metadata: Arc::new(metadata),
             health,
@@ -191,7 +184,7 @@ impl EventLog for KafkaLog {
     }
 
     fn queue_depth(&self) -> usize {
-        usize::try_from(self.producer.in_flight_count()).unwrap_or(0)
+        usize::try_from(self.producer().in_flight_count()).unwrap_or(0)
     }
 
     /// `message.timeout.ms`, plus a second for the delivery report to arrive.
@@ -230,7 +223,7 @@ impl EventLog for KafkaLog {
     }
 
     fn flush(&self, timeout: Duration) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         async move {
             tokio::task::spawn_blocking(move || producer.flush(timeout).map_err(|error| classify(&error)))
                 .await

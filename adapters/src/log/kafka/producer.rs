@@ -11,10 +11,13 @@ use pipeline::ports::log::{LogError, Record, partition_for};
 use rdkafka::ClientContext;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 
 use super::{KafkaLog, bundle, classify, fatal};
+
+/// Producers replaced because the old one could not go on.
+pub const PRODUCERS_RENEWED: &str = "clickledger_kafka_producers_renewed_total";
 
 /// A topic and one of its partitions.
 type Place<'a> = (&'a Arc<str>, u32);
@@ -58,7 +61,64 @@ impl Default for Health {
     }
 }
 
+/// An idempotent producer of `config`, reporting broker health to `health`.
+pub(super) fn create(
+    config: &super::KafkaConfig,
+    health: &Arc<Health>,
+) -> Result<FutureProducer<ProducerContext>, LogError> {
+    config
+        .client()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", config.linger.as_millis().to_string())
+        .set("queue.buffering.max.messages", config.queue_max_messages.to_string())
+        .set("message.timeout.ms", config.delivery_timeout.as_millis().to_string())
+        .set("statistics.interval.ms", "500")
+        .create_with_context(ProducerContext { health: health.clone() })
+        .map_err(fatal)
+}
+
+/// Whether a failed delivery leaves the producer unable to go on: a fatal idempotence error,
+/// or a broker's unknown error (a broker that lost the producer's sequence state after a
+/// restart answers every later message of the producer id with it). The caller's retry then
+/// goes through a new producer, with a new producer id; its records are the same, so a
+/// record the old producer did write collapses into it downstream (ids are derived).
+fn renews(error: &KafkaError, producer: &FutureProducer<ProducerContext>) -> bool {
+    producer.client().fatal_error().is_some()
+        || matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::Unknown
+                    | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                    | RDKafkaErrorCode::UnknownProducerId
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+            )
+        )
+}
+
 impl KafkaLog {
+    /// The current producer.
+    pub(super) fn producer(&self) -> FutureProducer<ProducerContext> {
+        self.producer.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replace `failed` with a new producer, unless another append replaced it already.
+    fn renew_producer(&self, failed: &FutureProducer<ProducerContext>) {
+        let mut current = self.producer.write().unwrap_or_else(PoisonError::into_inner);
+        if !std::ptr::eq(current.client().native_ptr(), failed.client().native_ptr()) {
+            return;
+        }
+        match create(&self.config, &self.health) {
+            Ok(renewed) => {
+                tracing::warn!("the Kafka producer cannot go on; appending through a new one");
+                metrics::counter!(PRODUCERS_RENEWED).increment(1);
+                *current = renewed;
+            }
+            Err(error) => tracing::error!(%error, "a new Kafka producer could not be made"),
+        }
+    }
+
     pub(super) fn bundled(&self, topic: &str) -> bool {
         self.config.bundled.iter().any(|bundled| bundled.as_ref() == topic)
     }
@@ -103,6 +163,7 @@ impl KafkaLog {
         &self,
         records: &[Record],
         counts: &HashMap<Arc<str>, u32>,
+        producer: &FutureProducer<ProducerContext>,
     ) -> (Vec<rdkafka::producer::DeliveryFuture>, Option<LogError>) {
         let mut deliveries = Vec::with_capacity(records.len());
         // The records of each (topic, partition), in the order of their first record.
@@ -110,7 +171,7 @@ impl KafkaLog {
         for record in records {
             let Some(partitions) = counts.get(&record.topic) else {
                 let future_record = FutureRecord::to(&record.topic).key(&record.key).payload(&record.payload);
-                match self.producer.send_result(future_record) {
+                match producer.send_result(future_record) {
                     Ok(delivery) => deliveries.push(delivery),
                     Err((error, _)) => return (deliveries, Some(classify(&error))),
                 }
@@ -126,7 +187,7 @@ impl KafkaLog {
             for payload in bundle::encode(&group) {
                 let future_record =
                     FutureRecord::to(topic).partition(partition as i32).key(bundle::KEY).payload(&payload);
-                match self.producer.send_result(future_record) {
+                match producer.send_result(future_record) {
                     Ok(delivery) => deliveries.push(delivery),
                     Err((error, _)) => return (deliveries, Some(classify(&error))),
                 }
@@ -142,7 +203,7 @@ impl KafkaLog {
     pub(super) fn brokers_up(&self) -> bool {
         let up = self.health.brokers_up.load(Ordering::Relaxed);
         if !up && !self.health.probing.swap(true, Ordering::AcqRel) {
-            let producer = self.producer.clone();
+            let producer = self.producer();
             let health = self.health.clone();
             tokio::task::spawn_blocking(move || {
                 let reachable = producer.client().fetch_metadata(None, Duration::from_millis(1000)).is_ok();
@@ -163,15 +224,18 @@ impl KafkaLog {
         records: Vec<Record>,
     ) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
         let up = self.brokers_up();
+        let producer = self.producer();
         // Once the partition counts are known the messages are queued before this returns,
         // so appends made one after the other keep their order.
-        let queued = up.then(|| self.cached_counts(&records)).flatten().map(|counts| self.send(&records, &counts));
+        let queued =
+            up.then(|| self.cached_counts(&records)).flatten().map(|counts| self.send(&records, &counts, &producer));
+        let log = self.clone();
         // Otherwise they are looked up first, off the async threads.
-        let lookup = (up && queued.is_none()).then(|| (self.clone(), records));
+        let lookup = (up && queued.is_none()).then(|| records);
         async move {
             let (deliveries, refused) = match (queued, lookup) {
                 (Some(queued), _) => queued,
-                (None, Some((log, records))) => {
+                (None, Some(records)) => {
                     let (learner, batch) = (log.clone(), records.clone());
                     tokio::task::spawn_blocking(move || learner.learn_partition_counts(&batch))
                         .await
@@ -179,7 +243,7 @@ impl KafkaLog {
                     let counts = log
                         .cached_counts(&records)
                         .ok_or_else(|| LogError::Unavailable("partition counts unknown".into()))?;
-                    log.send(&records, &counts)
+                    log.send(&records, &counts, &producer)
                 }
                 (None, None) => return Err(LogError::Unavailable("no Kafka broker is up".into())),
             };
@@ -187,7 +251,12 @@ impl KafkaLog {
             for delivery in deliveries {
                 let outcome = match delivery.await {
                     Ok(Ok(_)) => Ok(()),
-                    Ok(Err((error, _))) => Err(classify(&error)),
+                    Ok(Err((error, _))) => {
+                        if renews(&error, &producer) {
+                            log.renew_producer(&producer);
+                        }
+                        Err(classify(&error))
+                    }
                     Err(_) => Err(LogError::Unavailable("the producer was dropped".into())),
                 };
                 if result.is_ok() {
