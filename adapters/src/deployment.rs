@@ -30,6 +30,11 @@ pub struct LogArgs {
     /// `full` (fsync before acknowledging) or `normal` (survives a process crash only).
     #[arg(long, env = "CLICKLEDGER_LOG_DURABILITY", value_enum, default_value_t = Durability::Full)]
     pub log_durability: Durability,
+    /// Replicas of each pipeline topic, when this process creates them (Kafka). Above 1,
+    /// topics are created with `min.insync.replicas` one less, so an acknowledged record is on
+    /// at least two brokers.
+    #[arg(long, env = "CLICKLEDGER_KAFKA_REPLICATION", default_value_t = 1)]
+    pub kafka_replication: u16,
     /// `linger.ms` of the Kafka producer.
     #[arg(long, env = "CLICKLEDGER_KAFKA_LINGER_MS", default_value_t = 1)]
     pub kafka_linger_ms: u64,
@@ -89,6 +94,7 @@ impl LogArgs {
             kafka_brokers: None,
             log_file: dir.join("log.db"),
             log_durability: Durability::Full,
+            kafka_replication: 1,
             kafka_linger_ms: 1,
             kafka_options: Vec::new(),
             topic_prefix: "clickledger.".into(),
@@ -107,6 +113,7 @@ impl LogArgs {
             Some(brokers) => {
                 let mut config = KafkaConfig::new(brokers).bundling(&topics);
                 config.linger = std::time::Duration::from_millis(self.kafka_linger_ms);
+                config.replication = i32::from(self.kafka_replication.max(1));
                 config.extra = self.kafka_options.clone();
                 Log::Kafka(KafkaLog::connect(config)?)
             }

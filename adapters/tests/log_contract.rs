@@ -64,7 +64,8 @@ async fn drain<C: LogConsumer>(consumer: &mut C, count: usize) -> Vec<(Partition
     seen
 }
 
-async fn appended_records_reach_a_group_once_in_key_order<L: EventLog>(log: L, topic: Arc<str>) {
+/// `bundled`: the log writes the topic's records in bundles (a message holds several).
+async fn appended_records_reach_a_group_once_in_key_order<L: EventLog>(log: L, topic: Arc<str>, bundled: bool) {
     log.create_topics(&[TopicSpec { name: topic.clone(), partitions: 3, compacted: false }]).await.unwrap();
     let sent = records(&topic, 60);
     // Appends of one request are acknowledged together; requests in parallel share commits.
@@ -92,8 +93,23 @@ async fn appended_records_reach_a_group_once_in_key_order<L: EventLog>(log: L, t
     }
     for (partition, offsets) in &by_partition {
         assert!(offsets.windows(2).all(|pair| pair[0] < pair[1]), "partition {partition}: {offsets:?}");
-        let end = log.end_offset(&PartitionId { topic: topic.clone(), partition: *partition }).await.unwrap();
+        let id = PartitionId { topic: topic.clone(), partition: *partition };
+        let end = log.end_offset(&id).await.unwrap();
         assert_eq!(end, offsets.last().unwrap() + 1);
+        // The consumer lag: every message from the first record, none from the end; a
+        // message per record unless the topic is bundled.
+        let from_start = log.messages_behind(&id, offsets[0]).await.unwrap();
+        if bundled {
+            assert!(
+                (1..=offsets.len() as u64).contains(&from_start),
+                "{from_start} bundles of {} records",
+                offsets.len()
+            );
+        } else {
+            assert_eq!(from_start, offsets.len() as u64);
+            assert_eq!(log.messages_behind(&id, offsets[offsets.len() - 2]).await.unwrap(), 2);
+        }
+        assert_eq!(log.messages_behind(&id, end).await.unwrap(), 0);
     }
     for key in 0..7 {
         let order: Vec<usize> = seen
@@ -141,7 +157,7 @@ async fn appending_to_an_unknown_topic_is_fatal<L: EventLog>(log: L) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_records_reach_a_group_once_in_key_order() {
     let (log, _dir) = sqlite();
-    appended_records_reach_a_group_once_in_key_order(log, Arc::from(unique("contract"))).await;
+    appended_records_reach_a_group_once_in_key_order(log, Arc::from(unique("contract")), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,14 +300,14 @@ mod needs_services {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs Kafka and ClickHouse: the test command (deploy/test.sh) starts them and runs this"]
     async fn kafka_records_reach_a_group_once_in_key_order() {
-        appended_records_reach_a_group_once_in_key_order(kafka(), Arc::from(unique("contract"))).await;
+        appended_records_reach_a_group_once_in_key_order(kafka(), Arc::from(unique("contract")), false).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs Kafka and ClickHouse: the test command (deploy/test.sh) starts them and runs this"]
     async fn kafka_bundled_records_reach_a_group_once_in_key_order() {
         let topic = Arc::from(unique("bundled"));
-        appended_records_reach_a_group_once_in_key_order(kafka_bundling(&topic), topic).await;
+        appended_records_reach_a_group_once_in_key_order(kafka_bundling(&topic), topic, true).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,6 +359,12 @@ mod needs_services {
         assert!(offsets.windows(2).all(|pair| pair[0] < pair[1]), "{offsets:?}");
         let partition = PartitionId { topic: topic.clone(), partition: 0 };
         assert_eq!(log.end_offset(&partition).await.unwrap(), offsets[10] + 1, "the end is after the last record");
+        // The lag counts messages: two bundles from the start, both still from the middle of
+        // the first (it is read again after a restart), one from the second.
+        assert_eq!(log.messages_behind(&partition, offsets[0]).await.unwrap(), 2);
+        assert_eq!(log.messages_behind(&partition, offsets[4]).await.unwrap(), 2);
+        assert_eq!(log.messages_behind(&partition, offsets[10]).await.unwrap(), 1);
+        assert_eq!(log.messages_behind(&partition, offsets[10] + 1).await.unwrap(), 0);
         drop(consumer);
 
         // Committed halfway through the bundle: a new member reads the bundle again from its

@@ -532,7 +532,7 @@ mod grafana {
         }
         for needed in [
             pipeline::metrics::RECORDS,
-            pipeline::metrics::LAG_RECORDS,
+            pipeline::metrics::LAG_MESSAGES,
             pipeline::metrics::BATCH_SECONDS,
             pipeline::metrics::WRITE_SECONDS,
             pipeline::metrics::REJECTIONS,

@@ -293,6 +293,44 @@ async fn until(drill: &mut Drill, started: Instant, at: Duration) {
     }
 }
 
+/// What a drill breaks, 5 s into the load, for 10 s.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    ClickHouseStopped,
+    BrokerStopped,
+    /// ClickHouse stopped, and 3 s later the settler SIGKILLed and started again.
+    SettlerKilledDuringClickHouseOutage,
+}
+
+/// Run a drill: the load, the fault, the recovery; then `check` the tally before the common
+/// end (`Drill::finish`). Returns the drill's figures.
+async fn run(name: &'static str, fault: Fault, check: impl FnOnce(&Tally)) -> String {
+    let mut drill = Drill::start(name).await;
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let started = Instant::now();
+    let load = drill.load(&tally);
+    until(&mut drill, started, OUTAGE_AT).await;
+    match fault {
+        Fault::BrokerStopped => drill.broker.stop(),
+        Fault::ClickHouseStopped | Fault::SettlerKilledDuringClickHouseOutage => drill.clickhouse.stop(),
+    }
+    if let Fault::SettlerKilledDuringClickHouseOutage = fault {
+        until(&mut drill, started, OUTAGE_AT + Duration::from_secs(3)).await;
+        drill.workers[1].kill();
+        drill.workers[1].restart();
+    }
+    until(&mut drill, started, OUTAGE_AT + OUTAGE).await;
+    match fault {
+        Fault::BrokerStopped => drill.broker.start(),
+        Fault::ClickHouseStopped | Fault::SettlerKilledDuringClickHouseOutage => drill.clickhouse.start(),
+    }
+    let back = Instant::now();
+    let recovery = drill.caught_up(&tally, back).await;
+    load.await.unwrap();
+    check(&tally.lock().unwrap());
+    drill.finish(tally, recovery).await
+}
+
 /// The tests that need the real services of the test command (docs/DECISIONS.md, "Real
 /// services in tests"): skipped by a plain `cargo test`, run by `deploy/test.sh`.
 mod needs_services {
@@ -301,59 +339,30 @@ mod needs_services {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     #[ignore = "needs clickhouse-server and tansu: the test command (deploy/test.sh) installs them"]
     async fn clickhouse_stopped_for_ten_seconds_under_load_loses_and_doubles_nothing() {
-        let mut drill = Drill::start("clickhouse-outage").await;
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let started = Instant::now();
-        let load = drill.load(&tally);
-        until(&mut drill, started, OUTAGE_AT).await;
-        drill.clickhouse.stop();
-        until(&mut drill, started, OUTAGE_AT + OUTAGE).await;
-        drill.clickhouse.start();
-        let back = Instant::now();
-        let recovery = drill.caught_up(&tally, back).await;
-        load.await.unwrap();
-        {
-            let tally = tally.lock().unwrap();
+        let figures = run("clickhouse-outage", Fault::ClickHouseStopped, |tally| {
             assert!(tally.refused.is_empty(), "the edge does not need ClickHouse: {:?}", tally.refused);
-        }
-        eprintln!("{}", drill.finish(tally, recovery).await);
+        })
+        .await;
+        eprintln!("{figures}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     #[ignore = "needs clickhouse-server and tansu: the test command (deploy/test.sh) installs them"]
     async fn the_broker_stopped_for_ten_seconds_under_load_refuses_postbacks_and_loses_nothing_acknowledged() {
-        let mut drill = Drill::start("broker-outage").await;
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let started = Instant::now();
-        let load = drill.load(&tally);
-        until(&mut drill, started, OUTAGE_AT).await;
-        drill.broker.stop();
-        until(&mut drill, started, OUTAGE_AT + OUTAGE).await;
-        drill.broker.start();
-        let back = Instant::now();
-        let recovery = drill.caught_up(&tally, back).await;
-        load.await.unwrap();
-        assert!(!tally.lock().unwrap().refused.is_empty(), "postbacks during the outage are refused with 503");
-        eprintln!("{}", drill.finish(tally, recovery).await);
+        let figures = run("broker-outage", Fault::BrokerStopped, |tally| {
+            assert!(!tally.refused.is_empty(), "postbacks during the outage are refused with 503");
+        })
+        .await;
+        eprintln!("{figures}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     #[ignore = "needs clickhouse-server and tansu: the test command (deploy/test.sh) installs them"]
     async fn a_settler_killed_during_a_clickhouse_outage_loses_and_doubles_nothing() {
-        let mut drill = Drill::start("settler-killed").await;
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let started = Instant::now();
-        let load = drill.load(&tally);
-        until(&mut drill, started, OUTAGE_AT).await;
-        drill.clickhouse.stop();
-        until(&mut drill, started, OUTAGE_AT + Duration::from_secs(3)).await;
-        drill.workers[1].kill();
-        drill.workers[1].restart();
-        until(&mut drill, started, OUTAGE_AT + OUTAGE).await;
-        drill.clickhouse.start();
-        let back = Instant::now();
-        let recovery = drill.caught_up(&tally, back).await;
-        load.await.unwrap();
-        eprintln!("{}", drill.finish(tally, recovery).await);
+        let figures = run("settler-killed", Fault::SettlerKilledDuringClickHouseOutage, |tally| {
+            assert!(tally.refused.is_empty(), "the edge does not need ClickHouse: {:?}", tally.refused);
+        })
+        .await;
+        eprintln!("{figures}");
     }
 }

@@ -33,9 +33,9 @@ pub const REJECTIONS: &str = "clickledger_stage_rejections_total";
 pub const STATE_KEYS: &str = "clickledger_stage_state_keys";
 /// Keys whose state held nothing worth keeping and left memory and the store.
 pub const KEYS_FORGOTTEN: &str = "clickledger_stage_keys_forgotten_total";
-/// Records of a `topic`'s `partition` not yet committed by the group: the log's end offset
-/// minus the committed offset.
-pub const LAG_RECORDS: &str = "clickledger_stage_lag_records";
+/// Messages of a `topic`'s `partition` after the group's committed position (the consumer
+/// lag; on Kafka's bundled topics a message is a bundle), measured every second.
+pub const LAG_MESSAGES: &str = "clickledger_stage_lag_messages";
 /// From the edge receiving an input until the stage's outputs of it are durable.
 pub const LAG_SECONDS: &str = "clickledger_stage_lag_seconds";
 /// The offset after the last input whose outputs are durable, per `topic` and `partition`.
@@ -58,7 +58,7 @@ pub const ALL: &[&str] = &[
     REJECTIONS,
     STATE_KEYS,
     KEYS_FORGOTTEN,
-    LAG_RECORDS,
+    LAG_MESSAGES,
     LAG_SECONDS,
     POSITION,
     PARTITIONS_ASSIGNED,
@@ -122,8 +122,16 @@ pub fn state_keys(stage: &'static str, partition: &PartitionId, keys: usize) {
     metrics::gauge!(STATE_KEYS, "stage" => stage, "partition" => partition.partition.to_string()).set(keys as f64);
 }
 
-pub fn lag(stage: &'static str, partition: &PartitionId, end: u64, committed: u64) {
+pub fn lag(stage: &'static str, partition: &PartitionId, behind: u64) {
     let (topic, number) = (partition.topic.to_string(), partition.partition.to_string());
-    metrics::gauge!(LAG_RECORDS, "stage" => stage, "topic" => topic, "partition" => number)
-        .set(end.saturating_sub(committed) as f64);
+    metrics::gauge!(LAG_MESSAGES, "stage" => stage, "topic" => topic, "partition" => number).set(behind as f64);
+}
+
+/// A partition this instance no longer holds: its gauges here go to zero (the instance that
+/// holds it now reports it).
+pub fn released(stage: &'static str, partition: &PartitionId) {
+    let (topic, number) = (partition.topic.to_string(), partition.partition.to_string());
+    metrics::gauge!(LAG_MESSAGES, "stage" => stage, "topic" => topic.clone(), "partition" => number.clone()).set(0.0);
+    metrics::gauge!(POSITION, "stage" => stage, "topic" => topic, "partition" => number.clone()).set(0.0);
+    metrics::gauge!(STATE_KEYS, "stage" => stage, "partition" => number).set(0.0);
 }

@@ -106,11 +106,21 @@ impl Worker {
         self.logged(&[" ERROR "]).into_iter().filter(|line| !line.starts_with("---")).collect()
     }
 
-    /// SIGTERM; a clean stop exits 0.
+    /// SIGTERM; a clean stop exits 0 within 60 s.
     pub fn stop(&mut self) {
         signal(self.child.id(), "TERM");
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "{} stopped with {exit}", self.name);
+        let started = Instant::now();
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                break exit;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = self.child.kill();
+                panic!("{} did not stop within 60 s of SIGTERM\n{}", self.name, self.troubles());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(exit.success(), "{} stopped with {exit}\n{}", self.name, self.troubles());
     }
 }
 

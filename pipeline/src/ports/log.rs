@@ -154,6 +154,18 @@ pub trait EventLog: Clone + Send + Sync + 'static {
     /// The offset after the last record of a partition (its high watermark).
     fn end_offset(&self, partition: &PartitionId) -> impl Future<Output = Result<u64, LogError>> + Send + 'static;
 
+    /// How many messages of `partition` a consumer whose next position is `next` has not
+    /// read yet (the consumer lag). A message is a record, or on a log that bundles records
+    /// (Kafka's `orders` and `ledger`) a bundle.
+    fn messages_behind(
+        &self,
+        partition: &PartitionId,
+        next: u64,
+    ) -> impl Future<Output = Result<u64, LogError>> + Send + 'static {
+        let end = self.end_offset(partition);
+        async move { Ok(end.await?.saturating_sub(next)) }
+    }
+
     /// Wait until everything appended so far is acknowledged or `timeout` passes.
     fn flush(&self, timeout: Duration) -> impl Future<Output = Result<(), LogError>> + Send + 'static;
 

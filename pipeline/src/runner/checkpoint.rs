@@ -23,8 +23,9 @@ pub(super) struct Checkpoint {
     last: Instant,
     /// How long the last save took.
     took: Duration,
-    /// Per partition held, the offset committed last (the next input to read).
-    pub(super) committed: BTreeMap<PartitionId, u64>,
+    /// Per partition held, the position committed last (the next input to read); shared with
+    /// the task that measures the lag.
+    pub(super) committed: Arc<std::sync::Mutex<BTreeMap<PartitionId, u64>>>,
 }
 
 /// States being written in the background, and the offsets to commit once they are.
@@ -46,7 +47,7 @@ impl Default for Checkpoint {
             saving: None,
             last: Instant::now(),
             took: Duration::ZERO,
-            committed: BTreeMap::new(),
+            committed: Arc::default(),
         }
     }
 }
@@ -58,7 +59,7 @@ impl Checkpoint {
 
     pub(super) fn forget(&mut self, partition: &PartitionId) {
         self.uncommitted.remove(partition);
-        self.committed.remove(partition);
+        self.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(partition);
         if let Some(saving) = &mut self.saving {
             saving.offsets.remove(partition);
         }
@@ -168,7 +169,7 @@ impl Checkpoint {
             return Ok(());
         }
         match consumer.commit(&offsets).await {
-            Ok(()) => self.committed.extend(offsets),
+            Ok(()) => self.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(offsets),
             // States carry their own offsets; a lost commit only means some inputs are read
             // again and skipped.
             Err(error) => tracing::warn!(stage, %error, "offset commit failed"),

@@ -137,7 +137,6 @@ where
         runner.wait_for_program(decoded.needed_version).await;
         let applied = runner.apply(decoded);
         runner.write(applied).await?;
-        runner.measure_lag();
     }
     runner.stop().await
 }
@@ -158,13 +157,40 @@ struct Runner<S: Stage, L: EventLog, St: StageStore> {
     writing: Option<tokio::task::JoinHandle<Result<(), StageError>>>,
     last_tick: Instant,
     last_sizes: OutputSizes,
-    /// The log's end offsets being read for the lag metric, and when they were last read.
-    measuring: Option<tokio::task::JoinHandle<()>>,
-    last_measured: Instant,
+    /// Measures the lag of the partitions held, every second, whatever the stage is doing
+    /// (waiting for a store that is down included); stopped with the runner.
+    lag: tokio::task::JoinHandle<()>,
 }
 
-/// How often the lag of the partitions held is measured (the log's end offset of each).
+/// How often the lag of the partitions held is measured.
 const MEASURE_LAG_EVERY: Duration = Duration::from_secs(1);
+
+impl<S: Stage, L: EventLog, St: StageStore> Drop for Runner<S, L, St> {
+    fn drop(&mut self) {
+        self.lag.abort();
+    }
+}
+
+/// Every [`MEASURE_LAG_EVERY`]: how many messages of each partition held lie after its
+/// committed position.
+fn measure_lag<L: EventLog>(
+    stage: &'static str,
+    log: L,
+    committed: Arc<std::sync::Mutex<std::collections::BTreeMap<crate::ports::log::PartitionId, u64>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(MEASURE_LAG_EVERY).await;
+            let held = committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            for (partition, next) in held {
+                match log.messages_behind(&partition, next).await {
+                    Ok(behind) => metrics::lag(stage, &partition, behind),
+                    Err(error) => tracing::debug!(stage, %error, "the lag could not be measured"),
+                }
+            }
+        }
+    })
+}
 
 impl<S: Stage, L: EventLog, St: StageStore> Runner<S, L, St> {
     /// Once the program is loaded, join the consumer group (with the instances started
@@ -191,6 +217,8 @@ impl<S: Stage, L: EventLog, St: StageStore> Runner<S, L, St> {
             }
         }
         metrics::register(stage.name());
+        let checkpoint = Checkpoint::default();
+        let lag = measure_lag(stage.name(), log.clone(), checkpoint.committed.clone());
         Ok(Some(Self {
             name: stage.name(),
             stage,
@@ -200,12 +228,11 @@ impl<S: Stage, L: EventLog, St: StageStore> Runner<S, L, St> {
             config,
             consumer,
             partitions: Partitions::new(),
-            checkpoint: Checkpoint::default(),
+            checkpoint,
             writing: None,
             last_tick: Instant::now(),
             last_sizes: OutputSizes::default(),
-            measuring: None,
-            last_measured: Instant::now(),
+            lag,
         }))
     }
 
@@ -230,6 +257,7 @@ impl<S: Stage, L: EventLog, St: StageStore> Runner<S, L, St> {
         for partition in &polled.revoked {
             self.partitions.remove(partition);
             self.checkpoint.forget(partition);
+            metrics::released(self.name, partition);
         }
         if !polled.assigned.is_empty() {
             ::metrics::counter!(metrics::PARTITIONS_ASSIGNED, "stage" => self.name)
@@ -304,26 +332,6 @@ impl<S: Stage, L: EventLog, St: StageStore> Runner<S, L, St> {
             self.writing = Some(tokio::spawn(outputs.write(self.log.clone(), self.store.clone())));
             Ok(())
         }
-    }
-
-    /// Every second, in the background: how far behind the log's end each partition held is
-    /// (its end offset minus the offset committed last).
-    fn measure_lag(&mut self) {
-        if self.last_measured.elapsed() < MEASURE_LAG_EVERY
-            || self.measuring.as_ref().is_some_and(|task| !task.is_finished())
-        {
-            return;
-        }
-        self.last_measured = Instant::now();
-        let (stage, log, committed) = (self.name, self.log.clone(), self.checkpoint.committed.clone());
-        self.measuring = Some(tokio::spawn(async move {
-            for (partition, offset) in committed {
-                match log.end_offset(&partition).await {
-                    Ok(end) => metrics::lag(stage, &partition, end, offset),
-                    Err(error) => tracing::debug!(stage, %error, "the end offset could not be read"),
-                }
-            }
-        }));
     }
 
     /// Save the changed states in the background; their offsets are committed once saved.

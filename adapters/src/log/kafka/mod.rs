@@ -100,6 +100,8 @@ pub struct KafkaLog {
     /// The idempotent producer, renewed (a new producer id) when a broker answers a produce
     /// with an error the producer cannot recover from by itself (`producer::renews`).
     producer: Arc<std::sync::RwLock<FutureProducer<ProducerContext>>>,
+    /// When the producer was last renewed.
+    renewed_at: Arc<Mutex<Option<std::time::Instant>>>,
     admin: Arc<AdminClient<DefaultClientContext>>,
     metadata: Arc<BaseConsumer>,
     health: Arc<Health>,
@@ -143,6 +145,7 @@ impl KafkaLog {
         Ok(Self {
             config: Arc::new(config),
             producer: Arc::new(std::sync::RwLock::new(producer)),
+            renewed_at: Arc::default(),
             admin: Arc::new(admin),
             metadata: Arc::new(metadata),
             health,
@@ -157,13 +160,17 @@ impl EventLog for KafkaLog {
     fn create_topics(&self, specs: &[TopicSpec]) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
         let admin = self.admin.clone();
         let replication = self.config.replication;
+        let min_in_sync = (replication - 1).max(1).to_string();
         let specs = specs.to_vec();
         async move {
             let topics: Vec<NewTopic<'_>> = specs
                 .iter()
                 .map(|spec| {
-                    let topic =
+                    let mut topic =
                         NewTopic::new(&spec.name, spec.partitions.max(1) as i32, TopicReplication::Fixed(replication));
+                    if replication > 1 {
+                        topic = topic.set("min.insync.replicas", &min_in_sync);
+                    }
                     if spec.compacted { topic.set("cleanup.policy", "compact") } else { topic }
                 })
                 .collect();
@@ -219,6 +226,20 @@ impl EventLog for KafkaLog {
             })
             .await
             .map_err(fatal)?
+        }
+    }
+
+    /// Positions hold a message's offset above a record's index in its bundle: the lag is in
+    /// Kafka offsets (a bundle counts once, and a bundle read in part counts as unread).
+    fn messages_behind(
+        &self,
+        partition: &PartitionId,
+        next: u64,
+    ) -> impl Future<Output = Result<u64, LogError>> + Send + 'static {
+        let end = self.end_offset(partition);
+        async move {
+            let (end, next) = (bundle::commit_offset(end.await?), bundle::commit_offset(next));
+            Ok(u64::try_from(end.saturating_sub(next)).unwrap_or(0))
         }
     }
 

@@ -16,6 +16,9 @@ use rdkafka::statistics::Statistics;
 
 use super::{KafkaLog, bundle, classify, fatal};
 
+/// How often a producer may be renewed at most.
+const RENEW_AT_MOST_EVERY: Duration = Duration::from_secs(5);
+
 /// Producers replaced because the old one could not go on.
 pub const PRODUCERS_RENEWED: &str = "clickledger_kafka_producers_renewed_total";
 
@@ -103,19 +106,38 @@ impl KafkaLog {
         self.producer.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Replace `failed` with a new producer, unless another append replaced it already.
+    /// Replace `failed` with a new producer, unless another append replaced it already or
+    /// one was made less than [`RENEW_AT_MOST_EVERY`] ago (a broker failing every message for
+    /// another reason gets a new producer that often, not one per append). The new producer is
+    /// made outside the lock; the old one, whose drop flushes and joins its threads, is dropped
+    /// off the async threads.
     fn renew_producer(&self, failed: &FutureProducer<ProducerContext>) {
-        let mut current = self.producer.write().unwrap_or_else(PoisonError::into_inner);
-        if !std::ptr::eq(current.client().native_ptr(), failed.client().native_ptr()) {
-            return;
-        }
-        match create(&self.config, &self.health) {
-            Ok(renewed) => {
-                tracing::warn!("the Kafka producer cannot go on; appending through a new one");
-                metrics::counter!(PRODUCERS_RENEWED).increment(1);
-                *current = renewed;
+        {
+            let mut last = self.renewed_at.lock().unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < RENEW_AT_MOST_EVERY) {
+                return;
             }
-            Err(error) => tracing::error!(%error, "a new Kafka producer could not be made"),
+            *last = Some(std::time::Instant::now());
+        }
+        let renewed = match create(&self.config, &self.health) {
+            Ok(renewed) => renewed,
+            Err(error) => {
+                tracing::error!(%error, "a new Kafka producer could not be made");
+                return;
+            }
+        };
+        let old = {
+            let mut current = self.producer.write().unwrap_or_else(PoisonError::into_inner);
+            if !std::ptr::eq(current.client().native_ptr(), failed.client().native_ptr()) {
+                return;
+            }
+            std::mem::replace(&mut *current, renewed)
+        };
+        tracing::warn!("the Kafka producer cannot go on; appending through a new one");
+        metrics::counter!(PRODUCERS_RENEWED).increment(1);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || drop(old))),
+            Err(_) => drop(old),
         }
     }
 
@@ -173,7 +195,7 @@ impl KafkaLog {
                 let future_record = FutureRecord::to(&record.topic).key(&record.key).payload(&record.payload);
                 match producer.send_result(future_record) {
                     Ok(delivery) => deliveries.push(delivery),
-                    Err((error, _)) => return (deliveries, Some(classify(&error))),
+                    Err((error, _)) => return (deliveries, Some(self.refused(&error, producer))),
                 }
                 continue;
             };
@@ -189,11 +211,20 @@ impl KafkaLog {
                     FutureRecord::to(topic).partition(partition as i32).key(bundle::KEY).payload(&payload);
                 match producer.send_result(future_record) {
                     Ok(delivery) => deliveries.push(delivery),
-                    Err((error, _)) => return (deliveries, Some(classify(&error))),
+                    Err((error, _)) => return (deliveries, Some(self.refused(&error, producer))),
                 }
             }
         }
         (deliveries, None)
+    }
+
+    /// What a refusal to queue a message means; a producer in a fatal state refuses every
+    /// message at once, so it is renewed here too, not only on a failed delivery.
+    fn refused(&self, error: &KafkaError, producer: &FutureProducer<ProducerContext>) -> LogError {
+        if producer.client().fatal_error().is_some() {
+            self.renew_producer(producer);
+        }
+        classify(error)
     }
 
     /// Whether a broker is up. While none is, one probe at a time asks for metadata every

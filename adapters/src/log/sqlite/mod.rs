@@ -344,6 +344,31 @@ impl EventLog for SqliteLog {
         }
     }
 
+    /// Offsets are numbered per topic, not per partition: the records of the partition at or
+    /// after `next` are counted.
+    fn messages_behind(
+        &self,
+        partition: &PartitionId,
+        next: u64,
+    ) -> impl Future<Output = Result<u64, LogError>> + Send + 'static {
+        let topic = self.topic(&partition.topic);
+        let (path, name, number) = (self.inner.path.clone(), partition.topic.clone(), partition.partition);
+        async move {
+            let Some(topic) = topic else {
+                return Err(LogError::Fatal(format!("unknown topic {name}")));
+            };
+            tokio::task::spawn_blocking(move || {
+                let connection = open_reader(&path)?;
+                let sql = format!("SELECT COUNT(*) FROM {} WHERE offset >= ?1 AND partition = ?2", topic.table());
+                let next = i64::try_from(next).unwrap_or(i64::MAX);
+                let count: i64 = connection.query_row(&sql, (next, number), |row| row.get(0)).map_err(fatal)?;
+                Ok(u64::try_from(count).unwrap_or(0))
+            })
+            .await
+            .map_err(fatal)?
+        }
+    }
+
     fn flush(&self, timeout: Duration) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
         let (done, receiver) = oneshot::channel();
         let submitted = self.submit(Job { work: Work::Flush, done });
