@@ -178,18 +178,7 @@ async fn pending_conversions_are_approved_or_rejected_and_orders_refunded() {
         items(page).iter().all(|line| line["status"] != "pending") && items(page).len() == 4
     })
     .await;
-    let mut decided: Vec<(String, u64, String, String)> = items(&lines)
-        .iter()
-        .map(|line| {
-            (
-                line["member"].as_str().unwrap().into(),
-                line["tier"].as_u64().unwrap(),
-                line["amount"].as_str().unwrap().into(),
-                line["status"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    decided.sort();
+    let decided = lines_of(&lines);
     assert_eq!(
         decided,
         [

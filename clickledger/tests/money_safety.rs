@@ -17,22 +17,6 @@ async fn order_row(api: std::net::SocketAddr, order_id: &str, done: impl Fn(&Val
     items(&page)[0].clone()
 }
 
-fn lines_of(page: &Value) -> Vec<(String, u64, String, String)> {
-    let mut lines: Vec<(String, u64, String, String)> = items(page)
-        .iter()
-        .map(|line| {
-            (
-                line["member"].as_str().unwrap().into(),
-                line["tier"].as_u64().unwrap(),
-                line["amount"].as_str().unwrap().into(),
-                line["status"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_pixel_cannot_take_over_the_advertisers_order() {
     let app = start().await;

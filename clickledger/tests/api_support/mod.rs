@@ -122,3 +122,20 @@ pub async fn postback(edge: SocketAddr, query: &str) {
 pub fn items(page: &Value) -> &Vec<Value> {
     page["items"].as_array().unwrap()
 }
+
+/// (member, tier, amount, status) of every line of a page of `/v1/lines`, sorted.
+pub fn lines_of(page: &Value) -> Vec<(String, u64, String, String)> {
+    let mut lines: Vec<(String, u64, String, String)> = items(page)
+        .iter()
+        .map(|line| {
+            (
+                line["member"].as_str().unwrap().into(),
+                line["tier"].as_u64().unwrap(),
+                line["amount"].as_str().unwrap().into(),
+                line["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
