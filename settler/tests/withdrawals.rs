@@ -96,3 +96,30 @@ fn a_ledger_restored_from_its_snapshot_and_changes_still_knows_what_was_withdraw
     whole.apply(&program, &LedgerEvent::Order(later));
     assert_eq!(whole, ledger, "restored whole");
 }
+
+/// A conversion over a cap (rejected) that is then withdrawn ends withdrawn, as when the
+/// withdrawal comes first and the verdict finds no order: the caps stage and the order stage
+/// reach the ledger in either order, and a restart can change which.
+#[test]
+fn a_conversion_rejected_by_a_cap_and_withdrawn_ends_the_same_whichever_comes_first() {
+    let sale = sale_by(2, "A1", "2026-03-01T10:05:00Z", "bob");
+    let verdict = LedgerEvent::CapVerdict(model::events::CapVerdict {
+        order_key: sale.order_key.clone(),
+        conversion: sale.conversion.id,
+        within: false,
+    });
+
+    let mut cap_first = Scenario::new(program());
+    cap_first.order(sale.clone());
+    cap_first.apply(verdict.clone());
+    assert_eq!(lines(&cap_first), [line("bob", "0.00", "rejected")], "over the cap");
+    cap_first.apply(withdraw(&sale));
+
+    let mut withdrawal_first = Scenario::new(program());
+    withdrawal_first.order(sale.clone());
+    withdrawal_first.apply(withdraw(&sale));
+    withdrawal_first.apply(verdict);
+
+    assert_eq!(lines(&cap_first), [line("bob", "0.00", "withdrawn")]);
+    assert_eq!(lines(&withdrawal_first), lines(&cap_first));
+}

@@ -307,6 +307,17 @@ impl Ledger {
             .map(|(id, _)| id.clone())
             .collect();
         for id in book.lines.iter().chain(&credits) {
+            // A rejected line (by a person, or by a cap) of a withdrawn conversion is withdrawn
+            // too, so whichever of the rejection and the withdrawal arrives first, the line
+            // ends the same.
+            if self.lines.get(id).is_some_and(|state| state.line.status == LineStatus::Rejected) {
+                self.update_line(id, out, |state| {
+                    state.line.status = LineStatus::Withdrawn;
+                    state.line.amount = NO_COMMISSION;
+                    state.approve_at = None;
+                });
+                continue;
+            }
             self.settle_line(id, NO_COMMISSION, Some(LineStatus::Withdrawn), conversion, out);
         }
         if self.subscriptions.get(order_key).is_some_and(|account| account.conversion == conversion) {
