@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
 
-/// Variables a binary reads besides its own settings: the log filter.
-const ALSO_READ: &[&str] = &["RUST_LOG"];
+/// Variables every binary reads besides its own settings: the log filter and the wire
+/// version setting (`docs/EVENTS.md`).
+const ALSO_READ: &[&str] = &["RUST_LOG", "CLICKLEDGER_WIRE_VERSION"];
 
 /// How long the edge lets in-flight requests finish after its grace period.
 const EDGE_DRAIN_SECONDS: u64 = 10;
