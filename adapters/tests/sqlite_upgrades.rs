@@ -159,5 +159,5 @@ async fn lines_and_conversions_keyed_by_id_move_to_their_clustered_tables() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(without_rowid, ["clicks", "commission_lines", "conversions"]);
+    assert_eq!(without_rowid, ["clicks", "commission_lines", "conversions", "deliveries"]);
 }

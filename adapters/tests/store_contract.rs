@@ -6,8 +6,8 @@ use clickledger_adapters::services;
 use clickledger_adapters::store::clickhouse::ClickHouseStore;
 use clickledger_adapters::store::sqlite::SqliteStore;
 use model::events::{
-    Bill, BillStatus, ClickRow, CommissionLine, ConversionRow, ConversionStatus, LineKind, LineStatus, Reason,
-    SubscriptionAccount, SubscriptionStatus,
+    Bill, BillStatus, ClickRow, CommissionLine, ConversionRow, ConversionStatus, DeliveryRow, DeliveryStatus, LineKind,
+    LineStatus, NoticeKind, Reason, SubscriptionAccount, SubscriptionStatus,
 };
 use model::ids::{DerivedId, EventId};
 use model::program::{ProgramChange, ProgramRecord};
@@ -130,6 +130,10 @@ fn batch() -> StoreBatch {
                 },
             },
         ],
+        deliveries: vec![
+            delivery("d1", "webhook:finance", NoticeKind::CommissionCreated, "2026-03-10T12:00:01Z"),
+            delivery("d2", "postback:offer:summer#0", NoticeKind::ConversionAttributed, "2026-03-10T12:00:02Z"),
+        ],
         state: vec![StateRow {
             stage: "ledger".into(),
             partition: 2,
@@ -137,6 +141,27 @@ fn batch() -> StoreBatch {
             offset: 41,
             state: vec![0, 159, 255, 7],
         }],
+    }
+}
+
+fn delivery(id: &str, destination: &str, kind: NoticeKind, at: &str) -> DeliveryRow {
+    DeliveryRow {
+        id: id.into(),
+        notice: format!("notice-{id}"),
+        kind,
+        destination: destination.into(),
+        method: "POST".into(),
+        url: "https://receiver.example/hook?a=1".into(),
+        body: r#"{"id":"x"}"#.into(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        last_status: 0,
+        last_error: String::new(),
+        last_latency_ms: 0,
+        created_at: ts(at),
+        next_at: Some(ts(at)),
+        updated_at: ts(at),
+        revision: 0,
     }
 }
 
@@ -288,6 +313,36 @@ async fn the_store_keeps_the_latest_revision_once_and_reports_exactly<S: Store>(
     assert_eq!(conversions[0].conversion.amount, Some(dec!(129.90)));
     assert_eq!(conversions.iter().filter(|row| row.status == ConversionStatus::Duplicate).count(), 1);
     let _ = EventId::new();
+
+    // The delivery log: the latest revision of each delivery, newest first, filtered.
+    let mut delivered = delivery("d1", "webhook:finance", NoticeKind::CommissionCreated, "2026-03-10T12:00:01Z");
+    delivered.status = DeliveryStatus::Delivered;
+    delivered.attempts = 2;
+    delivered.last_status = 204;
+    delivered.revision = 2;
+    let mut stale = delivered.clone();
+    stale.status = DeliveryStatus::Pending;
+    stale.revision = 1;
+    store.write(StoreBatch { deliveries: vec![delivered.clone()], ..StoreBatch::default() }.into()).await.unwrap();
+    store.write(StoreBatch { deliveries: vec![stale], ..StoreBatch::default() }.into()).await.unwrap();
+    let ids = |rows: Vec<DeliveryRow>| rows.into_iter().map(|row| row.id).collect::<Vec<_>>();
+    let all = store.deliveries(&DeliveryQuery::default()).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1], delivered, "the highest revision, whatever the order of writes");
+    assert_eq!(all[0].id, "d2", "newest first");
+    let delivered_only = DeliveryQuery { status: Some(DeliveryStatus::Delivered), ..DeliveryQuery::default() };
+    assert_eq!(ids(store.deliveries(&delivered_only).await.unwrap()), ["d1"]);
+    let by_destination =
+        DeliveryQuery { destination: Some("postback:offer:summer#0".into()), ..DeliveryQuery::default() };
+    assert_eq!(ids(store.deliveries(&by_destination).await.unwrap()), ["d2"]);
+    let by_kind = DeliveryQuery { kind: Some(NoticeKind::CommissionCreated), ..DeliveryQuery::default() };
+    assert_eq!(ids(store.deliveries(&by_kind).await.unwrap()), ["d1"]);
+    let by_notice = DeliveryQuery { notice: Some("notice-d2".into()), ..DeliveryQuery::default() };
+    assert_eq!(ids(store.deliveries(&by_notice).await.unwrap()), ["d2"]);
+    let by_id = DeliveryQuery { id: Some("d1".into()), ..DeliveryQuery::default() };
+    assert_eq!(ids(store.deliveries(&by_id).await.unwrap()), ["d1"]);
+    let one = DeliveryQuery { limit: 1, ..DeliveryQuery::default() };
+    assert_eq!(ids(store.deliveries(&one).await.unwrap()), ["d2"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

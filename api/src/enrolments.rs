@@ -100,6 +100,7 @@ pub async fn enrol(
                     recurring_override: None,
                     active: true,
                     caps: Vec::new(),
+                    postbacks: Vec::new(),
                 }));
             }
             Ok((changes, ()))
@@ -141,6 +142,8 @@ pub struct EnrolmentEdit {
     pub active: Option<bool>,
     /// The members' caps per day or month in this offer (`[]` removes them).
     pub caps: Option<Vec<model::program::Cap>>,
+    /// Partner postbacks of these members' conversions in this offer (`[]` removes them).
+    pub postbacks: Option<Vec<model::program::Postback>>,
 }
 
 /// Edit the enrolments of one member or a set: move them between payout options, set their
@@ -150,7 +153,7 @@ pub struct EnrolmentEdit {
     responses((status = 200, body = Vec<Enrolment>),
         (status = 400, body = ErrorBody, description = "`bad_json`, `bad_member`, `no_members`, `too_many_members`, `bad_payout_option`"),
         (status = 404, body = ErrorBody, description = "`unknown_offer`"),
-        (status = 422, body = ErrorBody, description = "`not_enrolled`, `unknown_payout_option`, `member_deleted`, `invalid_tiers`, `negative_value`, `invalid`"),
+        (status = 422, body = ErrorBody, description = "`not_enrolled`, `unknown_payout_option`, `member_deleted`, `invalid_tiers`, `negative_value`, `unknown_macro`, `bad_url`, `invalid`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn edit_enrolments(
@@ -185,6 +188,9 @@ pub async fn edit_enrolments(
                 }
                 if let Some(caps) = &edit.caps {
                     enrolment.caps = caps.clone();
+                }
+                if let Some(postbacks) = &edit.postbacks {
+                    enrolment.postbacks = postbacks.clone();
                 }
                 changes.push(ProgramChange::Enrolment(enrolment));
             }

@@ -35,6 +35,7 @@ pub mod program_file;
 pub mod reports;
 pub mod serve;
 pub mod state;
+pub mod webhooks;
 
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -63,6 +64,7 @@ pub use state::ApiState;
         (name = "conversions and money", description = "Approvals, refunds, subscriptions and bills"),
         (name = "program", description = "The program file"),
         (name = "reports", description = "Reports read from the store"),
+        (name = "webhooks", description = "Webhook endpoints and the delivery log of postbacks and webhooks"),
     )
 )]
 struct ApiDoc;
@@ -185,6 +187,12 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(reports::rejected_conversions))
         .routes(routes!(reports::history))
         .routes(routes!(reports::lines))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::get_webhook, webhooks::edit_webhook))
+        .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::get_delivery))
+        .routes(routes!(webhooks::resend_delivery))
 }
 
 /// The OpenAPI document of every route (checked in as docs/openapi.json).

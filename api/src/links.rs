@@ -438,6 +438,7 @@ mod tests {
             cookie_window: None,
             minimum_payout: Default::default(),
             joined_at: Timestamp::from_millis(0),
+            postbacks: Vec::new(),
         }
     }
 

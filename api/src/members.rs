@@ -79,6 +79,9 @@ pub struct SignUp {
     pub cookie_window: Option<Span>,
     #[schema(example = "50.00")]
     pub minimum_payout: Option<Decimal>,
+    /// Partner postbacks called on the events of this member's conversions.
+    #[serde(default)]
+    pub postbacks: Vec<model::program::Postback>,
 }
 
 /// Sign a member up, optionally under a parent.
@@ -111,6 +114,7 @@ pub async fn sign_up(
         cookie_window: body.cookie_window,
         minimum_payout: body.minimum_payout.unwrap_or_default(),
         joined_at: state.now(),
+        postbacks: body.postbacks,
     };
     state
         .commit(&caller.actor(), |program| {
@@ -148,11 +152,11 @@ pub async fn get_member(
 /// Edit a member's name, handle, cookie-window override or minimum payout with a JSON merge
 /// patch. Status has its own endpoint; the parent never changes.
 #[utoipa::path(patch, path = "/v1/members/{member}", tag = "members", params(("member" = String, Path)),
-    request_body(content = Object, description = "Fields to change: name, handle, cookie_window, minimum_payout"),
+    request_body(content = Object, description = "Fields to change: name, handle, cookie_window, minimum_payout, postbacks"),
     responses((status = 200, body = Member),
         (status = 400, body = ErrorBody, description = "`bad_json`, `immutable_field` (id, parent, status, joined_at)"),
         (status = 404, body = ErrorBody, description = "`unknown_member`"),
-        (status = 422, body = ErrorBody, description = "`member_deleted`, `negative_value`, `invalid`"),
+        (status = 422, body = ErrorBody, description = "`member_deleted`, `negative_value`, `unknown_macro`, `bad_url`, `invalid`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn edit_member(

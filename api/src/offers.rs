@@ -75,7 +75,7 @@ pub async fn list_offers(
     responses((status = 201, body = Offer),
         (status = 400, body = ErrorBody, description = "`bad_json`"),
         (status = 409, body = ErrorBody, description = "`offer_exists`"),
-        (status = 422, body = ErrorBody, description = "`unknown_advertiser`, `unknown_payout_option`, `duplicate_payout_option`, `invalid_tiers`, `negative_value`, `invalid`"),
+        (status = 422, body = ErrorBody, description = "`unknown_advertiser`, `unknown_payout_option`, `duplicate_payout_option`, `invalid_tiers`, `negative_value`, `unknown_macro`, `bad_url`, `invalid`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn create_offer(
@@ -121,7 +121,7 @@ pub async fn get_offer(
     responses((status = 200, body = Offer),
         (status = 400, body = ErrorBody, description = "`bad_json`, `immutable_field` (id)"),
         (status = 404, body = ErrorBody, description = "`unknown_offer`"),
-        (status = 422, body = ErrorBody, description = "`payout_option_in_use`, `unknown_payout_option`, `unknown_advertiser`, `invalid_tiers`, `negative_value`, `invalid`"),
+        (status = 422, body = ErrorBody, description = "`payout_option_in_use`, `unknown_payout_option`, `unknown_advertiser`, `invalid_tiers`, `negative_value`, `unknown_macro`, `bad_url`, `invalid`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn edit_offer(
@@ -213,7 +213,7 @@ pub async fn expire_offer(
     request_body = PayoutOption,
     responses((status = 201, body = Offer), (status = 400, body = ErrorBody, description = "`bad_json`"),
         (status = 404, body = ErrorBody, description = "`unknown_offer`"),
-        (status = 422, body = ErrorBody, description = "`duplicate_payout_option`, `invalid_tiers`, `negative_value`, `invalid`"),
+        (status = 422, body = ErrorBody, description = "`duplicate_payout_option`, `invalid_tiers`, `negative_value`, `unknown_macro`, `bad_url`, `invalid`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn add_payout_option(
@@ -232,7 +232,7 @@ pub async fn add_payout_option(
     params(("offer" = String, Path), ("option" = String, Path)), request_body = PayoutOption,
     responses((status = 200, body = Offer), (status = 400, body = ErrorBody, description = "`bad_json`, `immutable_field`"),
         (status = 404, body = ErrorBody, description = "`unknown_offer`, `unknown_payout_option`"),
-        (status = 422, body = ErrorBody, description = "`invalid_tiers`, `negative_value`, `invalid`"),
+        (status = 422, body = ErrorBody, description = "`invalid_tiers`, `negative_value`, `unknown_macro`, `bad_url`, `invalid`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn replace_payout_option(

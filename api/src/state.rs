@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use model::events::ConversionRow;
 use model::events::{Bill, CommissionLine, LedgerEvent, OrderEvent, SubscriptionAccount, wire};
+use model::events::{ConversionRow, DeliveryRow};
 use model::ids::{MemberId, OfferId};
 use model::program::{Program, ProgramChange, ProgramRecord};
 use model::reports::{ConversionReportRow, RejectedConversionRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
@@ -16,7 +16,7 @@ use model::time::Timestamp;
 use pipeline::Clock;
 use pipeline::follow::SharedProgram;
 use pipeline::ports::log::{EventLog, LogError, PartitionId, Record, Topics};
-use pipeline::ports::store::{HistoryRow, ReportStore, StoreError};
+use pipeline::ports::store::{DeliveryQuery, HistoryRow, ReportStore, StoreError};
 
 use crate::credentials::KeyRing;
 use crate::error::ApiError;
@@ -43,6 +43,7 @@ pub trait Backend: Send + Sync + 'static {
         member: Option<MemberId>,
     ) -> BoxFuture<'static, Result<Vec<SubscriptionAccount>, StoreError>>;
     fn conversions(&self, query: ReportQuery) -> BoxFuture<'static, Result<Vec<ConversionRow>, StoreError>>;
+    fn deliveries(&self, query: DeliveryQuery) -> BoxFuture<'static, Result<Vec<DeliveryRow>, StoreError>>;
 }
 
 struct Deployed<L, St> {
@@ -111,6 +112,11 @@ impl<L: EventLog, St: ReportStore> Backend for Deployed<L, St> {
     fn conversions(&self, query: ReportQuery) -> BoxFuture<'static, Result<Vec<ConversionRow>, StoreError>> {
         let store = self.store.clone();
         Box::pin(async move { store.conversions(&query).await })
+    }
+
+    fn deliveries(&self, query: DeliveryQuery) -> BoxFuture<'static, Result<Vec<DeliveryRow>, StoreError>> {
+        let store = self.store.clone();
+        Box::pin(async move { store.deliveries(&query).await })
     }
 }
 

@@ -99,6 +99,14 @@ fn the_document_is_openapi_3_with_every_endpoint_of_the_issue() {
         ("GET", "/v1/reports/rejections"),
         ("GET", "/v1/reports/history"),
         ("GET", "/v1/lines"),
+        ("GET", "/v1/webhooks"),
+        ("POST", "/v1/webhooks"),
+        ("GET", "/v1/webhooks/{webhook}"),
+        ("PATCH", "/v1/webhooks/{webhook}"),
+        ("POST", "/v1/webhooks/{webhook}/rotate-secret"),
+        ("GET", "/v1/deliveries"),
+        ("GET", "/v1/deliveries/{delivery}"),
+        ("POST", "/v1/deliveries/{delivery}/resend"),
     ]
     .into_iter()
     .map(|(method, path)| (method.to_string(), path.to_string()))

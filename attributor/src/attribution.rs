@@ -15,7 +15,7 @@
 //! with a [`Reason`].
 
 use model::clickid::{ClickIdError, ClickKeyRing};
-use model::events::{Conversion, ConversionSource, Reason, Via};
+use model::events::{ClickTrace, Conversion, ConversionSource, Reason, Via};
 use model::ids::{AdvertiserId, EventId, MemberId, OfferId};
 use model::program::{AttributionModel, CodePixel, CodePrecedence, Offer, Program};
 use model::time::Timestamp;
@@ -28,6 +28,10 @@ pub struct RecentClick {
     pub at: Timestamp,
     pub offer: OfferId,
     pub member: MemberId,
+    /// Its click id and `sub1`..`sub5`, kept only while the program has postbacks or webhooks
+    /// (they are what a partner postback sends back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Box<ClickTrace>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

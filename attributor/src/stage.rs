@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 
 use model::clickid::ClickKeyRing;
-use model::events::{AttributedConversion, Click, LedgerEvent, OrderEvent, RejectedConversion, TrackingEvent, wire};
+use model::events::{
+    AttributedConversion, Click, ClickTrace, Conversion, LedgerEvent, OrderEvent, RejectedConversion, TrackingEvent,
+    Via, wire,
+};
 use model::program::Program;
 use model::{Span, Timestamp};
 use pipeline::ports::log::{Delivered, Record, Topics};
@@ -33,12 +36,14 @@ pub struct VisitorState {
 impl pipeline::WholeState for VisitorState {}
 
 impl VisitorState {
-    fn remember(&mut self, click: &Click) {
+    fn remember(&mut self, click: &Click, traced: bool) {
+        let trace = traced.then(|| Box::new(ClickTrace { click_id: click.click_id.clone(), subs: click.subs.clone() }));
         let recent = RecentClick {
             id: click.id,
             at: click.received_at,
             offer: click.offer.clone(),
             member: click.member.clone(),
+            trace,
         };
         let position = self.clicks.partition_point(|known| (known.at, known.id) < (recent.at, recent.id));
         if self.clicks.get(position).is_some_and(|known| known.id == recent.id) {
@@ -95,6 +100,19 @@ fn forget_expired(program: &Program, state: &mut VisitorState, event_time: Times
         click.at.saturating_add(window).saturating_add(FORGET_AFTER) >= event_time
     });
     state.clicks.len() < before
+}
+
+/// The click a conversion was attributed through, as its partner knows it: the remembered
+/// click's id and subs, or the click id a postback sent back.
+fn trace_of(via: &Via, conversion: &Conversion, recent: &[RecentClick]) -> Option<ClickTrace> {
+    let click = match via {
+        Via::Cookie { click, .. } | Via::ClickId { click, .. } => *click,
+        Via::Code { .. } => return None,
+    };
+    match recent.iter().find(|recent| recent.id == click).and_then(|recent| recent.trace.as_deref()) {
+        Some(trace) => Some(trace.clone()),
+        None => conversion.click_id.clone().map(|click_id| ClickTrace { click_id, subs: Default::default() }),
+    }
 }
 
 impl Stage for AttributorStage {
@@ -166,7 +184,7 @@ impl Stage for AttributorStage {
             TrackingEvent::Click(click) => {
                 let countable = click.is_countable();
                 if countable {
-                    state.remember(&click);
+                    state.remember(&click, context.program.notifies_anything());
                 }
                 let family = context.program.family_of(&click.member).to_string();
                 out.records.push(Record {
@@ -181,6 +199,7 @@ impl Stage for AttributorStage {
                 let (key, event) = match outcome {
                     Outcome::Attributed { advertiser, offer, member, via, unverified } => {
                         let order_key = conversion.order_key(&advertiser);
+                        let click = trace_of(&via, &conversion, &state.clicks);
                         let attributed = AttributedConversion {
                             order_key: order_key.clone(),
                             advertiser,
@@ -189,6 +208,7 @@ impl Stage for AttributorStage {
                             via,
                             conversion,
                             unverified,
+                            click,
                         };
                         (order_key.to_string(), OrderEvent::Attributed(attributed))
                     }

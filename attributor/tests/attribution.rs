@@ -53,7 +53,7 @@ fn program() -> Program {
 }
 
 fn recent(id: u128, member: &str, at: &str) -> RecentClick {
-    RecentClick { id: event_id(id), at: ts(at), offer: offer_id("summer"), member: member_id(member) }
+    RecentClick { id: event_id(id), at: ts(at), offer: offer_id("summer"), member: member_id(member), trace: None }
 }
 
 fn pixel(at: &str) -> Conversion {
@@ -197,6 +197,7 @@ fn clicks_on_another_offer_do_not_count() {
         at: ts("2026-03-05T10:00:00Z"),
         offer: offer_id("winter"),
         member: member_id("jane"),
+        trace: None,
     }];
     assert_eq!(
         reason_of(&attribute(&program(), &keys(), &pixel("2026-03-10T10:00:00Z"), &clicks)),

@@ -39,6 +39,8 @@ pub struct AppArgs {
     #[command(flatten)]
     pub api_limits: ApiLimitArgs,
     #[command(flatten)]
+    pub notify: notifier::NotifyArgs,
+    #[command(flatten)]
     pub process: ProcessArgs,
 }
 
@@ -72,6 +74,7 @@ pub fn binaries() -> Vec<(&'static str, clap::Command)> {
         ("ingest", ingest::cli::IngestArgs::command()),
         ("attributor", attributor::cli::AttributorArgs::command()),
         ("settler", settler::cli::SettlerArgs::command()),
+        ("notifier", notifier::cli::NotifierArgs::command()),
     ]
 }
 
@@ -111,6 +114,7 @@ pub fn metric_names() -> Vec<&'static str> {
         ingest::metrics::ALL,
         pipeline::metrics::ALL,
         api::metrics::ALL,
+        notifier::metrics::ALL,
         adapters::store::METRICS,
         &[adapters::log::kafka::PRODUCERS_RENEWED],
     ]

@@ -46,6 +46,8 @@ pub struct AppConfig {
     pub edge: EdgeArgs,
     /// The API's timeouts and body limit, as `clickledger-api` takes them.
     pub api_limits: api::serve::ApiLimits,
+    /// How the notifier delivers postbacks and webhooks.
+    pub notify: notifier::NotifyArgs,
     pub clock: Clock,
 }
 
@@ -136,6 +138,7 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
         api_listener,
         edge_config: config.edge.config(topics.clone(), click_keys.clone()),
         api_limits: config.api_limits,
+        notify: config.notify,
         click_keys,
         keys: KeyRing::with_bootstrap(&admin_key),
         program_file,
@@ -164,6 +167,7 @@ struct Everything {
     program_file: Option<ProgramFile>,
     edge_config: EdgeConfig,
     api_limits: api::serve::ApiLimits,
+    notify: notifier::NotifyArgs,
     clock: Clock,
     /// Told, with the program, once everything serves.
     ready: Option<tokio::sync::oneshot::Sender<Arc<SharedProgram>>>,
@@ -208,6 +212,11 @@ impl Job for Everything {
             settler::instances_per_process(),
             shutdown.clone(),
         ));
+        let notifier = {
+            let (log, store, program, topics) = (log.clone(), store.clone(), program.clone(), self.topics.clone());
+            let wait = shutdown.clone().wait();
+            tokio::spawn(async move { notifier::run_notifier(log, store, program, topics, &self.notify, wait).await })
+        };
         let state = ApiState::new(log, store, program.clone(), self.topics, self.keys);
         let api = tokio::spawn(api::serve(self.api_listener, state, self.api_limits, shutdown.wait()));
         if let Some(ready) = self.ready {
@@ -216,6 +225,7 @@ impl Job for Everything {
         edge.await??;
         attributor.await??;
         settler.await??;
+        notifier.await??;
         api.await??;
         Ok(())
     }

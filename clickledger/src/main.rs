@@ -22,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
         admin_key: args.admin_key,
         edge: args.edge,
         api_limits: args.api_limits.limits(),
+        notify: args.notify,
         clock: pipeline::wall_clock(),
     };
     let shutdown = adapters::deployment::signalled();

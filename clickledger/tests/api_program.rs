@@ -718,7 +718,8 @@ async fn every_documented_query_parameter_is_taken_and_no_other() {
     let app = start().await;
     let api = app.api();
     let document: Value = serde_json::from_str(&api::openapi_json()).unwrap();
-    let value = |name: &str| match name {
+    let value = |path: &str, name: &str| match name {
+        "status" if path.starts_with("/v1/deliveries") => "dead",
         "from" => "2026-01-01T00:00:00Z",
         "to" => "2027-01-01T00:00:00Z",
         "offer" => "summer",
@@ -730,6 +731,9 @@ async fn every_documented_query_parameter_is_taken_and_no_other() {
         "by" => "member",
         "limit" => "10",
         "cursor" => "0",
+        "destination" => "webhook:finance",
+        "event" => "commission.approved",
+        "notice" => "0af1",
         other => panic!("no test value for the parameter {other}"),
     };
     let mut checked = 0;
@@ -745,7 +749,7 @@ async fn every_documented_query_parameter_is_taken_and_no_other() {
             .filter(|parameter| parameter["in"] == "query")
             .map(|parameter| {
                 let name = parameter["name"].as_str().unwrap();
-                format!("{name}={}", value(name))
+                format!("{name}={}", value(&path, name))
             })
             .collect();
         if query.is_empty() {
@@ -774,6 +778,7 @@ async fn generated_keys_are_private_and_the_banner_does_not_print_them() {
         admin_key: None,
         edge: ingest::EdgeArgs::default(),
         api_limits: api::serve::ApiLimits::default(),
+        notify: notifier::NotifyArgs::default(),
         clock: pipeline::wall_clock(),
     })
     .await
@@ -816,6 +821,7 @@ async fn slow_or_large_requests_are_cut_off_and_every_edge_setting_is_honoured()
         admin_key: Some(ADMIN.into()),
         edge: edge_settings,
         api_limits: limits,
+        notify: notifier::NotifyArgs::default(),
         clock: pipeline::wall_clock(),
     })
     .await

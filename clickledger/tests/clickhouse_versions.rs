@@ -19,7 +19,7 @@ use model::ids::{MemberId, OfferId};
 use model::reports::ReportQuery;
 use model::time::{Span, Timestamp};
 use pipeline::Shutdown;
-use pipeline::ports::store::{ReportStore, StageStore, StateRow, StoreBatch, StoreError};
+use pipeline::ports::store::{DeliveryQuery, ReportStore, StageStore, StateRow, StoreBatch, StoreError};
 
 /// One store to the stages, two ClickHouse servers behind it: every batch is written to both.
 #[derive(Clone)]
@@ -168,6 +168,13 @@ mod needs_services {
             );
         }
 
+        // The delivery log: two revisions of one delivery and a second one, on both versions.
+        let deliveries = delivery_rows(day_start);
+        let batch = StoreBatch { deliveries: deliveries.clone(), ..StoreBatch::default() };
+        store.write(Arc::new(batch)).await.unwrap();
+        let latest = store.current.deliveries(&DeliveryQuery::default()).await.unwrap();
+        assert_eq!(latest, [deliveries[2].clone(), deliveries[1].clone()], "newest first, the last revision of each");
+
         // Every statement, on both versions.
         let queries = queries(day_start);
         let offers = [None, Some(offer("store")), Some(offer("nothing"))];
@@ -182,7 +189,12 @@ mod needs_services {
         .into_iter()
         .flat_map(|stage| [(stage, 0), (stage, 1)])
         .collect();
-        let reads = Read::every(&queries, &offers, &members, &stages);
+        let delivery_queries = [
+            DeliveryQuery::default(),
+            DeliveryQuery { status: Some(model::events::DeliveryStatus::Delivered), ..DeliveryQuery::default() },
+            DeliveryQuery { destination: Some("webhook:finance".into()), limit: 1, ..DeliveryQuery::default() },
+        ];
+        let reads = Read::every(&queries, &offers, &members, &stages, &delivery_queries);
         let mut answered = 0;
         for read in &reads {
             let old = store.old.read_bytes(*read, "RowBinary").await.unwrap();
@@ -193,4 +205,49 @@ mod needs_services {
         // Most reads find rows: the comparison is of data, not of empty answers.
         assert!(answered * 4 >= reads.len() * 3, "only {answered} of {} reads found rows", reads.len());
     }
+}
+
+/// A delivery in two revisions (pending, then delivered) and a later one still pending.
+fn delivery_rows(day_start: Timestamp) -> Vec<model::events::DeliveryRow> {
+    use model::events::{DeliveryRow, DeliveryStatus, NoticeKind};
+    let first = DeliveryRow {
+        id: "d1".into(),
+        notice: "n1".into(),
+        kind: NoticeKind::CommissionApproved,
+        destination: "webhook:finance".into(),
+        method: "POST".into(),
+        url: "https://finance.example/hooks".into(),
+        body: r#"{"id":"n1"}"#.into(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        last_status: 0,
+        last_error: String::new(),
+        last_latency_ms: 0,
+        created_at: day_start.saturating_add(Span::seconds(10)),
+        next_at: Some(day_start.saturating_add(Span::seconds(10))),
+        updated_at: day_start.saturating_add(Span::seconds(10)),
+        revision: 0,
+    };
+    let delivered = DeliveryRow {
+        status: DeliveryStatus::Delivered,
+        attempts: 1,
+        last_status: 200,
+        last_latency_ms: 12,
+        next_at: None,
+        updated_at: day_start.saturating_add(Span::seconds(11)),
+        revision: 1,
+        ..first.clone()
+    };
+    let later = DeliveryRow {
+        id: "d2".into(),
+        notice: "n2".into(),
+        destination: "postback:program#0".into(),
+        method: "GET".into(),
+        url: "https://partner.example/pb?cid=abc".into(),
+        body: String::new(),
+        created_at: day_start.saturating_add(Span::seconds(20)),
+        updated_at: day_start.saturating_add(Span::seconds(20)),
+        ..first.clone()
+    };
+    vec![first, delivered, later]
 }

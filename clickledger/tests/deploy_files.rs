@@ -362,7 +362,7 @@ mod kubernetes {
         let deployments = manifests.of_kind("Deployment");
         let names: BTreeSet<&str> =
             deployments.iter().map(|deployment| deployment["metadata"]["name"].as_str().unwrap()).collect();
-        assert_eq!(names, BTreeSet::from(["api", "attributor", "ingest", "settler"]));
+        assert_eq!(names, BTreeSet::from(["api", "attributor", "ingest", "notifier", "settler"]));
         for deployment in &deployments {
             let name = deployment["metadata"]["name"].as_str().unwrap();
             let spec = get(deployment, &["spec", "template", "spec"]);
@@ -431,6 +431,7 @@ mod kubernetes {
             .parse()
             .unwrap();
         assert!(replicas("attributor") <= partitions);
+        assert!(replicas("notifier") <= partitions);
         // Set explicitly: by default a settler runs one instance per core of its node.
         let instances: u64 = manifests
             .environment(container("settler"))

@@ -156,6 +156,10 @@ string_id!(
     VisitorId, kind = "visitor id", max = 64, alphabet = "[A-Za-z0-9._-]", allowed = is_slug_byte
 );
 string_id!(
+    /// A webhook endpoint, chosen by the program manager (`finance`, `crm-sync`).
+    WebhookId, kind = "webhook id", max = 64, alphabet = "[A-Za-z0-9._-]", allowed = is_slug_byte
+);
+string_id!(
     /// A product code in `items` (`sku:amount:quantity`).
     Sku, kind = "sku", max = 64, alphabet = "visible ASCII except ':' and ','", allowed = is_sku_byte
 );

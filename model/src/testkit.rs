@@ -82,6 +82,7 @@ pub fn offer_with_options(id: &str, options: Vec<PayoutOption>) -> Offer {
         pixel_max_amount: crate::program::DEFAULT_PIXEL_MAX_AMOUNT,
         caps: Vec::new(),
         over_cap: crate::program::OverCap::Reject,
+        postbacks: Vec::new(),
     }
 }
 
@@ -95,6 +96,7 @@ pub fn member(id: &str) -> Member {
         cookie_window: None,
         minimum_payout: Decimal::ZERO,
         joined_at: ts("2026-01-01T00:00:00Z"),
+        postbacks: Vec::new(),
     }
 }
 
@@ -111,6 +113,7 @@ pub fn enrol(offer: &str, member: &str) -> Enrolment {
         recurring_override: None,
         active: true,
         caps: Vec::new(),
+        postbacks: Vec::new(),
     }
 }
 
@@ -261,5 +264,6 @@ pub fn attributed(conversion: Conversion, offer: &str, member: &str) -> Attribut
         via: Via::Code { code: PromoCode::new("TEST").expect("code") },
         conversion,
         unverified: false,
+        click: None,
     }
 }

@@ -304,6 +304,11 @@ impl Span {
     pub const fn millis(self) -> i64 {
         self.0
     }
+
+    /// A wall-clock duration as a span (saturating at the largest span).
+    pub fn millis_of(duration: std::time::Duration) -> Self {
+        Self(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+    }
 }
 
 impl FromStr for Span {

@@ -126,6 +126,7 @@ fn order_events_round_trip() {
         member: member_id("jane"),
         via: Via::Cookie { click: event_id(1), clicked_at: ts("2026-11-21T10:00:00Z") },
         unverified: false,
+        click: None,
     };
     round_trip(&OrderEvent::Attributed(attributed));
     round_trip(&OrderEvent::Rejected(RejectedConversion {
@@ -160,6 +161,7 @@ fn ledger_events_and_outputs_round_trip() {
         member: member_id("jane"),
         via: Via::ClickId { click: event_id(1), clicked_at: ts("2026-11-21T10:00:00.250Z") },
         unverified: true,
+        click: None,
     }));
     round_trip(&LedgerEvent::Withdraw { order_key: order_key.clone(), conversion: event_id(2) });
     round_trip(&LedgerEvent::Refund { order_key: order_key.clone(), refund: refund(None) });

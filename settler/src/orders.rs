@@ -11,7 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use model::events::{AttributedConversion, LedgerEvent, OrderEvent, Reason, wire};
+use model::events::{
+    AttributedConversion, LedgerEvent, Notice, NoticeConversion, NoticeEvent, NoticeKind, OrderEvent, Reason,
+    RejectedConversion, wire,
+};
 use model::events::{ConversionRow, ConversionStatus};
 use model::ids::EventId;
 use model::program::{OverCap, Program};
@@ -190,6 +193,37 @@ fn row(
     }
 }
 
+/// The `conversion.rejected` notice of a conversion that earns nothing.
+fn rejected_notice(program: &Program, rejected: &RejectedConversion, now: Timestamp) -> Notice {
+    let conversion = &rejected.conversion;
+    let offer = rejected.offer.clone().or_else(|| conversion.offer.clone());
+    let offer_currency = offer.as_ref().and_then(|offer| program.offer(offer)).map(|offer| offer.currency);
+    let kind = NoticeKind::ConversionRejected;
+    Notice {
+        id: Notice::id_for(kind, &conversion.id.to_string()),
+        kind,
+        at: now,
+        conversion: Some(NoticeConversion {
+            id: conversion.id,
+            event: conversion.event.clone(),
+            order_id: conversion.order_id.as_ref().map(ToString::to_string),
+            advertiser: conversion.advertiser.clone(),
+            offer,
+            member: rejected.member.clone(),
+            amount: conversion.sale_amount(),
+            currency: conversion.currency.or(offer_currency),
+            status: ConversionStatus::Rejected,
+            reason: Some(rejected.reason),
+            via: rejected.via.as_ref().map_or_else(String::new, |via| via.as_str().to_string()),
+            click_id: conversion.click_id.clone(),
+            subs: Default::default(),
+            occurred_at: conversion.event_time(),
+        }),
+        commission: None,
+        bill: None,
+    }
+}
+
 impl Stage for OrderStage {
     type Input = OrderEvent;
     type State = OrderState;
@@ -233,6 +267,14 @@ impl Stage for OrderStage {
         let program = context.program;
         match input {
             OrderEvent::Rejected(rejected) => {
+                if program.notifies(NoticeKind::ConversionRejected) {
+                    let notice = rejected_notice(program, &rejected, context.now);
+                    out.records.push(Record {
+                        topic: self.topics.notices.clone(),
+                        key: notice.id.to_string(),
+                        payload: wire::encode_compact(&NoticeEvent::Notice(notice)),
+                    });
+                }
                 out.store.conversions.push(ConversionRow {
                     advertiser: rejected.conversion.advertiser.clone(),
                     order_key: rejected.order_key.clone(),

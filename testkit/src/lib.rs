@@ -10,6 +10,7 @@
 //!   against it.
 //! - [`traffic`]: a scripted day and a seeded busy day through the edge; [`http`]: the client.
 //! - [`browser`]: headless Chromium through chromedriver, for pages and the tracking script.
+//! - [`receiver`]: a partner's endpoint on loopback, scripted, for postbacks and webhooks.
 //!
 //! A helper that fails panics with what it was doing: these run inside tests and benchmarks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,6 +20,7 @@ pub mod compare;
 pub mod http;
 pub mod oracle;
 pub mod processes;
+pub mod receiver;
 pub mod services;
 pub mod setup;
 pub mod stages;

@@ -126,7 +126,27 @@ pub(crate) fn entity_name(change: &ProgramChange) -> &'static str {
         ProgramChange::Link(_) => "link",
         ProgramChange::Code(_) => "code",
         ProgramChange::ApiKey(_) => "api_key",
+        ProgramChange::Webhook(_) => "webhook",
     }
+}
+
+/// The filters of a delivery-log query as (column, value) pairs, and its row limit.
+pub(crate) fn delivery_filters(query: &pipeline::ports::store::DeliveryQuery) -> (Vec<(&'static str, String)>, i64) {
+    let mut filters = Vec::new();
+    let text = [
+        ("id", query.id.clone()),
+        ("status", query.status.map(|status| status.as_str().to_string())),
+        ("destination", query.destination.clone()),
+        ("notice", query.notice.clone()),
+        ("kind", query.kind.map(|kind| kind.as_str().to_string())),
+    ];
+    for (column, value) in text {
+        if let Some(value) = value {
+            filters.push((column, value));
+        }
+    }
+    let limit = if query.limit == 0 { 1000 } else { i64::try_from(query.limit).unwrap_or(i64::MAX) };
+    (filters, limit)
 }
 
 fn text<T: std::fmt::Display>(value: Option<T>) -> String {

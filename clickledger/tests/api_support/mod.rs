@@ -38,6 +38,11 @@ pub async fn start() -> App {
 
 /// clickledger on `data` (kept between starts), ready to answer.
 pub async fn start_in(data: &std::path::Path) -> Running {
+    start_with(data, notify_for_tests()).await
+}
+
+/// clickledger on `data` with the notifier's settings `notify`.
+pub async fn start_with(data: &std::path::Path, notify: notifier::NotifyArgs) -> Running {
     let running = clickledger::start(AppConfig {
         data: data.to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -47,6 +52,7 @@ pub async fn start_in(data: &std::path::Path) -> Running {
         admin_key: Some(ADMIN.into()),
         edge: ingest::EdgeArgs::default(),
         api_limits: api::serve::ApiLimits::default(),
+        notify,
         clock: pipeline::wall_clock(),
     })
     .await
@@ -138,4 +144,16 @@ pub fn lines_of(page: &Value) -> Vec<(String, u64, String, String)> {
         .collect();
     lines.sort();
     lines
+}
+
+/// The notifier as the tests run it: receivers on loopback allowed, quick retries and
+/// timeouts.
+pub fn notify_for_tests() -> notifier::NotifyArgs {
+    notifier::NotifyArgs {
+        allow: notifier::address::Allow::Loopback,
+        backoff: Duration::from_millis(100),
+        timeout: Duration::from_millis(1500),
+        connect_timeout: Duration::from_millis(500),
+        ..notifier::NotifyArgs::default()
+    }
 }

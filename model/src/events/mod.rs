@@ -11,6 +11,7 @@
 //! deterministic ids (docs/DECISIONS.md, "At-least-once, idempotent effects").
 
 mod ledger;
+mod notice;
 mod outputs;
 pub mod wire;
 
@@ -24,6 +25,7 @@ pub use ledger::{
     Bill, BillStatus, CommissionLine, LedgerEvent, LineKind, LineStatus, ManualLine, SubscriptionAccount,
     SubscriptionStatus,
 };
+pub use notice::{ClickTrace, DeliveryRow, DeliveryStatus, Notice, NoticeConversion, NoticeEvent, NoticeKind};
 pub use outputs::{ClickRow, ConversionRow, ConversionStatus};
 
 use crate::ids::{AdvertiserId, EventId, LinkCode, MemberId, OfferId, OrderId, OrderKey, PromoCode, Sku, VisitorId};
@@ -459,6 +461,10 @@ pub struct AttributedConversion {
     /// program manager's approval, or for the advertiser's postback to replace it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub unverified: bool,
+    /// The click it was attributed through, with its click id and `sub1`..`sub5`, for the
+    /// partner postbacks of the conversion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub click: Option<ClickTrace>,
 }
 
 fn is_false(value: &bool) -> bool {

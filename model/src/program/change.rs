@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::access::ApiKeyGrant;
 use super::member::{Advertiser, Enrolment, Member, MemberStatus};
+use super::notify::{Webhook, postback_bits, validate_postbacks};
 use super::offer::{Offer, validate_http_url};
 use super::tracking::{PromoCodeGrant, TrackingLink};
 use super::{Program, ProgramSettings};
@@ -24,6 +25,8 @@ pub enum ProgramChange {
     Code(PromoCodeGrant),
     /// An API key of the program API (made, or revoked).
     ApiKey(ApiKeyGrant),
+    /// A webhook endpoint (made, changed or switched off).
+    Webhook(Webhook),
 }
 
 /// A change as it is written to the program log: who made it and when.
@@ -69,6 +72,10 @@ pub enum ProgramError {
     DeepLinkNotAllowed { offer: OfferId, host: String },
     #[error("key {0} is revoked; a revoked key name is not reused")]
     KeyRevoked(String),
+    #[error("{context}: unknown macro {{{name}}}; known: {known}", known = super::notify::MACROS.join(", "))]
+    UnknownMacro { context: String, name: String },
+    #[error("{context}: url {why}")]
+    BadUrl { context: String, why: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -79,7 +86,7 @@ impl ProgramError {
     }
 
     /// Every code [`ProgramError::code`] answers.
-    pub const CODES: [&'static str; 17] = [
+    pub const CODES: [&'static str; 19] = [
         "unknown_offer",
         "unknown_member",
         "unknown_advertiser",
@@ -96,6 +103,8 @@ impl ProgramError {
         "not_enrolled",
         "deep_link_not_allowed",
         "key_revoked",
+        "unknown_macro",
+        "bad_url",
         "invalid",
     ];
 
@@ -117,6 +126,8 @@ impl ProgramError {
             ProgramError::NotEnrolled { .. } => "not_enrolled",
             ProgramError::DeepLinkNotAllowed { .. } => "deep_link_not_allowed",
             ProgramError::KeyRevoked(_) => "key_revoked",
+            ProgramError::UnknownMacro { .. } => "unknown_macro",
+            ProgramError::BadUrl { .. } => "bad_url",
             ProgramError::Invalid(_) => "invalid",
         }
     }
@@ -144,6 +155,11 @@ impl ProgramChange {
                 key.hash = fingerprint(&key.hash);
                 ProgramChange::ApiKey(key)
             }
+            ProgramChange::Webhook(webhook) => {
+                let mut webhook = webhook.clone();
+                webhook.secret = fingerprint(&webhook.secret);
+                ProgramChange::Webhook(webhook)
+            }
             other => other.clone(),
         }
     }
@@ -162,6 +178,7 @@ impl ProgramChange {
             ProgramChange::Link(link) => format!("link:{}", link.code),
             ProgramChange::Code(grant) => format!("code:{}", grant.code),
             ProgramChange::ApiKey(key) => format!("api_key:{}", key.name),
+            ProgramChange::Webhook(webhook) => format!("webhook:{}", webhook.id),
         }
     }
 
@@ -175,7 +192,8 @@ impl ProgramChange {
             ProgramChange::Settings(_)
             | ProgramChange::Advertiser(_)
             | ProgramChange::Member(_)
-            | ProgramChange::ApiKey(_) => None,
+            | ProgramChange::ApiKey(_)
+            | ProgramChange::Webhook(_) => None,
         }
     }
 
@@ -199,6 +217,21 @@ impl ProgramChange {
                 _ => Ok(()),
             },
             ProgramChange::ApiKey(key) => key.validate(),
+            ProgramChange::Webhook(webhook) => webhook.validate(),
+        }
+    }
+
+    /// The notice kinds the postbacks or webhook of this change fire on ([`NoticeKind::bit`]).
+    pub(super) fn notice_bits(&self) -> u16 {
+        match self {
+            ProgramChange::Settings(settings) => postback_bits(&settings.postbacks),
+            ProgramChange::Offer(offer) => postback_bits(&offer.postbacks),
+            ProgramChange::Member(member) => postback_bits(&member.postbacks),
+            ProgramChange::Enrolment(enrolment) => postback_bits(&enrolment.postbacks),
+            ProgramChange::Webhook(webhook) if webhook.active => {
+                webhook.events.iter().fold(0, |bits, kind| bits | kind.bit())
+            }
+            _ => 0,
         }
     }
 }
@@ -207,7 +240,7 @@ impl Program {
     /// Checks that need the rest of the program.
     pub(super) fn validate_against_program(&self, change: &ProgramChange) -> Result<(), ProgramError> {
         match change {
-            ProgramChange::Settings(_) | ProgramChange::Advertiser(_) => Ok(()),
+            ProgramChange::Settings(_) | ProgramChange::Advertiser(_) | ProgramChange::Webhook(_) => Ok(()),
             ProgramChange::Offer(offer) => self.check_offer(offer),
             ProgramChange::Member(member) => self.check_member(member),
             ProgramChange::Enrolment(enrolment) => self.check_enrolment(enrolment),
@@ -344,6 +377,7 @@ fn url_host(url: &str) -> String {
 }
 
 fn validate_settings(settings: &ProgramSettings) -> Result<(), ProgramError> {
+    validate_postbacks("program settings", &settings.postbacks)?;
     if settings.time_zone.parse::<chrono_tz::Tz>().is_err() {
         return Err(ProgramError::invalid(format!("{:?} is not an IANA time zone", settings.time_zone)));
     }
@@ -380,6 +414,7 @@ fn validate_advertiser(advertiser: &Advertiser) -> Result<(), ProgramError> {
 const MAX_MEMBER_COOKIE_WINDOW: Span = Span::days(365);
 
 fn validate_member(member: &Member) -> Result<(), ProgramError> {
+    validate_postbacks(&format!("member {}", member.id), &member.postbacks)?;
     if member.name.trim().is_empty() || member.name.len() > 200 {
         return Err(ProgramError::invalid(format!("member {}: name must be 1 to 200 characters", member.id)));
     }
@@ -416,6 +451,7 @@ fn validate_member(member: &Member) -> Result<(), ProgramError> {
 }
 
 fn validate_enrolment(enrolment: &Enrolment) -> Result<(), ProgramError> {
+    validate_postbacks(&format!("enrolment {}:{}", enrolment.offer, enrolment.member), &enrolment.postbacks)?;
     super::caps::validate_caps(&format!("enrolment {}:{}", enrolment.offer, enrolment.member), &enrolment.caps)?;
     let context = format!("enrolment of {} in {}", enrolment.member, enrolment.offer);
     if let Some(rule) = &enrolment.payout_override {

@@ -60,6 +60,9 @@ pub struct Member {
     #[cfg_attr(feature = "openapi", schema(default = Decimal::default))]
     pub minimum_payout: Decimal,
     pub joined_at: Timestamp,
+    /// Partner postbacks called on the events of its conversions (docs/NOTIFICATIONS.md).
+    #[serde(default)]
+    pub postbacks: Vec<super::notify::Postback>,
 }
 
 impl Member {
@@ -91,6 +94,9 @@ pub struct Enrolment {
     /// Limits on this member's conversions or payout in the offer per day or month.
     #[serde(default)]
     pub caps: Vec<super::caps::Cap>,
+    /// Partner postbacks called on the events of its conversions (docs/NOTIFICATIONS.md).
+    #[serde(default)]
+    pub postbacks: Vec<super::notify::Postback>,
 }
 
 fn active_by_default() -> bool {

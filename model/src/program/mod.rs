@@ -13,6 +13,7 @@ mod caps;
 mod change;
 mod file;
 mod member;
+mod notify;
 mod offer;
 mod tracking;
 
@@ -27,6 +28,7 @@ pub use caps::{Cap, CapPeriod, OverCap, PeriodKey};
 pub use change::{ProgramChange, ProgramError, ProgramRecord};
 pub use file::ProgramFile;
 pub use member::{Advertiser, Enrolment, Member, MemberStatus, PostbackSecret, RecurringOverride};
+pub use notify::{MACROS, Postback, TemplateError, Webhook, check_template, render};
 pub use offer::{
     AttributionModel, CodePixel, CodePrecedence, DEFAULT_COOKIE_WINDOW, DEFAULT_PIXEL_MAX_AMOUNT,
     DEFAULT_UNIQUE_CLICK_WINDOW, MonthlyThreshold, Offer, OrderBand, PayoutOption, PayoutRule, ProductPay, ProductRule,
@@ -34,7 +36,8 @@ pub use offer::{
 };
 pub use tracking::{PromoCodeGrant, TrackingLink};
 
-use crate::ids::{AdvertiserId, LinkCode, MemberId, OfferId, PromoCode};
+use crate::events::NoticeKind;
+use crate::ids::{AdvertiserId, LinkCode, MemberId, OfferId, PromoCode, WebhookId};
 use crate::money::Currency;
 
 /// Program-wide settings.
@@ -57,6 +60,9 @@ pub struct ProgramSettings {
     /// (0: no limit). Counted by each edge process.
     #[serde(default = "default_click_rate_limit")]
     pub click_rate_limit: u32,
+    /// Partner postbacks called on the events of every conversion (docs/NOTIFICATIONS.md).
+    #[serde(default)]
+    pub postbacks: Vec<Postback>,
 }
 
 /// The default [`ProgramSettings::click_rate_limit`]: clicks per minute per client network.
@@ -90,6 +96,7 @@ impl Default for ProgramSettings {
             recruiting: None,
             blocked_addresses: Vec::new(),
             click_rate_limit: DEFAULT_CLICK_RATE_LIMIT,
+            postbacks: Vec::new(),
         }
     }
 }
@@ -135,6 +142,10 @@ pub struct Program {
     links: BTreeMap<LinkCode, TrackingLink>,
     codes: BTreeMap<PromoCode, PromoCodeGrant>,
     api_keys: BTreeMap<String, ApiKeyGrant>,
+    webhooks: BTreeMap<WebhookId, Webhook>,
+    /// The notice kinds some postback or webhook fires on, as bits ([`NoticeKind::bit`]); a
+    /// kind stays once it was listened to (the settler only skips notices nobody can want).
+    notice_kinds: u16,
 }
 
 impl Program {
@@ -191,6 +202,7 @@ impl Program {
             ProgramChange::Link(link) => self.link(&link.code).cloned().map(ProgramChange::Link),
             ProgramChange::Code(grant) => self.code(&grant.code).cloned().map(ProgramChange::Code),
             ProgramChange::ApiKey(key) => self.api_key(&key.name).cloned().map(ProgramChange::ApiKey),
+            ProgramChange::Webhook(webhook) => self.webhook(&webhook.id).cloned().map(ProgramChange::Webhook),
         }
     }
 
@@ -202,6 +214,7 @@ impl Program {
     }
 
     fn insert(&mut self, change: ProgramChange) {
+        self.notice_kinds |= change.notice_bits();
         match change {
             ProgramChange::Settings(settings) => {
                 self.zone = settings.time_zone.parse().unwrap_or(chrono_tz::UTC);
@@ -228,7 +241,29 @@ impl Program {
             ProgramChange::ApiKey(key) => {
                 self.api_keys.insert(key.name.clone(), key);
             }
+            ProgramChange::Webhook(webhook) => {
+                self.webhooks.insert(webhook.id.clone(), webhook);
+            }
         }
+    }
+
+    pub fn webhook(&self, id: &WebhookId) -> Option<&Webhook> {
+        self.webhooks.get(id)
+    }
+
+    /// Every webhook endpoint, inactive ones included.
+    pub fn webhooks(&self) -> impl Iterator<Item = &Webhook> {
+        self.webhooks.values()
+    }
+
+    /// Whether some postback or webhook may fire on anything.
+    pub fn notifies_anything(&self) -> bool {
+        self.notice_kinds != 0
+    }
+
+    /// Whether some postback or webhook may fire on `kind`.
+    pub fn notifies(&self, kind: NoticeKind) -> bool {
+        self.notice_kinds & kind.bit() != 0
     }
 
     pub fn settings(&self) -> &ProgramSettings {

@@ -72,6 +72,9 @@ pub struct Offer {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(default = OverCap::default))]
     pub over_cap: OverCap,
+    /// Partner postbacks called on the events of its conversions (docs/NOTIFICATIONS.md).
+    #[serde(default)]
+    pub postbacks: Vec<super::notify::Postback>,
 }
 
 /// The default [`Offer::pixel_max_amount`].
@@ -314,6 +317,7 @@ impl Offer {
             return Err(ProgramError::invalid(format!("offer {offer}: name must be 1 to 200 characters")));
         }
         validate_http_url(&self.url).map_err(|why| ProgramError::invalid(format!("offer {offer}: url {why}")))?;
+        super::notify::validate_postbacks(&format!("offer {offer}"), &self.postbacks)?;
         if self.cookie_window.millis() <= 0 || self.cookie_window > MAX_COOKIE_WINDOW {
             return Err(ProgramError::invalid(format!("offer {offer}: cookie window must be between 1s and 365d")));
         }

@@ -18,6 +18,8 @@ pub struct Topics {
     pub program: Arc<str>,
     /// What orders claim of their offer's caps, keyed by offer.
     pub caps: Arc<str>,
+    /// What happened, for the notifier's postbacks and webhooks, keyed by notice id.
+    pub notices: Arc<str>,
     /// The prefix of the names, also given to consumer groups.
     pub prefix: Arc<str>,
 }
@@ -31,6 +33,7 @@ impl Topics {
             ledger: name("ledger"),
             program: name("program"),
             caps: name("caps"),
+            notices: name("notices"),
             prefix: Arc::from(prefix),
         }
     }
@@ -49,6 +52,7 @@ impl Topics {
             TopicSpec { name: self.orders.clone(), partitions, compacted: false },
             TopicSpec { name: self.ledger.clone(), partitions, compacted: false },
             TopicSpec { name: self.caps.clone(), partitions, compacted: false },
+            TopicSpec { name: self.notices.clone(), partitions, compacted: false },
             TopicSpec { name: self.program.clone(), partitions: 1, compacted: true },
         ]
     }

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use model::events::{Bill, ClickRow, CommissionLine, ConversionRow, SubscriptionAccount};
+use model::events::{Bill, ClickRow, CommissionLine, ConversionRow, DeliveryRow, SubscriptionAccount};
 use model::ids::{MemberId, OfferId};
 use model::program::ProgramRecord;
 use model::reports::{ConversionReportRow, RejectedConversionRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
@@ -43,6 +43,8 @@ pub struct StoreBatch {
     pub bills: Vec<Bill>,
     pub subscriptions: Vec<SubscriptionAccount>,
     pub history: Vec<HistoryRow>,
+    /// The notifier's delivery log.
+    pub deliveries: Vec<DeliveryRow>,
     pub state: Vec<StateRow>,
 }
 
@@ -54,6 +56,7 @@ impl StoreBatch {
             && self.bills.is_empty()
             && self.subscriptions.is_empty()
             && self.history.is_empty()
+            && self.deliveries.is_empty()
             && self.state.is_empty()
     }
 
@@ -64,6 +67,7 @@ impl StoreBatch {
             + self.bills.len()
             + self.subscriptions.len()
             + self.history.len()
+            + self.deliveries.len()
             + self.state.len()
     }
 
@@ -74,6 +78,7 @@ impl StoreBatch {
         self.bills.extend(other.bills);
         self.subscriptions.extend(other.subscriptions);
         self.history.extend(other.history);
+        self.deliveries.extend(other.deliveries);
         self.state.extend(other.state);
     }
 }
@@ -145,6 +150,21 @@ pub trait ReportStore: Clone + Send + Sync + 'static {
 
     /// The latest version of every conversion row matching the filters.
     fn conversions(&self, query: &ReportQuery) -> impl Future<Output = Result<Vec<ConversionRow>, StoreError>> + Send;
+
+    /// The latest revision of the deliveries matching the filters, newest first.
+    fn deliveries(&self, query: &DeliveryQuery) -> impl Future<Output = Result<Vec<DeliveryRow>, StoreError>> + Send;
+}
+
+/// Filters of the delivery log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryQuery {
+    pub id: Option<String>,
+    pub status: Option<model::events::DeliveryStatus>,
+    pub destination: Option<String>,
+    pub notice: Option<String>,
+    pub kind: Option<model::events::NoticeKind>,
+    /// At most this many rows (the newest).
+    pub limit: usize,
 }
 
 /// A store with both halves, as every adapter is.

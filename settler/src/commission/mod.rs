@@ -18,4 +18,4 @@ mod tracked;
 mod windows;
 
 pub use evaluate::{PricedLine, evaluate_conversion};
-pub use ledger::{Counter, Ledger, LineState, OrderBook, Outputs, Pricing};
+pub use ledger::{Counter, Ledger, LedgerNotice, LineState, OrderBook, Outputs, Pricing};

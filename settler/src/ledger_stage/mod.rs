@@ -12,12 +12,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use model::events::ClickRow;
-use model::events::{LedgerEvent, wire};
+use model::events::{LedgerEvent, Notice, NoticeEvent, NoticeKind, wire};
 use model::{Span, Timestamp};
 use pipeline::ports::log::{Delivered, Record, Topics};
 use pipeline::{Context, Stage, StageOutput};
 
-use crate::commission::{Ledger, Outputs};
+use crate::commission::{Ledger, LedgerNotice, Outputs};
 
 /// Unique-click windows are forgotten this long after they end (by the newest click of the
 /// family), so a click that arrives this late still meets them.
@@ -38,8 +38,9 @@ impl LedgerStage {
         Self { topics, forgot_at: HashMap::new() }
     }
 
-    /// Rows for the store; claims on caps to `caps`, keyed by offer.
-    fn output(&self, outputs: Outputs, out: &mut StageOutput) {
+    /// Rows for the store; claims on caps to `caps`, keyed by offer; notices to `notices`,
+    /// keyed by their id.
+    fn output(&self, context: &Context<'_>, ledger: &Ledger, outputs: Outputs, out: &mut StageOutput) {
         out.store.lines.extend(outputs.lines);
         out.store.bills.extend(outputs.bills);
         out.store.subscriptions.extend(outputs.subscriptions);
@@ -50,7 +51,44 @@ impl LedgerStage {
                 payload: wire::encode_compact(&claim),
             });
         }
+        for notice in outputs.notices {
+            if let Some(notice) = notice_of(context, ledger, notice) {
+                out.records.push(Record {
+                    topic: self.topics.notices.clone(),
+                    key: notice.id.to_string(),
+                    payload: wire::encode_compact(&NoticeEvent::Notice(notice)),
+                });
+            }
+        }
     }
+}
+
+/// The notice of what the ledger recorded, with the line, bill and conversion it is about as
+/// they are now; `None` when no postback or webhook fires on its kind.
+fn notice_of(context: &Context<'_>, ledger: &Ledger, notice: LedgerNotice) -> Option<Notice> {
+    let conversion_of = |order_key: Option<&model::OrderKey>| {
+        order_key.and_then(|key| ledger.order(key)).and_then(|book| book.notice.as_deref()).cloned()
+    };
+    let (kind, subject, conversion, commission, bill) = match notice {
+        LedgerNotice::Line { kind, line } => {
+            let line = ledger.line(&line)?.clone();
+            (kind, line.id.to_string(), conversion_of(line.order_key.as_ref()), Some(line), None)
+        }
+        LedgerNotice::Attributed { order_key } => {
+            let book = ledger.order(&order_key)?;
+            let conversion = book.notice.as_deref()?.clone();
+            let first_tier = book.lines.iter().filter_map(|id| ledger.line(id)).find(|line| line.tier == 1).cloned();
+            (NoticeKind::ConversionAttributed, conversion.id.to_string(), Some(conversion), first_tier, None)
+        }
+        LedgerNotice::Bill { kind, bill } => {
+            let bill = ledger.bill(&bill)?.clone();
+            (kind, bill.id.to_string(), None, None, Some(bill))
+        }
+    };
+    if !context.program.notifies(kind) {
+        return None;
+    }
+    Some(Notice { id: Notice::id_for(kind, &subject), kind, at: context.now, conversion, commission, bill })
 }
 
 impl Stage for LedgerStage {
@@ -94,7 +132,7 @@ impl Stage for LedgerStage {
             let unique = outputs.clicks.iter().any(|(id, unique)| *id == click.id && *unique);
             out.store.clicks.push(ClickRow { click, unique });
         }
-        self.output(outputs, out);
+        self.output(context, ledger, outputs, out);
         true
     }
 
@@ -105,7 +143,7 @@ impl Stage for LedgerStage {
     fn tick(&mut self, context: &Context<'_>, key: &str, ledger: &mut Ledger, out: &mut StageOutput) -> bool {
         let outputs = ledger.advance(context.program, context.now);
         let mut changed = !outputs.is_empty();
-        self.output(outputs, out);
+        self.output(context, ledger, outputs, out);
         let forget_due = self.forgot_at.get(key).is_none_or(|at| at.elapsed() >= FORGET_EVERY);
         if forget_due && ledger.has_click_windows() {
             self.forgot_at.insert(key.to_string(), Instant::now());

@@ -2,12 +2,12 @@
 //! `FINAL`, so they are right before merges.
 
 use clickhouse::Row;
-use model::events::{Bill, CommissionLine, ConversionRow, SubscriptionAccount};
+use model::events::{Bill, CommissionLine, ConversionRow, DeliveryRow, SubscriptionAccount};
 use model::ids::{EventId, MemberId, OfferId};
 use model::program::ProgramRecord;
 use model::reports::{ConversionReportRow, RejectedConversionRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
 use model::time::Timestamp;
-use pipeline::ports::store::{HistoryRow, ReportStore, StoreError};
+use pipeline::ports::store::{DeliveryQuery, HistoryRow, ReportStore, StoreError};
 use serde::Deserialize;
 
 use super::ClickHouseStore;
@@ -131,5 +131,9 @@ impl ReportStore for ClickHouseStore {
 
     async fn conversions(&self, query: &ReportQuery) -> Result<Vec<ConversionRow>, StoreError> {
         self.payloads(Read::Conversions(query)).await
+    }
+
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRow>, StoreError> {
+        self.payloads(Read::Deliveries(query)).await
     }
 }

@@ -11,8 +11,9 @@
 
 use model::ids::{MemberId, OfferId};
 use model::reports::{ReportQuery, SummaryBy};
+use pipeline::ports::store::DeliveryQuery;
 
-use crate::store::rows::limit_of;
+use crate::store::rows::{delivery_filters, limit_of};
 
 /// Ordered migrations; each runs once, recorded in `schema_migrations`.
 pub const MIGRATIONS: &[(u32, &str)] = &[
@@ -20,6 +21,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../../../../deploy/clickhouse/002_views.sql")),
     (3, include_str!("../../../../deploy/clickhouse/003_reports.sql")),
     (4, include_str!("../../../../deploy/clickhouse/004_clients.sql")),
+    (5, include_str!("../../../../deploy/clickhouse/005_deliveries.sql")),
 ];
 
 pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, applied_ms Int64) ENGINE = MergeTree ORDER BY version";
@@ -45,6 +47,7 @@ pub const LINES: &str = "commission_lines";
 pub const BILLS: &str = "bills";
 pub const SUBSCRIPTIONS: &str = "subscriptions";
 pub const HISTORY: &str = "program_history";
+pub const DELIVERIES: &str = "deliveries";
 pub const STAGE_STATE: &str = "stage_state";
 pub const SCHEMA_MIGRATIONS: &str = "schema_migrations";
 
@@ -74,6 +77,7 @@ pub enum Read<'a> {
     Bills(Option<&'a MemberId>),
     Subscriptions(Option<&'a MemberId>),
     Conversions(&'a ReportQuery),
+    Deliveries(&'a DeliveryQuery),
     StageState { stage: &'a str, partition: u32 },
     Migrations,
 }
@@ -166,6 +170,15 @@ impl<'a> Read<'a> {
                     format!("SELECT payload FROM conversions FINAL {clause} ORDER BY event_ms, id {}", page(query));
                 Statement { sql, binds }
             }
+            Read::Deliveries(query) => {
+                let (pairs, limit) = delivery_filters(query);
+                let clauses: Vec<String> = pairs.iter().map(|(column, _)| format!("{column} = ?")).collect();
+                let clause =
+                    if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+                let sql =
+                    format!("SELECT payload FROM deliveries FINAL {clause} ORDER BY created_ms DESC, id LIMIT {limit}");
+                Statement { sql, binds: pairs.into_iter().map(|(_, value)| Bind::Text(value)).collect() }
+            }
             Read::StageState { stage, partition } => Statement {
                 sql: "SELECT key, log_offset, state FROM stage_state FINAL
                       WHERE stage = ? AND partition = ? AND state != '' ORDER BY key"
@@ -183,6 +196,7 @@ impl<'a> Read<'a> {
         offers: &'a [Option<OfferId>],
         members: &'a [Option<MemberId>],
         stages: &'a [(&'a str, u32)],
+        deliveries: &'a [DeliveryQuery],
     ) -> Vec<Read<'a>> {
         let mut reads = Vec::new();
         for query in queries {
@@ -199,6 +213,7 @@ impl<'a> Read<'a> {
             reads.push(Read::Bills(member.as_ref()));
             reads.push(Read::Subscriptions(member.as_ref()));
         }
+        reads.extend(deliveries.iter().map(Read::Deliveries));
         reads.extend(stages.iter().map(|&(stage, partition)| Read::StageState { stage, partition }));
         reads.push(Read::Migrations);
         // Every kind above: a kind added to `Read` fails to compile here until it is listed.
@@ -213,6 +228,7 @@ impl<'a> Read<'a> {
                 | Read::Bills(_)
                 | Read::Subscriptions(_)
                 | Read::Conversions(_)
+                | Read::Deliveries(_)
                 | Read::StageState { .. }
                 | Read::Migrations => {}
             }

@@ -2,7 +2,7 @@
 //! state last, so a state row never claims an offset whose outputs are not stored.
 
 use clickhouse::Row;
-use model::events::{Bill, ClickRow, ConversionRow, SubscriptionAccount};
+use model::events::{Bill, ClickRow, ConversionRow, DeliveryRow, SubscriptionAccount};
 use model::time::Timestamp;
 use pipeline::ports::store::{HistoryRow, StoreBatch, StoreError};
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,8 @@ pub(super) async fn write_batch(store: &ClickHouseStore, batch: &StoreBatch) -> 
     store.insert(sql::SUBSCRIPTIONS, &subscriptions).await?;
     let history = batch.history.iter().map(HistoryInsert::from_row).collect::<Result<Vec<_>, _>>()?;
     store.insert(sql::HISTORY, &history).await?;
+    let deliveries = batch.deliveries.iter().map(DeliveryInsert::from_row).collect::<Result<Vec<_>, _>>()?;
+    store.insert(sql::DELIVERIES, &deliveries).await?;
     // State last: it may only claim offsets whose outputs are stored.
     let state: Vec<StateInsert> = batch.state.iter().map(StateInsert::from_row).collect();
     store.insert(sql::STAGE_STATE, &state).await
@@ -218,6 +220,47 @@ impl HistoryInsert {
             entity_key: row.record.change.key(),
             offer: text(row.record.change.offer()),
             payload: json(&row.record)?,
+        })
+    }
+}
+
+#[derive(Row, Serialize, Deserialize)]
+struct DeliveryInsert {
+    id: String,
+    revision: u32,
+    notice: String,
+    kind: String,
+    destination: String,
+    method: String,
+    url: String,
+    status: String,
+    attempts: u32,
+    last_status: u16,
+    last_error: String,
+    last_latency_ms: u32,
+    created_ms: i64,
+    updated_ms: i64,
+    payload: String,
+}
+
+impl DeliveryInsert {
+    fn from_row(row: &DeliveryRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.id.clone(),
+            revision: row.revision,
+            notice: row.notice.clone(),
+            kind: row.kind.as_str().to_string(),
+            destination: row.destination.clone(),
+            method: row.method.clone(),
+            url: row.url.clone(),
+            status: row.status.as_str().to_string(),
+            attempts: row.attempts,
+            last_status: row.last_status,
+            last_error: row.last_error.clone(),
+            last_latency_ms: row.last_latency_ms,
+            created_ms: row.created_at.millis(),
+            updated_ms: row.updated_at.millis(),
+            payload: json(row)?,
         })
     }
 }

@@ -2,16 +2,16 @@
 //! the tables' time indexes (migration 6); offer, member and status filter the rows read.
 
 use model::EventId;
-use model::events::{Bill, CommissionLine, ConversionRow, SubscriptionAccount};
+use model::events::{Bill, CommissionLine, ConversionRow, DeliveryRow, SubscriptionAccount};
 use model::ids::{MemberId, OfferId};
 use model::program::ProgramRecord;
 use model::reports::{ConversionReportRow, RejectedConversionRow, RejectionRow, ReportQuery, SummaryBy, SummaryRow};
 use model::time::Timestamp;
-use pipeline::ports::store::{HistoryRow, ReportStore, StoreError};
+use pipeline::ports::store::{DeliveryQuery, HistoryRow, ReportStore, StoreError};
 use rusqlite::{Connection, ToSql};
 
 use super::{SqliteStore, classify};
-use crate::store::rows::{LineRow, from_json, from_units, limit_of, rejected_row, summary_row};
+use crate::store::rows::{LineRow, delivery_filters, from_json, from_units, limit_of, rejected_row, summary_row};
 
 /// The columns a report's filters apply to. A filter the report has no column for is not
 /// applied: the API offers each report only the filters it has.
@@ -314,6 +314,20 @@ impl ReportStore for SqliteStore {
         let query = query.clone();
         self.with_reader(move |connection| {
             let (sql, filters) = conversions_sql(&query);
+            fetch(connection, &sql, &filters, |row| from_json(&column::<String>(row, 0)?))
+        })
+        .await
+    }
+
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRow>, StoreError> {
+        let (pairs, limit) = delivery_filters(query);
+        self.with_reader(move |connection| {
+            let mut filters = Filters { clauses: Vec::new(), values: Vec::new() };
+            for (column, value) in pairs {
+                filters.push(format!("{column} = ?"), Box::new(value));
+            }
+            let sql =
+                format!("SELECT payload FROM deliveries {} ORDER BY created_ms DESC, id LIMIT {limit}", filters.sql());
             fetch(connection, &sql, &filters, |row| from_json(&column::<String>(row, 0)?))
         })
         .await

@@ -184,6 +184,30 @@ pub(super) fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Re
                 ])
                 .map_err(classify)?;
         }
+        let mut deliveries = transaction
+            .prepare_cached(
+                "INSERT INTO deliveries (id, revision, notice, kind, destination, status, created_ms, updated_ms, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, status = excluded.status,
+                     updated_ms = excluded.updated_ms, payload = excluded.payload
+                 WHERE excluded.revision >= deliveries.revision",
+            )
+            .map_err(classify)?;
+        for delivery in &batch.deliveries {
+            deliveries
+                .execute(params![
+                    delivery.id,
+                    i64::from(delivery.revision),
+                    delivery.notice,
+                    delivery.kind.as_str(),
+                    delivery.destination,
+                    delivery.status.as_str(),
+                    delivery.created_at.millis(),
+                    delivery.updated_at.millis(),
+                    json(delivery)?,
+                ])
+                .map_err(classify)?;
+        }
     }
     transaction.commit().map_err(classify)
 }

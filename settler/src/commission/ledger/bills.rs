@@ -7,13 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use model::events::{Bill, BillStatus, LineStatus};
+use model::events::{Bill, BillStatus, LineStatus, NoticeKind};
 use model::ids::{DerivedId, MemberId};
 use model::program::Program;
 use model::{Currency, Timestamp};
 use rust_decimal::Decimal;
 
-use super::{Ledger, Outputs};
+use super::{Ledger, LedgerNotice, Outputs};
 
 impl Ledger {
     pub(super) fn run_bills(
@@ -62,6 +62,9 @@ impl Ledger {
                     });
                 }
             }
+            if payable {
+                out.notice(|| LedgerNotice::Bill { kind: NoticeKind::BillCreated, bill: id.clone() });
+            }
             out.bills.push(bill.clone());
             self.bills.insert(id, bill);
         }
@@ -78,6 +81,7 @@ impl Ledger {
         bill.paid_at = Some(paid_at);
         bill.revision += 1;
         out.bills.push(bill.clone());
+        out.notice(|| LedgerNotice::Bill { kind: NoticeKind::BillPaid, bill: bill_id.clone() });
         let line_ids: Vec<DerivedId> = self
             .lines
             .iter()

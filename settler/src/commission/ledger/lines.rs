@@ -1,15 +1,14 @@
 //! Commission lines: created with the tier lines that follow them, changed with a raised
 //! revision, brought to a new amount in place before billing and by an adjustment line after.
 
-use model::events::{CommissionLine, LineKind, LineStatus};
+use model::events::{CommissionLine, LineKind, LineStatus, NoticeKind};
 use model::ids::{DerivedId, EventId, MemberId, OfferId, OrderKey};
 use model::program::Program;
 use model::{Currency, NO_COMMISSION, Span, Timestamp, round_commission};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::Ledger;
-use super::Outputs;
+use super::{Ledger, LedgerNotice, Outputs};
 use crate::commission::tiers::tier_shares;
 
 /// A line and the bookkeeping its later changes need.
@@ -131,6 +130,10 @@ impl Ledger {
             self.holds.insert((approve_at, new.id.clone()));
         }
         out.lines.push(line.clone());
+        out.notice(|| LedgerNotice::Line { kind: NoticeKind::CommissionCreated, line: new.id.clone() });
+        if let Some(kind) = status_notice(line.status) {
+            out.notice(|| LedgerNotice::Line { kind, line: new.id.clone() });
+        }
         let state = LineState {
             line,
             exact: new.exact,
@@ -146,9 +149,15 @@ impl Ledger {
     /// Change a line and emit its new revision.
     pub(super) fn update_line(&mut self, id: &DerivedId, out: &mut Outputs, change: impl FnOnce(&mut LineState)) {
         if let Some(state) = self.lines.get_mut(id) {
+            let before = state.line.status;
             change(state);
             state.line.revision += 1;
             out.lines.push(state.line.clone());
+            if state.line.status != before
+                && let Some(kind) = status_notice(state.line.status)
+            {
+                out.notice(|| LedgerNotice::Line { kind, line: id.clone() });
+            }
         }
     }
 
@@ -233,6 +242,17 @@ impl Ledger {
                 state.approve_at = None;
             }
         });
+    }
+}
+
+/// The notice a line reaching `status` gives, if any (billed and paid lines are told of by
+/// their bill's notices).
+fn status_notice(status: LineStatus) -> Option<NoticeKind> {
+    match status {
+        LineStatus::Approved => Some(NoticeKind::CommissionApproved),
+        LineStatus::Rejected => Some(NoticeKind::CommissionRejected),
+        LineStatus::Reversed => Some(NoticeKind::CommissionReversed),
+        LineStatus::Pending | LineStatus::Billed | LineStatus::Paid | LineStatus::Withdrawn => None,
     }
 }
 

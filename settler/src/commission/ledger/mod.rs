@@ -35,7 +35,7 @@ mod subscriptions;
 use std::collections::{BTreeSet, HashMap};
 
 use model::Timestamp;
-use model::events::{Bill, CapClaim, CommissionLine, LedgerEvent, SubscriptionAccount, SubscriptionStatus};
+use model::events::{Bill, CapClaim, CommissionLine, LedgerEvent, NoticeKind, SubscriptionAccount, SubscriptionStatus};
 use model::ids::{DerivedId, EventId, MemberId, OfferId, OrderKey};
 use model::program::Program;
 use model::time::YearMonth;
@@ -66,6 +66,29 @@ pub struct Outputs {
     pub clicks: Vec<(EventId, bool)>,
     /// What capped orders now claim of their offer's caps.
     pub claims: Vec<CapClaim>,
+    /// What happened that a postback or webhook may want, when the program has any
+    /// ([`Program::notifies_anything`]); the ledger stage turns them into notices.
+    pub notices: Vec<LedgerNotice>,
+    /// Whether to record `notices`.
+    pub notify: bool,
+}
+
+/// Something a notice tells, named by what it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerNotice {
+    /// A line was created or reached a status a notice tells of.
+    Line {
+        kind: NoticeKind,
+        line: DerivedId,
+    },
+    /// An order's winning conversion was priced.
+    Attributed {
+        order_key: OrderKey,
+    },
+    Bill {
+        kind: NoticeKind,
+        bill: DerivedId,
+    },
 }
 
 impl Outputs {
@@ -79,6 +102,14 @@ impl Outputs {
         self.subscriptions.extend(other.subscriptions);
         self.clicks.extend(other.clicks);
         self.claims.extend(other.claims);
+        self.notices.extend(other.notices);
+    }
+
+    /// Record a notice if anyone may want it.
+    pub(super) fn notice(&mut self, notice: impl FnOnce() -> LedgerNotice) {
+        if self.notify {
+            self.notices.push(notice());
+        }
     }
 }
 
@@ -124,7 +155,7 @@ impl Ledger {
 
     /// Apply one ledger event.
     pub fn apply(&mut self, program: &Program, event: &LedgerEvent) -> Outputs {
-        let mut out = Outputs::default();
+        let mut out = Outputs { notify: program.notifies_anything(), ..Outputs::default() };
         match event {
             LedgerEvent::Click(click) => self.on_click(program, click, &mut out),
             LedgerEvent::Order(order) => self.on_order(program, order, &mut out),
@@ -157,7 +188,7 @@ impl Ledger {
 
     /// Everything that falls due by `now`: subscription credits and approvals after a hold.
     pub fn advance(&mut self, program: &Program, now: Timestamp) -> Outputs {
-        let mut out = Outputs::default();
+        let mut out = Outputs { notify: program.notifies_anything(), ..Outputs::default() };
         self.credit_subscriptions(program, now, &mut out);
         self.approve_held(now, &mut out);
         out
@@ -167,6 +198,14 @@ impl Ledger {
     pub fn has_timed_work(&self) -> bool {
         !self.holds.is_empty()
             || self.subscriptions.values().any(|account| account.status != SubscriptionStatus::Closed)
+    }
+
+    pub fn order(&self, order_key: &OrderKey) -> Option<&OrderBook> {
+        self.orders.get(order_key)
+    }
+
+    pub fn bill(&self, id: &DerivedId) -> Option<&Bill> {
+        self.bills.get(id)
     }
 
     pub fn line(&self, id: &DerivedId) -> Option<&CommissionLine> {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use model::events::{AttributedConversion, Item, LineKind, LineStatus};
+use model::events::{AttributedConversion, ConversionStatus, Item, LineKind, LineStatus, NoticeConversion};
 use model::ids::{DerivedId, EventId, MemberId, OfferId, OrderKey};
 use model::program::{PayoutRule, Program};
 use model::time::YearMonth;
@@ -11,9 +11,8 @@ use model::{Currency, NO_COMMISSION, Span};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::Ledger;
-use super::Outputs;
 use super::lines::{NewLine, describe_pending, hold_until, initial_status};
+use super::{Ledger, LedgerNotice, Outputs};
 use crate::commission::rules::{self, SaleFacts};
 use crate::commission::sequence::SeqKey;
 
@@ -55,6 +54,9 @@ pub struct OrderBook {
     /// The caps' last verdict: within (`true`) or over a cap.
     #[serde(default)]
     pub cap_within: Option<bool>,
+    /// The conversion as notices describe it, kept while the program has postbacks or webhooks.
+    #[serde(default)]
+    pub notice: Option<Box<NoticeConversion>>,
 }
 
 impl OrderBook {
@@ -92,6 +94,27 @@ pub(super) fn tally(repriceable: &mut HashMap<(MemberId, OfferId), u64>, book: &
         if *count == 0 {
             repriceable.remove(&key);
         }
+    }
+}
+
+/// An attributed conversion as notices describe it.
+fn notice_conversion(order: &AttributedConversion, offer_currency: Option<Currency>) -> NoticeConversion {
+    let conversion = &order.conversion;
+    NoticeConversion {
+        id: conversion.id,
+        event: conversion.event.clone(),
+        order_id: conversion.order_id.as_ref().map(ToString::to_string),
+        advertiser: Some(order.advertiser.clone()),
+        offer: Some(order.offer.clone()),
+        member: Some(order.member.clone()),
+        amount: conversion.sale_amount(),
+        currency: conversion.currency.or(offer_currency),
+        status: ConversionStatus::Attributed,
+        reason: None,
+        via: order.via.as_str().to_string(),
+        click_id: order.click.as_ref().map(|click| click.click_id.clone()).or_else(|| conversion.click_id.clone()),
+        subs: order.click.as_ref().map(|click| click.subs.clone()).unwrap_or_default(),
+        occurred_at: conversion.event_time(),
     }
 }
 
@@ -139,6 +162,7 @@ impl Ledger {
             capped: program.is_capped(&order.offer, &order.member),
             claimed: None,
             cap_within: None,
+            notice: out.notify.then(|| Box::new(notice_conversion(order, offer_currency))),
         };
         let order_key = order.order_key.clone();
         let counts = book.counts();
@@ -170,6 +194,7 @@ impl Ledger {
                 }
             }
         }
+        out.notice(|| LedgerNotice::Attributed { order_key: order.order_key.clone() });
         if let (Some(terms), Some(recurring_amount)) =
             (payout.and_then(|payout| payout.recurring()), conversion.recurring_amount)
         {
