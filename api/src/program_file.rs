@@ -27,7 +27,7 @@ pub struct Loaded {
 #[utoipa::path(post, path = "/v1/program", tag = "program",
     request_body(content = String, content_type = "application/toml", description = "A program file"),
     responses((status = 200, body = Loaded), (status = 400, body = ErrorBody, description = "`bad_toml`"),
-        (status = 422, body = ErrorBody, description = "any program rule's code: `unknown_offer`, `unknown_member`, `unknown_advertiser`, `unknown_payout_option`, `duplicate_payout_option`, `payout_option_in_use`, `invalid_tiers`, `negative_value`, `code_taken`, `link_code_taken`, `parent_cycle`, `parent_immutable`, `member_deleted`, `not_enrolled`, `deep_link_not_allowed`, `key_revoked`, `invalid`"),
+        (status = 422, body = ErrorBody, description = "any program rule's code: `unknown_offer`, `unknown_member`, `unknown_advertiser`, `unknown_payout_option`, `duplicate_payout_option`, `payout_option_in_use`, `invalid_tiers`, `negative_value`, `code_taken`, `link_code_taken`, `parent_cycle`, `parent_immutable`, `member_deleted`, `not_enrolled`, `deep_link_not_allowed`, `key_revoked`, `unknown_macro`, `bad_url`, `invalid`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn load(State(state): State<ApiState>, Admin(caller): Admin, body: String) -> Result<Json<Loaded>, ApiError> {
@@ -37,8 +37,8 @@ pub async fn load(State(state): State<ApiState>, Admin(caller): Admin, body: Str
     Ok(Json(Loaded { changes: records.len(), keys }))
 }
 
-/// The current program as a program file (TOML). It holds the advertisers' postback secrets:
-/// admin keys only. API keys are not in it.
+/// The current program as a program file (TOML). It holds the advertisers' postback secrets
+/// and the webhooks' signing secrets: admin keys only. API keys are not in it.
 #[utoipa::path(get, path = "/v1/program", tag = "program",
     responses((status = 200, body = String, content_type = "application/toml"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -51,6 +51,7 @@ pub async fn export(State(state): State<ApiState>, Admin(_): Admin) -> Result<im
         enrolments: program.enrolments().cloned().collect(),
         links: program.links().cloned().collect(),
         codes: program.codes().cloned().collect(),
+        webhooks: program.webhooks().cloned().collect(),
     });
     let text = toml::to_string(&file).map_err(|error| ApiError::Internal(error.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/toml")], text))

@@ -541,6 +541,9 @@ mod grafana {
             ingest::metrics::REQUESTS,
             ingest::metrics::REJECTED,
             api::metrics::REQUESTS,
+            notifier::metrics::DELIVERIES,
+            notifier::metrics::ATTEMPT_SECONDS,
+            notifier::metrics::QUEUE_AGE_SECONDS,
         ] {
             assert!(metrics.contains(needed), "the dashboard does not chart {needed}");
         }
@@ -580,6 +583,11 @@ mod grafana {
     async fn every_metric_the_dashboard_queries_is_in_a_scrape_of_a_running_clickledger() {
         let app = api_support::start().await;
         let (edge, api) = (app.edge(), app.api());
+        // A webhook told of the purchase's commission.
+        let receiver = testkit::receiver::Receiver::start(|_| testkit::receiver::Reply::Status(200)).await;
+        let webhook =
+            serde_json::json!({"id": "metrics", "url": receiver.url("/hooks"), "events": ["commission.created"]});
+        api_support::admin(api, "POST", "/v1/webhooks", Some(webhook), 201).await;
         // A click and a purchase, a pixel nobody clicked for (rejected by the attributor), a
         // refused request at the edge and one at the API.
         let shopper = common::Shopper::new("metrics");

@@ -5,7 +5,8 @@
 //! stop them; the attributor and settler are the workspace's binaries, restarted when they
 //! exit as a supervisor would. Each ends with the store equal to the oracle of what the log
 //! holds, every acknowledged postback in it once, and every postback refused with 503 absent
-//! from the log until the advertiser's retry.
+//! from the log until the advertiser's retry. One drill SIGKILLs the notifier twice while it
+//! delivers a webhook for every commission line: every line's webhook still arrives.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -25,6 +26,7 @@ use pipeline::Shutdown;
 use pipeline::ports::log::{EventLog, Topics};
 use pipeline::ports::store::{ReportStore, StageStore};
 use testkit::processes::{ServiceProcess, Worker, clickhouse_server, tansu_broker};
+use testkit::receiver::{Receiver, Reply};
 
 /// How long the load runs, when the outage starts within it, and how long it lasts.
 const LOAD: Duration = Duration::from_secs(24);
@@ -67,8 +69,12 @@ struct Drill {
     stop: tokio::sync::watch::Sender<bool>,
 }
 
+/// The worker that is the notifier, in drills that run one.
+const NOTIFIER: usize = 2;
+
 impl Drill {
-    async fn start(name: &'static str) -> Self {
+    /// With `webhook`, a webhook on it for every commission line and a notifier worker.
+    async fn start(name: &'static str, webhook: Option<String>) -> Self {
         trace();
         // Kept when the drill fails, for the workers' and services' logs.
         let dir = tempfile::tempdir().unwrap().keep();
@@ -85,6 +91,20 @@ impl Drill {
         let (stop, shutdown) = Shutdown::new();
         let program = follow(&log, &topics, &shutdown).await;
         load(&log, &topics, &program).await;
+        if let Some(url) = &webhook {
+            let file = model::program::ProgramFile {
+                webhooks: vec![model::program::Webhook {
+                    id: model::ids::WebhookId::new("drill").unwrap(),
+                    url: url.clone(),
+                    events: vec![model::events::NoticeKind::CommissionCreated],
+                    secret: "whsec_drill_0123456789abcdef".into(),
+                    active: true,
+                    description: String::new(),
+                }],
+                ..Default::default()
+            };
+            pipeline::follow::load_program_file(&log, &topics, &program, file, "drill").await.unwrap();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let edge_address = listener.local_addr().unwrap();
         let mut edge_config = ingest::EdgeConfig::new(topics.clone(), keys());
@@ -104,10 +124,21 @@ impl Drill {
         .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect();
         let log_file = |worker: &str| dir.join(format!("{worker}.log"));
-        let workers = vec![
+        let mut workers = vec![
             Worker::start("attributor", &env, log_file("attributor")),
             Worker::start("settler", &env, log_file("settler")),
         ];
+        if webhook.is_some() {
+            let mut env = env.clone();
+            for (name, value) in [
+                ("CLICKLEDGER_NOTIFY_ALLOW", "loopback"),
+                ("CLICKLEDGER_NOTIFY_BACKOFF", "200ms"),
+                ("CLICKLEDGER_NOTIFY_TIMEOUT", "2s"),
+            ] {
+                env.push((name.to_string(), value.to_string()));
+            }
+            workers.push(Worker::start("notifier", &env, log_file("notifier")));
+        }
         Self { name, dir, clickhouse, broker, log, topics, store, edge: edge_address, workers, stop }
     }
 
@@ -168,6 +199,63 @@ impl Drill {
                 self.workers[1].troubles()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Until the receiver took a `commission.created` webhook for every line in the store (once
+    /// the store stops changing): nothing missed. Repeats keep their delivery id. Returns the
+    /// figures.
+    async fn every_line_told(&mut self, receiver: &Receiver) -> String {
+        let deadline = Instant::now() + Duration::from_secs(240);
+        loop {
+            self.supervise();
+            let lines: BTreeSet<String> = self
+                .store
+                .lines(&ReportQuery::default())
+                .await
+                .unwrap()
+                .iter()
+                .map(|line| line.id.to_string())
+                .collect();
+            let received = receiver.received();
+            let taken: BTreeMap<String, usize> = received
+                .iter()
+                .filter(|request| request.attempt > 1)
+                .map(|request| {
+                    let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+                    body["data"]["commission"]["id"].as_str().unwrap().to_string()
+                })
+                .fold(BTreeMap::new(), |mut taken, line| {
+                    *taken.entry(line).or_default() += 1;
+                    taken
+                });
+            let missing: Vec<&String> = lines.iter().filter(|line| !taken.contains_key(*line)).collect();
+            if !lines.is_empty() && missing.is_empty() {
+                let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+                for request in &received {
+                    let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+                    ids.entry(body["id"].as_str().unwrap().to_string()).or_default().insert(request.delivery());
+                }
+                assert!(ids.values().all(|deliveries| deliveries.len() == 1), "one delivery id per event");
+                let again = taken.values().map(|count| count - 1).sum::<usize>();
+                return format!(
+                    "; {} lines, each told (webhook taken {} times, {again} repeats after the kills); \
+                     {} requests, {} notifier restarts",
+                    lines.len(),
+                    taken.values().sum::<usize>(),
+                    received.len(),
+                    self.workers[NOTIFIER].restarts
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {} of {} lines never told\n{}",
+                self.name,
+                missing.len(),
+                lines.len(),
+                self.workers[NOTIFIER].troubles()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
@@ -300,12 +388,18 @@ enum Fault {
     BrokerStopped,
     /// ClickHouse stopped, and 3 s later the settler SIGKILLed and started again.
     SettlerKilledDuringClickHouseOutage,
+    /// The notifier SIGKILLed, and again 5 s after it came back (nothing else stops).
+    NotifierKilled,
 }
 
 /// Run a drill: the load, the fault, the recovery; then `check` the tally before the common
 /// end (`Drill::finish`). Returns the drill's figures.
 async fn run(name: &'static str, fault: Fault, check: impl FnOnce(&Tally)) -> String {
-    let mut drill = Drill::start(name).await;
+    // Each delivery fails its first attempt, so a kill also finds deliveries waiting to retry.
+    let receiver =
+        Receiver::start(|request| if request.attempt == 1 { Reply::Status(500) } else { Reply::Status(200) }).await;
+    let webhook = matches!(fault, Fault::NotifierKilled).then(|| receiver.url("/hooks"));
+    let mut drill = Drill::start(name, webhook).await;
     let tally = Arc::new(Mutex::new(Tally::default()));
     let started = Instant::now();
     let load = drill.load(&tally);
@@ -313,22 +407,36 @@ async fn run(name: &'static str, fault: Fault, check: impl FnOnce(&Tally)) -> St
     match fault {
         Fault::BrokerStopped => drill.broker.stop(),
         Fault::ClickHouseStopped | Fault::SettlerKilledDuringClickHouseOutage => drill.clickhouse.stop(),
+        Fault::NotifierKilled => {
+            drill.workers[NOTIFIER].kill();
+            drill.workers[NOTIFIER].restart();
+        }
     }
     if let Fault::SettlerKilledDuringClickHouseOutage = fault {
         until(&mut drill, started, OUTAGE_AT + Duration::from_secs(3)).await;
         drill.workers[1].kill();
         drill.workers[1].restart();
     }
+    if let Fault::NotifierKilled = fault {
+        until(&mut drill, started, OUTAGE_AT + Duration::from_secs(5)).await;
+        drill.workers[NOTIFIER].kill();
+        drill.workers[NOTIFIER].restart();
+    }
     until(&mut drill, started, OUTAGE_AT + OUTAGE).await;
     match fault {
         Fault::BrokerStopped => drill.broker.start(),
         Fault::ClickHouseStopped | Fault::SettlerKilledDuringClickHouseOutage => drill.clickhouse.start(),
+        Fault::NotifierKilled => {}
     }
     let back = Instant::now();
     let recovery = drill.caught_up(&tally, back).await;
     load.await.unwrap();
     check(&tally.lock().unwrap());
-    drill.finish(tally, recovery).await
+    let delivered = match fault {
+        Fault::NotifierKilled => drill.every_line_told(&receiver).await,
+        _ => String::new(),
+    };
+    format!("{}{delivered}", drill.finish(tally, recovery).await)
 }
 
 /// The tests that need the real services of the test command (docs/DECISIONS.md, "Real
@@ -351,6 +459,16 @@ mod needs_services {
     async fn the_broker_stopped_for_ten_seconds_under_load_refuses_postbacks_and_loses_nothing_acknowledged() {
         let figures = run("broker-outage", Fault::BrokerStopped, |tally| {
             assert!(!tally.refused.is_empty(), "postbacks during the outage are refused with 503");
+        })
+        .await;
+        eprintln!("{figures}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs clickhouse-server and tansu: the test command (deploy/test.sh) installs them"]
+    async fn the_notifier_killed_twice_under_load_misses_no_webhook() {
+        let figures = run("notifier-killed", Fault::NotifierKilled, |tally| {
+            assert!(tally.refused.is_empty(), "the edge does not need the notifier: {:?}", tally.refused);
         })
         .await;
         eprintln!("{figures}");

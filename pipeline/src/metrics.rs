@@ -101,6 +101,7 @@ pub fn written(stage: &'static str, records: usize, store: &StoreBatch) {
         ("bills", store.bills.len()),
         ("subscriptions", store.subscriptions.len()),
         ("history", store.history.len()),
+        ("deliveries", store.deliveries.len()),
     ];
     for (kind, count) in kinds {
         if count > 0 {

@@ -2,6 +2,7 @@
 //! request and answers as the test scripts it (a status, a `Retry-After`, or never), by the
 //! attempt number of the delivery (`Clickledger-Delivery` header) it is for.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -81,10 +82,17 @@ pub enum Reply {
 
 type Behaviour = dyn Fn(&Received) -> Reply + Send + Sync;
 
+#[derive(Default)]
+struct Log {
+    requests: Vec<Received>,
+    /// Requests so far per delivery id.
+    attempts: HashMap<String, u32>,
+}
+
 #[derive(Clone)]
 pub struct Receiver {
     pub address: SocketAddr,
-    log: Arc<Mutex<Vec<Received>>>,
+    log: Arc<Mutex<Log>>,
     open: Arc<AtomicUsize>,
 }
 
@@ -118,7 +126,12 @@ impl Receiver {
 
     /// Every request so far, in arrival order.
     pub fn received(&self) -> Vec<Received> {
-        self.log.lock().expect("receiver log").clone()
+        self.log.lock().expect("receiver log").requests.clone()
+    }
+
+    /// How many requests came so far.
+    pub fn count(&self) -> usize {
+        self.log.lock().expect("receiver log").requests.len()
     }
 
     /// Connections open now.
@@ -136,10 +149,11 @@ impl Receiver {
             };
             let reply = {
                 let mut log = self.log.lock().expect("receiver log");
-                let delivery = request.delivery();
-                request.attempt = 1 + log.iter().filter(|earlier| earlier.delivery() == delivery).count() as u32;
+                let attempts = log.attempts.entry(request.delivery()).or_default();
+                *attempts += 1;
+                request.attempt = *attempts;
                 let reply = behaviour(&request);
-                log.push(request);
+                log.requests.push(request);
                 reply
             };
             let response = match reply {

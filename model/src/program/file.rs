@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::member::{Advertiser, Enrolment, Member};
+use super::notify::Webhook;
 use super::offer::Offer;
 use super::tracking::{PromoCodeGrant, TrackingLink};
 use super::{ProgramChange, ProgramSettings};
@@ -25,6 +26,9 @@ pub struct ProgramFile {
     pub links: Vec<TrackingLink>,
     #[serde(default, rename = "code")]
     pub codes: Vec<PromoCodeGrant>,
+    /// Webhook endpoints, with their signing secrets.
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<Webhook>,
 }
 
 impl ProgramFile {
@@ -34,7 +38,7 @@ impl ProgramFile {
     }
 
     /// The file as change events, in an order the strict fold accepts: settings, advertisers,
-    /// offers, members (parents before children), enrolments, links, codes.
+    /// offers, members (parents before children), enrolments, links, codes, webhooks.
     pub fn into_changes(self) -> Vec<ProgramChange> {
         let mut changes = Vec::new();
         changes.extend(self.settings.map(ProgramChange::Settings));
@@ -44,6 +48,7 @@ impl ProgramFile {
         changes.extend(self.enrolments.into_iter().map(ProgramChange::Enrolment));
         changes.extend(self.links.into_iter().map(ProgramChange::Link));
         changes.extend(self.codes.into_iter().map(ProgramChange::Code));
+        changes.extend(self.webhooks.into_iter().map(ProgramChange::Webhook));
         changes
     }
 }
