@@ -69,6 +69,7 @@ pub struct Tracked {
 pub struct NoticeState {
     /// The notice arrived (a repeat of it changes nothing).
     pub seen: bool,
+    /// Its deliveries until the last one ends; then none (a re-send brings its row back).
     pub deliveries: Vec<Tracked>,
     /// When the last of its deliveries ended.
     pub settled_at: Option<Timestamp>,
@@ -82,15 +83,21 @@ impl NoticeState {
     }
 }
 
+/// How often settled notices are looked at, to forget those remembered long enough.
+const FORGET_EVERY: Duration = Duration::from_secs(30);
+
 #[derive(Debug)]
 pub struct NotifierStage {
     dispatcher: Arc<Dispatcher>,
     policy: RetryPolicy,
+    /// When settled notices were last looked at, and whether this tick looks at them.
+    swept_at: Option<std::time::Instant>,
+    sweeping: bool,
 }
 
 impl NotifierStage {
     pub fn new(dispatcher: Arc<Dispatcher>, policy: RetryPolicy) -> Self {
-        Self { dispatcher, policy }
+        Self { dispatcher, policy, swept_at: None, sweeping: false }
     }
 
     /// Hand `tracked` to the dispatcher unless an attempt of it is under way.
@@ -166,9 +173,11 @@ impl NotifierStage {
         Some(row.clone())
     }
 
+    /// Once every delivery ended: remember only that the notice was seen, and when.
     fn settle(state: &mut NoticeState, now: Timestamp) {
         if state.is_settled() && state.settled_at.is_none() {
             state.settled_at = Some(now);
+            state.deliveries.clear();
         }
     }
 }
@@ -227,11 +236,16 @@ impl Stage for NotifierStage {
 
     fn begin_tick(&mut self, _now: Timestamp) -> bool {
         self.dispatcher.drop_uncollected();
+        self.sweeping = self.swept_at.is_none_or(|at| at.elapsed() >= FORGET_EVERY);
+        if self.sweeping {
+            self.swept_at = Some(std::time::Instant::now());
+        }
         true
     }
 
+    /// Notices with deliveries under way, every tick; settled ones, every [`FORGET_EVERY`].
     fn wants_tick(&self, state: &NoticeState) -> bool {
-        state.seen
+        state.seen && (state.settled_at.is_none() || self.sweeping)
     }
 
     fn tick(&mut self, context: &Context<'_>, key: &str, state: &mut NoticeState, out: &mut StageOutput) -> bool {
