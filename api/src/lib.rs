@@ -23,6 +23,7 @@ pub mod auth;
 pub mod credentials;
 pub mod enrolments;
 pub mod error;
+pub mod export;
 pub mod keys;
 pub mod links;
 pub mod lookup;
@@ -187,6 +188,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(reports::rejected_conversions))
         .routes(routes!(reports::history))
         .routes(routes!(reports::lines))
+        .routes(routes!(reports::timeseries))
         .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
         .routes(routes!(webhooks::get_webhook, webhooks::edit_webhook))
         .routes(routes!(webhooks::rotate_webhook_secret))
@@ -211,7 +213,10 @@ pub fn openapi_json() -> String {
 
 pub fn router(state: ApiState) -> Router {
     let (router, _document) = routes().split_for_parts();
-    router.fallback(unknown_route).with_state(state)
+    let routes = router.fallback(unknown_route).with_state(state);
+    // CSV downloads ask the routes again for each page (`export`).
+    let pages = routes.clone();
+    routes.route_layer(axum::middleware::from_fn(move |request, next| export::csv(pages.clone(), request, next)))
 }
 
 async fn unknown_route() -> error::ApiError {

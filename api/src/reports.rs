@@ -214,7 +214,7 @@ fn window(query: &ReportQuery) -> Window {
 /// Conversions by offer and member: order date, sale amount, commission, order id, status.
 #[utoipa::path(get, path = "/v1/reports/conversions", tag = "reports", params(ConversionReportParams),
     responses((status = 200, body = Page<ConversionReportRow>),
-        (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_order_id`, `bad_order_key`, `bad_limit`, `bad_cursor`, `bad_query`"),
+        (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_order_id`, `bad_order_key`, `bad_limit`, `bad_cursor`, `bad_query`, `bad_format`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn conversions(
@@ -230,7 +230,7 @@ pub async fn conversions(
 /// EPC and conversion rate.
 #[utoipa::path(get, path = "/v1/reports/summary", tag = "reports", params(SummaryParams),
     responses((status = 200, body = Page<SummaryRow>),
-        (status = 400, body = ErrorBody, description = "`bad_by`, `bad_time`, `bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`, `bad_query`"),
+        (status = 400, body = ErrorBody, description = "`bad_by`, `bad_time`, `bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`, `bad_query`, `bad_format`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn summary(
@@ -260,7 +260,7 @@ pub async fn summary(
 /// `/v1/conversions/rejected`.
 #[utoipa::path(get, path = "/v1/reports/rejections", tag = "reports", params(RejectionCountParams),
     responses((status = 200, body = Page<RejectionRow>),
-        (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_reason`, `bad_limit`, `bad_cursor`, `bad_query`"),
+        (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_reason`, `bad_limit`, `bad_cursor`, `bad_query`, `bad_format`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn rejections(
@@ -286,7 +286,7 @@ pub async fn rejections(
 /// evidence named, the evidence, and why — "why was I not paid" for one order.
 #[utoipa::path(get, path = "/v1/conversions/rejected", tag = "reports", params(RejectedParams),
     responses((status = 200, body = Page<RejectedConversionRow>),
-        (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_reason`, `bad_order_id`, `bad_order_key`, `bad_limit`, `bad_cursor`, `bad_query`"),
+        (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_reason`, `bad_order_id`, `bad_order_key`, `bad_limit`, `bad_cursor`, `bad_query`, `bad_format`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn rejected_conversions(
@@ -352,7 +352,7 @@ fn redacted(change: &ProgramChange) -> Result<serde_json::Value, ApiError> {
 /// (the offer, its enrolments, links and codes).
 #[utoipa::path(get, path = "/v1/reports/history", tag = "reports", params(HistoryParams),
     responses((status = 200, body = Page<HistoryEntry>),
-        (status = 400, body = ErrorBody, description = "`bad_offer`, `bad_limit`, `bad_cursor`, `bad_query`"),
+        (status = 400, body = ErrorBody, description = "`bad_offer`, `bad_limit`, `bad_cursor`, `bad_query`, `bad_format`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn history(
@@ -386,7 +386,7 @@ pub async fn history(
 /// Commission lines (every tier and kind), filtered by member, offer, status, order and date.
 #[utoipa::path(get, path = "/v1/lines", tag = "reports", params(LineParams),
     responses((status = 200, body = Page<CommissionLine>),
-        (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_order_id`, `bad_order_key`, `bad_limit`, `bad_cursor`, `bad_query`"),
+        (status = 400, body = ErrorBody, description = "`bad_time`, `bad_offer`, `bad_member`, `bad_order_id`, `bad_order_key`, `bad_limit`, `bad_cursor`, `bad_query`, `bad_format`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn lines(
@@ -408,4 +408,117 @@ pub async fn lines(
     }
     .query()?;
     Ok(Json(window(&query).page(state.backend.lines(query).await?)))
+}
+
+/// Parameters of the time series.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TimeSeriesParams {
+    /// `hour` or `day` (default), in the program's time zone.
+    pub interval: Option<String>,
+    /// RFC 3339, inclusive: the time of clicks, the order date of conversions, the time a
+    /// commission was earned.
+    pub from: Option<String>,
+    /// RFC 3339, exclusive.
+    pub to: Option<String>,
+    pub offer: Option<String>,
+    pub member: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+    /// From the previous page's `next`.
+    pub cursor: Option<String>,
+}
+
+/// One hour or day of activity.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TimeSeriesRow {
+    /// The start of the hour or day in the program's time zone, as an instant (RFC 3339, UTC).
+    #[schema(value_type = String)]
+    pub start: Timestamp,
+    pub clicks: u64,
+    pub unique_clicks: u64,
+    pub conversions: u64,
+    #[schema(value_type = String)]
+    pub revenue: rust_decimal::Decimal,
+    /// Every commission line earned in it (all tiers).
+    #[schema(value_type = String)]
+    pub commission: rust_decimal::Decimal,
+    /// Commission per click.
+    #[schema(value_type = String)]
+    pub epc: rust_decimal::Decimal,
+    /// Conversions per unique click.
+    #[schema(value_type = String)]
+    pub conversion_rate: rust_decimal::Decimal,
+}
+
+/// Clicks, unique clicks, conversions, revenue and commission per hour or day of the program's
+/// time zone, oldest first; hours and days without activity are left out.
+#[utoipa::path(get, path = "/v1/reports/timeseries", tag = "reports", params(TimeSeriesParams),
+    responses((status = 200, body = Page<TimeSeriesRow>),
+        (status = 400, body = ErrorBody, description = "`bad_interval`, `bad_time`, `bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`, `bad_query`, `bad_format`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn timeseries(
+    State(state): State<ApiState>,
+    Analyst(_): Analyst,
+    QueryParams(params): QueryParams<TimeSeriesParams>,
+) -> Result<Json<Page<TimeSeriesRow>>, ApiError> {
+    let period = match params.interval.as_deref() {
+        Some("day") | None => model::time::Period::Day,
+        Some("hour") => model::time::Period::Hour,
+        Some(_) => return Err(ApiError::bad_request("bad_interval", "interval must be hour or day")),
+    };
+    let query = Filters {
+        from: params.from.as_deref(),
+        to: params.to.as_deref(),
+        offer: params.offer.as_deref(),
+        member: params.member.as_deref(),
+        limit: params.limit,
+        cursor: params.cursor.as_deref(),
+        ..Filters::default()
+    }
+    .query()?;
+    let page = window(&query);
+    let every_quarter = ReportQuery { limit: 0, offset: 0, ..query };
+    let quarters = state.backend.summary(every_quarter, SummaryBy::Quarter).await?;
+    let zone = state.program.read(|program| program.time_zone());
+    let rows = buckets(quarters, period, zone)?;
+    Ok(Json(page.page(rows)))
+}
+
+/// Quarter-hour totals summed into hours or days of `zone`.
+fn buckets(
+    quarters: Vec<SummaryRow>,
+    period: model::time::Period,
+    zone: chrono_tz::Tz,
+) -> Result<Vec<TimeSeriesRow>, ApiError> {
+    use rust_decimal::Decimal;
+    let mut sums: std::collections::BTreeMap<Timestamp, (u64, u64, u64, Decimal, Decimal)> = Default::default();
+    for quarter in quarters {
+        let index: i64 = quarter.key.parse().map_err(|_| ApiError::Internal(format!("bad quarter {}", quarter.key)))?;
+        let start = Timestamp::from_millis(index * model::reports::QUARTER_MS).start_of(period, zone);
+        let sum = sums.entry(start).or_default();
+        sum.0 += quarter.clicks;
+        sum.1 += quarter.unique_clicks;
+        sum.2 += quarter.conversions;
+        sum.3 += quarter.revenue;
+        sum.4 += quarter.commission;
+    }
+    Ok(sums
+        .into_iter()
+        .map(|(start, (clicks, unique, conversions, revenue, commission))| {
+            let totals = SummaryRow::new(String::new(), clicks, unique, conversions, revenue, commission);
+            TimeSeriesRow {
+                start,
+                clicks,
+                unique_clicks: unique,
+                conversions,
+                revenue,
+                commission,
+                epc: totals.epc,
+                conversion_rate: totals.conversion_rate,
+            }
+        })
+        .collect())
 }

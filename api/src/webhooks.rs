@@ -238,7 +238,7 @@ pub struct DeliveryParams {
 /// latency, newest first.
 #[utoipa::path(get, path = "/v1/deliveries", tag = "webhooks", params(DeliveryParams),
     responses((status = 200, body = Vec<DeliveryRow>),
-        (status = 400, body = ErrorBody, description = "`bad_query`, `bad_status`, `bad_event`, `bad_limit`"),
+        (status = 400, body = ErrorBody, description = "`bad_query`, `bad_status`, `bad_event`, `bad_limit`, `bad_format`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_deliveries(

@@ -99,6 +99,7 @@ fn the_document_is_openapi_3_with_every_endpoint_of_the_issue() {
         ("GET", "/v1/reports/rejections"),
         ("GET", "/v1/reports/history"),
         ("GET", "/v1/lines"),
+        ("GET", "/v1/reports/timeseries"),
         ("GET", "/v1/webhooks"),
         ("POST", "/v1/webhooks"),
         ("GET", "/v1/webhooks/{webhook}"),

@@ -734,6 +734,7 @@ async fn every_documented_query_parameter_is_taken_and_no_other() {
         "destination" => "webhook:finance",
         "event" => "commission.approved",
         "notice" => "0af1",
+        "interval" => "hour",
         other => panic!("no test value for the parameter {other}"),
     };
     let mut checked = 0;

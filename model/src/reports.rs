@@ -54,7 +54,13 @@ pub struct ConversionReportRow {
 pub enum SummaryBy {
     Offer,
     Member,
+    /// The UTC quarter hour (`at_ms / 900000`, as text): the grain time series are summed
+    /// from, in any time zone (every zone's offset is a whole number of quarter hours).
+    Quarter,
 }
+
+/// The length of a [`SummaryBy::Quarter`] in milliseconds.
+pub const QUARTER_MS: i64 = 900_000;
 
 /// Totals per offer or per member.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,6 +79,38 @@ pub struct SummaryRow {
     pub epc: Decimal,
     /// Conversions per unique click.
     pub conversion_rate: Decimal,
+}
+
+impl SummaryRow {
+    /// Totals with commission per click and conversions per unique click (4 places, half to
+    /// even; 0 without clicks).
+    pub fn new(
+        key: String,
+        clicks: u64,
+        unique_clicks: u64,
+        conversions: u64,
+        revenue: Decimal,
+        commission: Decimal,
+    ) -> Self {
+        let ratio = |numerator: Decimal, denominator: u64| {
+            if denominator == 0 {
+                Decimal::ZERO
+            } else {
+                (numerator / Decimal::from(denominator))
+                    .round_dp_with_strategy(4, rust_decimal::RoundingStrategy::MidpointNearestEven)
+            }
+        };
+        Self {
+            key,
+            clicks,
+            unique_clicks,
+            conversions,
+            revenue,
+            epc: ratio(commission, clicks),
+            conversion_rate: ratio(Decimal::from(conversions), unique_clicks),
+            commission,
+        }
+    }
 }
 
 /// One conversion that earns nothing, and why: "why was I not paid" for one order.

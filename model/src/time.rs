@@ -62,6 +62,28 @@ impl Timestamp {
     }
 
     /// The calendar month this instant falls in, in the program's time zone.
+    /// The start of the hour or day of `zone` this instant falls in. Where a zone's clock
+    /// skips that start (a daylight-saving gap at midnight), the first instant of the hour or
+    /// day that exists.
+    pub fn start_of(self, period: Period, zone: chrono_tz::Tz) -> Timestamp {
+        use chrono::Timelike;
+        let local = self.to_datetime().with_timezone(&zone).naive_local();
+        let hour = match period {
+            Period::Hour => local.hour(),
+            Period::Day => 0,
+        };
+        let start = local.date().and_hms_opt(hour, 0, 0).unwrap_or(local);
+        let mut candidate = start;
+        // Gaps are at most two hours (Lord Howe's is 30 minutes, most are one hour).
+        for _ in 0..8 {
+            if let Some(at) = zone.from_local_datetime(&candidate).earliest() {
+                return Timestamp::from_millis(at.timestamp_millis());
+            }
+            candidate += chrono::Duration::minutes(15);
+        }
+        self
+    }
+
     pub fn month_in(self, zone: chrono_tz::Tz) -> YearMonth {
         let local = self.to_datetime().with_timezone(&zone);
         YearMonth { year: local.year(), month: local.month() }
@@ -277,6 +299,14 @@ impl From<Timestamp> for String {
 pub struct YearMonth {
     pub year: i32,
     pub month: u32,
+}
+
+/// The buckets of a time series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Hour,
+    Day,
 }
 
 /// A length of time written as a number and a unit: `30d`, `24h`, `15m`, `90s`.
@@ -516,5 +546,32 @@ mod tests {
         let instant = Timestamp::parse("2026-03-31T23:30:00Z").unwrap();
         assert_eq!(instant.month_in(chrono_tz::UTC), YearMonth { year: 2026, month: 3 });
         assert_eq!(instant.month_in(chrono_tz::Europe::Berlin), YearMonth { year: 2026, month: 4 });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod period_tests {
+    use super::*;
+
+    fn at(text: &str) -> Timestamp {
+        Timestamp::parse(text).unwrap()
+    }
+
+    #[test]
+    fn hours_and_days_start_in_the_zone_including_half_hour_zones_and_daylight_saving() {
+        let kolkata: chrono_tz::Tz = "Asia/Kolkata".parse().unwrap();
+        // 20:00 UTC is 01:30 the next day in Kolkata (+05:30).
+        assert_eq!(at("2026-03-10T20:00:00Z").start_of(Period::Hour, kolkata), at("2026-03-10T19:30:00Z"));
+        assert_eq!(at("2026-03-10T20:00:00Z").start_of(Period::Day, kolkata), at("2026-03-10T18:30:00Z"));
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        // 29 March 2026: 02:00 CET jumps to 03:00 CEST; 01:30 UTC is 03:30 CEST.
+        assert_eq!(at("2026-03-29T01:30:00Z").start_of(Period::Hour, berlin), at("2026-03-29T01:00:00Z"));
+        assert_eq!(at("2026-03-29T01:30:00Z").start_of(Period::Day, berlin), at("2026-03-28T23:00:00Z"));
+        assert_eq!(at("2026-03-30T12:00:00Z").start_of(Period::Day, berlin), at("2026-03-29T22:00:00Z"));
+        // Havana skips midnight to 01:00 when daylight saving starts (8 March 2026).
+        let havana: chrono_tz::Tz = "America/Havana".parse().unwrap();
+        assert_eq!(at("2026-03-08T12:00:00Z").start_of(Period::Day, havana), at("2026-03-08T05:00:00Z"));
+        assert_eq!(at("2026-03-10T12:00:00Z").start_of(Period::Day, chrono_tz::UTC), at("2026-03-10T00:00:00Z"));
     }
 }

@@ -29,8 +29,10 @@ impl Response {
         let headers = lines
             .filter_map(|line| line.split_once(':'))
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
-            .collect();
-        let body = bytes[split + 4..].to_vec();
+            .collect::<Vec<(String, String)>>();
+        let chunked = headers.iter().any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
+        let raw = &bytes[split + 4..];
+        let body = if chunked { dechunk(raw) } else { raw.to_vec() };
         Self { status, headers, body: String::from_utf8_lossy(&body).into_owned(), bytes: body }
     }
 
@@ -58,6 +60,22 @@ impl Response {
     pub fn reason(&self) -> String {
         self.json()["error"].as_str().unwrap_or_default().to_string()
     }
+}
+
+/// A chunked body's data (RFC 9112, 7.1): each chunk's size in hex, CRLF, its bytes, CRLF; a
+/// chunk of size 0 ends it.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Some(end) = raw.windows(2).position(|window| window == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&raw[..end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).expect("a chunk size");
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&raw[end + 2..end + 2 + size]);
+        raw = &raw[end + 2 + size + 2..];
+    }
+    body
 }
 
 /// Send `raw` as it is and read the whole response (the request says `Connection: close`).

@@ -8,7 +8,7 @@ use model::program::ProgramChange;
 use model::reports::{RejectedConversionRow, ReportQuery, SummaryRow};
 use model::time::Timestamp;
 use pipeline::ports::store::StoreError;
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Amounts are stored as integers in ten-thousandths (exact, and summable in SQL).
@@ -49,24 +49,7 @@ pub(crate) fn summary_row(
     revenue: i64,
     commission: i64,
 ) -> SummaryRow {
-    let ratio = |numerator: Decimal, denominator: u64| {
-        if denominator == 0 {
-            Decimal::ZERO
-        } else {
-            (numerator / Decimal::from(denominator)).round_dp_with_strategy(4, RoundingStrategy::MidpointNearestEven)
-        }
-    };
-    let commission = from_units(commission);
-    SummaryRow {
-        key,
-        clicks,
-        unique_clicks: unique,
-        conversions,
-        revenue: from_units(revenue),
-        epc: ratio(commission, clicks),
-        conversion_rate: ratio(Decimal::from(conversions), unique),
-        commission,
-    }
+    SummaryRow::new(key, clicks, unique, conversions, from_units(revenue), from_units(commission))
 }
 
 /// A rejected or duplicate conversion as the rejections list shows it. The evidence is the one

@@ -98,16 +98,17 @@ impl<'a> Read<'a> {
                 Statement { sql, binds }
             }
             Read::Summary(query, by) => {
-                let key = match by {
-                    SummaryBy::Offer => "offer",
-                    SummaryBy::Member => "member",
+                let (key, order) = match by {
+                    SummaryBy::Offer => ("offer", "key"),
+                    SummaryBy::Member => ("member", "key"),
+                    SummaryBy::Quarter => ("toString(intDiv(at_ms, 900000))", "min(at_ms)"),
                 };
                 let (clause, binds) = filters(query, &Columns::at("at_ms"));
                 let sql = format!(
                     "SELECT {key} AS key, sum(clicks) AS clicks, sum(unique_clicks) AS unique_clicks,
                             sum(conversions) AS conversions, toInt64(sum(revenue) * 10000) AS revenue,
                             toInt64(sum(commission) * 10000) AS commission
-                     FROM activity {clause} GROUP BY {key} ORDER BY {key} {}",
+                     FROM activity {clause} GROUP BY key ORDER BY {order} {}",
                     page(query)
                 );
                 Statement { sql, binds }
@@ -203,6 +204,7 @@ impl<'a> Read<'a> {
             reads.push(Read::ConversionReport(query));
             reads.push(Read::Summary(query, SummaryBy::Offer));
             reads.push(Read::Summary(query, SummaryBy::Member));
+            reads.push(Read::Summary(query, SummaryBy::Quarter));
             reads.push(Read::Rejections(query));
             reads.push(Read::RejectedConversions(query));
             reads.push(Read::Lines(query));

@@ -103,14 +103,15 @@ fn conversion_report_sql(query: &ReportQuery) -> (String, Filters) {
 }
 
 fn summary_sql(query: &ReportQuery, by: SummaryBy) -> (String, Filters) {
-    let key = match by {
-        SummaryBy::Offer => "offer",
-        SummaryBy::Member => "member",
+    let (key, order) = match by {
+        SummaryBy::Offer => ("offer", "offer"),
+        SummaryBy::Member => ("member", "member"),
+        SummaryBy::Quarter => ("CAST(at_ms / 900000 AS TEXT)", "MIN(at_ms)"),
     };
     let filters = Filters::new(query, &Columns::at("at_ms"));
     let sql = format!(
         "SELECT {key}, SUM(clicks), SUM(unique_clicks), SUM(conversions), SUM(revenue), SUM(commission)
-         FROM activity {} GROUP BY {key} ORDER BY {key} {}",
+         FROM activity {} GROUP BY 1 ORDER BY {order} {}",
         filters.sql(),
         page(query)
     );
@@ -377,6 +378,7 @@ mod tests {
                 ("conversion report", conversion_report_sql(&query)),
                 ("summary by offer", summary_sql(&query, SummaryBy::Offer)),
                 ("summary by member", summary_sql(&query, SummaryBy::Member)),
+                ("summary by quarter", summary_sql(&query, SummaryBy::Quarter)),
                 ("rejections", rejections_sql(&query)),
                 ("rejected conversions", rejected_conversions_sql(&query)),
                 ("lines", lines_sql(&query)),
