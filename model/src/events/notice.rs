@@ -162,6 +162,8 @@ impl Notice {
 
 /// The `notices` topic: what happened, or a program manager's request to send a delivery
 /// again.
+// One is decoded at a time; the usual one, a notice, is the large one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeEvent {
