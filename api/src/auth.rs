@@ -2,6 +2,7 @@
 //! (`crate::credentials`), and its scope checked by the extractors [`Admin`] and [`Analyst`].
 //!
 //! Scopes: `admin` changes the program and reads everything; `analyst` reads reports;
+//! `member` reads its own member's reports, lines, bills and subscriptions ([`Reader`]);
 //! `advertiser` keys are postback keys for the tracking edge and may do nothing here.
 
 use axum::extract::FromRequestParts;
@@ -35,6 +36,36 @@ pub struct Admin(pub Caller);
 /// A caller with the `analyst` scope (or `admin`).
 #[derive(Clone, Debug)]
 pub struct Analyst(pub Caller);
+
+/// A caller that reads member data: `admin` and `analyst` any member's, a `member` key its
+/// own member's only ([`Reader::member`]).
+#[derive(Clone, Debug)]
+pub struct Reader(pub Caller);
+
+impl Reader {
+    /// The member filter a read runs with: the one asked for, or, for a member key, its own
+    /// member (asking for another member's is `403 forbidden`).
+    pub fn member(&self, asked: Option<&str>) -> Result<Option<String>, ApiError> {
+        match (&self.0.member, asked) {
+            (None, asked) => Ok(asked.map(str::to_string)),
+            (Some(own), None) => Ok(Some(own.to_string())),
+            (Some(own), Some(asked)) if asked == own.as_str() => Ok(Some(own.to_string())),
+            (Some(_), Some(_)) => Err(ApiError::Forbidden("read another member's data")),
+        }
+    }
+}
+
+impl FromRequestParts<ApiState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.scope != KeyScope::Member || caller.member.is_none() {
+            caller.require(KeyScope::Analyst, "read reports (needs an analyst, admin or member key)")?;
+        }
+        Ok(Self(caller))
+    }
+}
 
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
@@ -87,7 +118,7 @@ mod tests {
 
     #[test]
     fn only_admin_changes_the_program_and_advertisers_read_nothing() {
-        let caller = |scope| Caller { name: "k".into(), scope };
+        let caller = |scope| Caller { name: "k".into(), scope, member: None };
         assert!(caller(KeyScope::Admin).require(KeyScope::Admin, "x").is_ok());
         assert!(caller(KeyScope::Admin).require(KeyScope::Analyst, "x").is_ok());
         assert!(caller(KeyScope::Analyst).require(KeyScope::Analyst, "x").is_ok());

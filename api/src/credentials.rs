@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 pub struct Caller {
     pub name: String,
     pub scope: KeyScope,
+    /// The member of a `member` key.
+    pub member: Option<model::ids::MemberId>,
 }
 
 /// Lower-case hex SHA-256 of a key. Keys are long random strings, so an unsalted hash is
@@ -53,11 +55,11 @@ impl KeyRing {
         if let Some(bootstrap) = &self.bootstrap
             && same(bootstrap.as_bytes(), hash.as_bytes())
         {
-            found = Some(Caller { name: "bootstrap".into(), scope: KeyScope::Admin });
+            found = Some(Caller { name: "bootstrap".into(), scope: KeyScope::Admin, member: None });
         }
         for key in program.api_keys().filter(|key| key.is_active()) {
             if same(key.hash.as_bytes(), hash.as_bytes()) && found.is_none() {
-                found = Some(Caller { name: key.name.clone(), scope: key.scope });
+                found = Some(Caller { name: key.name.clone(), scope: key.scope, member: key.member.clone() });
             }
         }
         found

@@ -27,6 +27,8 @@ pub struct KeyView {
     #[schema(value_type = KeyScope)]
     pub scope: String,
     pub advertiser: Option<String>,
+    /// The member of a `member` key.
+    pub member: Option<String>,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
 }
@@ -37,6 +39,7 @@ impl From<&ApiKeyGrant> for KeyView {
             name: key.name.clone(),
             scope: key.scope.as_str().to_string(),
             advertiser: key.advertiser.as_ref().map(ToString::to_string),
+            member: key.member.as_ref().map(ToString::to_string),
             created_at: key.created_at,
             revoked_at: key.revoked_at,
         }
@@ -52,6 +55,8 @@ pub struct NewKey {
     pub scope: KeyScope,
     /// Required for (and only for) `advertiser` keys.
     pub advertiser: Option<String>,
+    /// Required for (and only for) `member` keys: the member whose data the key reads.
+    pub member: Option<String>,
 }
 
 /// A key just made: the only time the key itself is shown.
@@ -91,7 +96,7 @@ pub async fn list_keys(
     responses((status = 201, body = MadeKey), (status = 400, body = ErrorBody, description = "`bad_json`"),
         (status = 404, body = ErrorBody, description = "`unknown_advertiser`"),
         (status = 409, body = ErrorBody, description = "`key_exists`"),
-        (status = 422, body = ErrorBody, description = "`invalid` (name, scope without advertiser), `key_revoked`"),
+        (status = 422, body = ErrorBody, description = "`invalid` (name, scope without its advertiser or member), `unknown_member`, `key_revoked`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn create_key(
@@ -100,11 +105,13 @@ pub async fn create_key(
     JsonBody(body): JsonBody<NewKey>,
 ) -> Result<(StatusCode, Json<MadeKey>), ApiError> {
     let advertiser = body.advertiser.as_deref().map(lookup::advertiser_id).transpose()?;
+    let member = body.member.as_deref().map(lookup::member_id).transpose()?;
     let key = new_key();
     let grant = ApiKeyGrant {
         name: body.name.clone(),
         scope: body.scope,
         advertiser: advertiser.clone(),
+        member,
         hash: hash_key(&key),
         created_at: state.now(),
         revoked_at: None,

@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Admin, Analyst};
+use crate::auth::{Admin, Reader};
 use crate::error::{ApiError, ErrorBody, JsonBody, QueryParams};
 use crate::lookup;
 use crate::page::{Page, Window};
@@ -100,9 +100,10 @@ async fn pending_lines(state: &ApiState, query: ReportQuery) -> Result<Vec<Commi
     security(("api_key" = [])))]
 pub async fn list_pending(
     State(state): State<ApiState>,
-    Analyst(_): Analyst,
-    QueryParams(params): QueryParams<PendingParams>,
+    reader: Reader,
+    QueryParams(mut params): QueryParams<PendingParams>,
 ) -> Result<Json<Page<PendingConversion>>, ApiError> {
+    params.member = reader.member(params.member.as_deref())?;
     let window = Window::parse(params.limit, params.cursor.as_deref())?;
     let query = ReportQuery {
         offer: params.offer.as_deref().map(lookup::offer_id).transpose()?,
@@ -250,9 +251,10 @@ fn known_advertiser(state: &ApiState, text: &str) -> Result<AdvertiserId, ApiErr
     security(("api_key" = [])))]
 pub async fn list_subscriptions(
     State(state): State<ApiState>,
-    Analyst(_): Analyst,
-    QueryParams(params): QueryParams<SubscriptionParams>,
+    reader: Reader,
+    QueryParams(mut params): QueryParams<SubscriptionParams>,
 ) -> Result<Json<Page<SubscriptionAccount>>, ApiError> {
+    params.member = reader.member(params.member.as_deref())?;
     let window = Window::parse(params.limit, params.cursor.as_deref())?;
     let offer = params.offer.as_deref().map(lookup::offer_id).transpose()?;
     let member = params.member.as_deref().map(lookup::member_id).transpose()?;
@@ -398,9 +400,10 @@ pub async fn run_bills(
     security(("api_key" = [])))]
 pub async fn list_bills(
     State(state): State<ApiState>,
-    Analyst(_): Analyst,
-    QueryParams(params): QueryParams<BillParams>,
+    reader: Reader,
+    QueryParams(mut params): QueryParams<BillParams>,
 ) -> Result<Json<Page<Bill>>, ApiError> {
+    params.member = reader.member(params.member.as_deref())?;
     let window = Window::parse(params.limit, params.cursor.as_deref())?;
     let member = params.member.as_deref().map(lookup::member_id).transpose()?;
     let bills = state

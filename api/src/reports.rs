@@ -12,7 +12,7 @@ use model::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::Analyst;
+use crate::auth::{Analyst, Reader};
 use crate::error::{ApiError, ErrorBody, QueryParams};
 use crate::lookup;
 use crate::page::{Page, Window};
@@ -219,9 +219,10 @@ fn window(query: &ReportQuery) -> Window {
     security(("api_key" = [])))]
 pub async fn conversions(
     State(state): State<ApiState>,
-    Analyst(_): Analyst,
-    QueryParams(params): QueryParams<ConversionReportParams>,
+    reader: Reader,
+    QueryParams(mut params): QueryParams<ConversionReportParams>,
 ) -> Result<Json<Page<ConversionReportRow>>, ApiError> {
+    params.member = reader.member(params.member.as_deref())?;
     let query = params.query()?;
     Ok(Json(window(&query).page(state.backend.conversion_report(query).await?)))
 }
@@ -235,9 +236,10 @@ pub async fn conversions(
     security(("api_key" = [])))]
 pub async fn summary(
     State(state): State<ApiState>,
-    Analyst(_): Analyst,
-    QueryParams(params): QueryParams<SummaryParams>,
+    reader: Reader,
+    QueryParams(mut params): QueryParams<SummaryParams>,
 ) -> Result<Json<Page<SummaryRow>>, ApiError> {
+    params.member = reader.member(params.member.as_deref())?;
     let by = match params.by.as_deref() {
         Some("offer") | None => SummaryBy::Offer,
         Some("member") => SummaryBy::Member,
@@ -265,9 +267,10 @@ pub async fn summary(
     security(("api_key" = [])))]
 pub async fn rejections(
     State(state): State<ApiState>,
-    Analyst(_): Analyst,
-    QueryParams(params): QueryParams<RejectionCountParams>,
+    reader: Reader,
+    QueryParams(mut params): QueryParams<RejectionCountParams>,
 ) -> Result<Json<Page<RejectionRow>>, ApiError> {
+    params.member = reader.member(params.member.as_deref())?;
     let query = Filters {
         from: params.from.as_deref(),
         to: params.to.as_deref(),
@@ -291,9 +294,10 @@ pub async fn rejections(
     security(("api_key" = [])))]
 pub async fn rejected_conversions(
     State(state): State<ApiState>,
-    Analyst(_): Analyst,
-    QueryParams(params): QueryParams<RejectedParams>,
+    reader: Reader,
+    QueryParams(mut params): QueryParams<RejectedParams>,
 ) -> Result<Json<Page<RejectedConversionRow>>, ApiError> {
+    params.member = reader.member(params.member.as_deref())?;
     let query = Filters {
         from: params.from.as_deref(),
         to: params.to.as_deref(),
@@ -391,9 +395,10 @@ pub async fn history(
     security(("api_key" = [])))]
 pub async fn lines(
     State(state): State<ApiState>,
-    Analyst(_): Analyst,
-    QueryParams(params): QueryParams<LineParams>,
+    reader: Reader,
+    QueryParams(mut params): QueryParams<LineParams>,
 ) -> Result<Json<Page<CommissionLine>>, ApiError> {
+    params.member = reader.member(params.member.as_deref())?;
     let query = Filters {
         from: params.from.as_deref(),
         to: params.to.as_deref(),
@@ -461,9 +466,10 @@ pub struct TimeSeriesRow {
     security(("api_key" = [])))]
 pub async fn timeseries(
     State(state): State<ApiState>,
-    Analyst(_): Analyst,
-    QueryParams(params): QueryParams<TimeSeriesParams>,
+    reader: Reader,
+    QueryParams(mut params): QueryParams<TimeSeriesParams>,
 ) -> Result<Json<Page<TimeSeriesRow>>, ApiError> {
+    params.member = reader.member(params.member.as_deref())?;
     let period = match params.interval.as_deref() {
         Some("day") | None => model::time::Period::Day,
         Some("hour") => model::time::Period::Hour,

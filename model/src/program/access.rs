@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::AdvertiserId;
+use crate::ids::{AdvertiserId, MemberId};
 use crate::time::Timestamp;
 
 /// What a key may do.
@@ -20,6 +20,9 @@ pub enum KeyScope {
     /// An advertiser's postback key: valid at the tracking edge for that advertiser's offers
     /// only, and for nothing on the program API.
     Advertiser,
+    /// A member's own key: reads that member's reports, commission lines, bills and
+    /// subscriptions, and nothing else.
+    Member,
 }
 
 impl KeyScope {
@@ -28,6 +31,7 @@ impl KeyScope {
             KeyScope::Admin => "admin",
             KeyScope::Analyst => "analyst",
             KeyScope::Advertiser => "advertiser",
+            KeyScope::Member => "member",
         }
     }
 }
@@ -42,6 +46,9 @@ pub struct ApiKeyGrant {
     /// The advertiser of an `advertiser` key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertiser: Option<AdvertiserId>,
+    /// The member of a `member` key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<MemberId>,
     /// Lower-case hex SHA-256 of the key.
     pub hash: String,
     pub created_at: Timestamp,
@@ -77,6 +84,12 @@ impl ApiKeyGrant {
                 self.name
             )));
         }
+        if (self.scope == KeyScope::Member) != self.member.is_some() {
+            return Err(super::ProgramError::Invalid(format!(
+                "key {}: a member is given exactly for member keys",
+                self.name
+            )));
+        }
         Ok(())
     }
 }
@@ -91,6 +104,7 @@ mod tests {
             name: name.into(),
             scope,
             advertiser: advertiser.map(|id| AdvertiserId::new(id).unwrap_or_else(|_| panic!("{id}"))),
+            member: None,
             hash: "ab".repeat(32),
             created_at: Timestamp::from_millis(0),
             revoked_at: None,

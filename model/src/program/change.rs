@@ -259,6 +259,11 @@ impl Program {
         {
             return Err(ProgramError::UnknownAdvertiser(advertiser.clone()));
         }
+        if let Some(member) = &key.member
+            && self.member(member).is_none()
+        {
+            return Err(ProgramError::UnknownMember(member.clone()));
+        }
         Ok(())
     }
 
