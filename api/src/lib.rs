@@ -24,6 +24,7 @@ pub mod credentials;
 pub mod enrolments;
 pub mod error;
 pub mod export;
+pub mod join;
 pub mod keys;
 pub mod links;
 pub mod lookup;
@@ -213,7 +214,7 @@ pub fn openapi_json() -> String {
 
 pub fn router(state: ApiState) -> Router {
     let (router, _document) = routes().split_for_parts();
-    let routes = router.fallback(unknown_route).with_state(state);
+    let routes = router.merge(join::routes()).fallback(unknown_route).with_state(state);
     // CSV downloads ask the routes again for each page (`export`).
     let pages = routes.clone();
     routes.route_layer(axum::middleware::from_fn(move |request, next| export::csv(pages.clone(), request, next)))

@@ -98,6 +98,13 @@ pub async fn sign_up(
     Admin(caller): Admin,
     JsonBody(body): JsonBody<SignUp>,
 ) -> Result<(StatusCode, Json<Member>), ApiError> {
+    let member = add_member(&state, &caller.actor(), body).await?;
+    Ok((StatusCode::CREATED, Json(member)))
+}
+
+/// Sign a member up: the program API's sign-up, and the public sign-up page's (`crate::join`),
+/// which sends only `pending` members.
+pub async fn add_member(state: &ApiState, actor: &str, body: SignUp) -> Result<Member, ApiError> {
     let id = lookup::member_id(&body.id)?;
     let parent = body.parent.as_deref().map(lookup::member_id).transpose()?;
     let status = match body.status.as_deref().map(parse_status).transpose()? {
@@ -117,7 +124,7 @@ pub async fn sign_up(
         postbacks: body.postbacks,
     };
     state
-        .commit(&caller.actor(), |program| {
+        .commit(actor, |program| {
             if program.member(&id).is_some() {
                 return Err(ApiError::conflict("member_exists", format!("member {id} exists")));
             }
@@ -129,7 +136,7 @@ pub async fn sign_up(
             Ok((vec![ProgramChange::Member(member)], ()))
         })
         .await?;
-    current_member(&state, &id).map(|member| (StatusCode::CREATED, member))
+    current_member(state, &id).map(|Json(member)| member)
 }
 
 fn current_member(state: &ApiState, id: &MemberId) -> Result<Json<Member>, ApiError> {

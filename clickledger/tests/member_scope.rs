@@ -42,11 +42,21 @@ async fn a_member_key_reads_its_own_members_data_and_is_refused_everything_else(
     admin(api, "POST", "/v1/bills/runs", Some(json!({"period_end": model::Timestamp::now().to_string()})), 202).await;
     eventually(api, "/v1/bills", "bills for tom and jane", |page| items(page).len() >= 2).await;
 
-    let made = admin(api, "POST", "/v1/keys", Some(json!({"name": "tom-portal", "scope": "member", "member": "tom"})), 201).await;
+    let made =
+        admin(api, "POST", "/v1/keys", Some(json!({"name": "tom-portal", "scope": "member", "member": "tom"})), 201)
+            .await;
     assert_eq!((made["scope"].as_str(), made["member"].as_str()), (Some("member"), Some("tom")));
     let tom = made["key"].as_str().unwrap().to_string();
     refused(api, "POST", "/v1/keys", Some(json!({"name": "x", "scope": "member"})), 422, "invalid").await;
-    refused(api, "POST", "/v1/keys", Some(json!({"name": "y", "scope": "member", "member": "nobody"})), 422, "unknown_member").await;
+    refused(
+        api,
+        "POST",
+        "/v1/keys",
+        Some(json!({"name": "y", "scope": "member", "member": "nobody"})),
+        422,
+        "unknown_member",
+    )
+    .await;
 
     let document: Value = serde_json::from_str(&api::openapi_json()).unwrap();
     let mut table = Vec::new();
@@ -98,7 +108,13 @@ async fn a_member_key_reads_its_own_members_data_and_is_refused_everything_else(
     let orders: Vec<&str> = items(&report).iter().map(|row| row["order_id"].as_str().unwrap()).collect();
     assert_eq!(orders, ["T-1"]);
     let bills = call(api, "GET", "/v1/bills", Some(&tom), None).await.1;
-    assert_eq!(items(&bills).iter().map(|bill| (bill["member"].as_str().unwrap(), bill["total"].as_str().unwrap())).collect::<Vec<_>>(), [("tom", "15.00")]);
+    assert_eq!(
+        items(&bills)
+            .iter()
+            .map(|bill| (bill["member"].as_str().unwrap(), bill["total"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [("tom", "15.00")]
+    );
     let summary = call(api, "GET", "/v1/reports/summary?by=member", Some(&tom), None).await.1;
     assert_eq!(items(&summary).iter().map(|row| row["key"].as_str().unwrap()).collect::<Vec<_>>(), ["tom"]);
     // The same rows as CSV, and jane's through an analyst or admin key.
