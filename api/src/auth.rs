@@ -71,10 +71,13 @@ impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let presented = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
+        let Some(authorization) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            // The dashboard's session cookie, in place of a key.
+            return crate::ui::session_caller(parts, state);
+        };
+        let presented = authorization
+            .to_str()
+            .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|key| !key.is_empty())

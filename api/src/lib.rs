@@ -37,6 +37,7 @@ pub mod program_file;
 pub mod reports;
 pub mod serve;
 pub mod state;
+pub mod ui;
 pub mod webhooks;
 
 use axum::Router;
@@ -214,7 +215,7 @@ pub fn openapi_json() -> String {
 
 pub fn router(state: ApiState) -> Router {
     let (router, _document) = routes().split_for_parts();
-    let routes = router.merge(join::routes()).fallback(unknown_route).with_state(state);
+    let routes = router.merge(join::routes()).merge(ui::routes()).fallback(unknown_route).with_state(state);
     // CSV downloads ask the routes again for each page (`export`).
     let pages = routes.clone();
     routes.route_layer(axum::middleware::from_fn(move |request, next| export::csv(pages.clone(), request, next)))

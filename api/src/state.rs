@@ -131,6 +131,8 @@ pub struct ApiState {
     pub topics: Topics,
     pub keys: KeyRing,
     pub clock: Clock,
+    /// The dashboard's signed-in sessions (`crate::ui`).
+    pub sessions: Arc<crate::ui::Sessions>,
     /// One program writer at a time in this process, so a change is checked against the
     /// program that includes every earlier change. Held across the append and the wait for
     /// the change to come back, which is what it serialises.
@@ -157,6 +159,7 @@ impl ApiState {
             topics,
             keys,
             clock: pipeline::wall_clock(),
+            sessions: crate::ui::sessions(),
             writer: Arc::new(tokio::sync::Mutex::new(())),
         }
     }

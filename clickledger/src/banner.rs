@@ -38,7 +38,9 @@ pub fn banner(edge: SocketAddr, api: SocketAddr, data: &Path, program: &Program,
     let settings = program.settings();
     let mut text = format!(
         "clickledger is running: program {:?} ({} offers, {} members), data in {}.\n\n  \
-         tracking edge  http://{edge}\n  program API    http://{api}   (admin key: {})\n\n",
+         tracking edge  http://{edge}\n  program API    http://{api}   (admin key: {})\n  \
+         dashboard      http://{api}/ui/   (sign in with the admin key; members with their own keys)\n  \
+         sign-up page   http://{api}/join?parent=<member>\n\n",
         settings.name,
         program.offers().count(),
         program.members().count(),
@@ -148,6 +150,7 @@ mod tests {
         assert!(text.contains("token=<postback secret of acme>"), "{text}");
         assert!(text.contains("Bearer $(cat data/admin-key)"), "{text}");
         assert!(text.contains("admin key: in data/admin-key"), "{text}");
+        assert!(text.contains(&format!("dashboard      http://{api}/ui/")), "{text}");
         assert!(!text.contains("acme-postback-secret"), "no secret is printed: {text}");
 
         let other = program(
