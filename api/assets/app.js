@@ -70,6 +70,8 @@ const isAdmin = () => session.current && session.current.scope === 'admin';
 
 const pages = {
   overview: { title: 'Overview', render: overview },
+  offers: { title: 'Offers', render: offers, staff: true },
+  promotions: { title: 'Links and codes', render: promotions, staff: true },
   conversions: { title: 'Conversions', render: conversions, staff: true },
   members: { title: 'Members', render: members, staff: true },
   lines: { title: 'Commission lines', render: lines },
@@ -78,7 +80,7 @@ const pages = {
 };
 
 function currentPage() {
-  const name = location.hash.replace(/^#\//, '') || 'overview';
+  const name = location.hash.replace(/^#\//, '').split('?')[0] || 'overview';
   return pages[name] ? name : 'overview';
 }
 
@@ -279,6 +281,158 @@ async function deliveries(main) {
       ['Status', row => status(row.status)],
       ['', row => isAdmin() ? el('button', { 'data-resend': row.id, onclick: resend(row.id) }, 'Send again') : '']],
     rows, 'Nothing was delivered yet.'));
+}
+
+// A form of labelled inputs; `fields` are [name, label, attributes].
+function form(id, fields, submit, onsubmit) {
+  const inputs = {};
+  const rows = fields.map(([name, label, attributes = {}]) => {
+    const input = attributes.options
+      ? el('select', { id: `${id}-${name}`, name }, attributes.options.map(option => el('option', { value: option }, option)))
+      : el('input', { id: `${id}-${name}`, name, ...attributes });
+    inputs[name] = input;
+    return el('label', { for: `${id}-${name}` }, label, ' ', input);
+  });
+  return el('form', {
+    id, class: 'card', onsubmit: async event => {
+      event.preventDefault();
+      const values = Object.fromEntries(Object.entries(inputs).map(([name, input]) => [name, input.value.trim()]));
+      try {
+        await onsubmit(values);
+      } catch (error) { notice('error', error.message); }
+    },
+  }, rows, ' ', el('button', { class: 'primary', type: 'submit', id: `${id}-submit` }, submit));
+}
+
+const cps = value => ({ type: 'cps', rate: [{ from: 1, value: (Number(value) / 100).toString() }] });
+
+async function offers(main) {
+  const all = (await api('GET', '/v1/offers?limit=1000')).items;
+  const advertisers = (await api('GET', '/v1/advertisers?limit=1000')).items.map(advertiser => advertiser.id);
+  const selected = new URLSearchParams(location.hash.split('?')[1] || '').get('offer');
+  const act = (path, body, done) => async () => {
+    try {
+      await api('POST', path, body);
+      notice('ok', done);
+      render();
+    } catch (error) { notice('error', error.message); }
+  };
+  main.append(el('h2', {}, 'Offers'), el('div', { class: 'toolbar' }, csvLink('/v1/offers')),
+    table('offers', [
+      ['Offer', row => el('a', { href: `#/offers?offer=${encodeURIComponent(row.id)}` }, row.id)], ['Name', row => row.name],
+      ['Advertiser', row => row.advertiser],
+      ['Payout options', row => row.payout_options.map(option => option.id === row.default_payout ? `${option.id} (default)` : option.id).join(', ')],
+      ['Status', row => status(row.paused ? 'paused' : 'active')],
+      ['', row => isAdmin() ? (row.paused
+        ? el('button', { 'data-resume': row.id, onclick: act(`/v1/offers/${encodeURIComponent(row.id)}/resume`, undefined, `${row.id} resumed.`) }, 'Resume')
+        : el('button', { 'data-pause': row.id, onclick: act(`/v1/offers/${encodeURIComponent(row.id)}/pause`, undefined, `${row.id} paused.`) }, 'Pause')) : '']],
+    all, 'No offers yet.'));
+  if (isAdmin()) {
+    main.append(el('h3', {}, 'New offer, with two payout options (percent of sales)'), form('new-offer', [
+      ['id', 'Id', { required: true, pattern: '[A-Za-z0-9._-]+' }], ['name', 'Name', { required: true }],
+      ['advertiser', 'Advertiser', { options: advertisers }], ['url', 'Landing page', { required: true, type: 'url' }],
+      ['currency', 'Currency', { value: 'USD', required: true }],
+      ['first', 'Default option id', { value: 'standard', required: true }], ['first_rate', 'its %', { value: '10', required: true }],
+      ['second', 'Second option id', { value: 'vip', required: true }], ['second_rate', 'its %', { value: '15', required: true }],
+    ], 'Create offer', async values => {
+      await api('POST', '/v1/offers', {
+        id: values.id, name: values.name, advertiser: values.advertiser, url: values.url, currency: values.currency,
+        default_payout: values.first,
+        payout_options: [
+          { id: values.first, name: 'sale', rule: cps(values.first_rate) },
+          { id: values.second, name: 'sale', rule: cps(values.second_rate) }],
+      });
+      notice('ok', `Offer ${values.id} created.`);
+      location.hash = `#/offers?offer=${encodeURIComponent(values.id)}`;
+    }));
+  }
+  const offer = all.find(row => row.id === selected);
+  if (!offer) return;
+  const enrolments = (await api('GET', `/v1/offers/${encodeURIComponent(offer.id)}/enrolments?limit=1000`)).items;
+  const history = (await api('GET', `/v1/reports/history?offer=${encodeURIComponent(offer.id)}&limit=1000`)).items;
+  main.append(el('h2', { id: 'offer-title' }, `${offer.name} (${offer.id})`),
+    el('h3', {}, 'Payout options'),
+    table('payout-options', [['Option', row => row.id === offer.default_payout ? `${row.id} (default)` : row.id],
+      ['Keyword', row => row.name], ['Rule', row => JSON.stringify(row.rule)], ['Pending', row => row.pending ? 'yes' : 'no']],
+    offer.payout_options, 'None.'),
+    el('h3', {}, 'Members in this offer'),
+    table('enrolments', [['Member', row => row.member], ['Payout option', row => row.payout_option || `${offer.default_payout} (default)`],
+      ['Own payout values', row => row.payout_override ? JSON.stringify(row.payout_override) : ''], ['Active', row => row.active ? 'yes' : 'no']],
+    enrolments, 'No members yet.'));
+  if (isAdmin()) {
+    const options = offer.payout_options.map(option => option.id);
+    main.append(form('enrol', [['member', 'Member', { required: true }], ['option', 'Payout option', { options }],
+      ['rate', 'Own % (optional)', {}]], 'Enrol or move', async values => {
+      const known = enrolments.some(row => row.member === values.member);
+      const body = { members: [values.member], payout_option: values.option };
+      if (known) {
+        if (values.rate) body.payout_override = cps(values.rate);
+        await api('PATCH', `/v1/offers/${encodeURIComponent(offer.id)}/enrolments`, body);
+      } else {
+        await api('POST', `/v1/offers/${encodeURIComponent(offer.id)}/enrolments`, body);
+        if (values.rate) {
+          await api('PATCH', `/v1/offers/${encodeURIComponent(offer.id)}/enrolments`, { members: [values.member], payout_override: cps(values.rate) });
+        }
+      }
+      notice('ok', `${values.member} is in ${offer.id} on ${values.option}.`);
+      render();
+    }));
+  }
+  main.append(el('h3', {}, 'Update history'),
+    table('history', [['When', row => new Date(row.at).toLocaleString()], ['Who', row => row.actor], ['What', row => row.key]],
+      history, 'No changes.'));
+}
+
+async function promotions(main) {
+  const codes = (await api('GET', '/v1/codes?limit=1000')).items;
+  const links = (await api('GET', '/v1/links?limit=1000')).items;
+  const chosen = name => [...document.querySelectorAll(`input[name=${name}]:checked`)].map(box => box.value);
+  const bulk = (kind, active) => async () => {
+    const picked = chosen(kind);
+    if (!picked.length) return notice('error', 'Tick at least one first.');
+    try {
+      await api('POST', `/v1/${kind}/activation`, { codes: picked, active });
+      notice('ok', `${picked.length} ${active ? 'activated' : 'deactivated'}.`);
+      render();
+    } catch (error) { notice('error', error.message); }
+  };
+  const refresh = code => async () => {
+    try {
+      const refreshed = await api('POST', `/v1/codes/${encodeURIComponent(code)}/refresh`, {});
+      notice('ok', `${code} replaced by ${refreshed.new.code}.`);
+      render();
+    } catch (error) { notice('error', error.message); }
+  };
+  const dates = row => [row.starts_at, row.ends_at].map(at => at ? new Date(at).toLocaleDateString() : '…').join(' to ');
+  main.append(el('h2', {}, 'Promo codes'),
+    el('div', { class: 'toolbar' }, isAdmin() ? [el('button', { id: 'codes-on', onclick: bulk('codes', true) }, 'Activate ticked'),
+      el('button', { id: 'codes-off', onclick: bulk('codes', false) }, 'Deactivate ticked')] : null, csvLink('/v1/codes')),
+    table('codes', [['', row => el('input', { type: 'checkbox', name: 'codes', value: row.code })], ['Code', row => row.code],
+      ['Offer', row => row.offer], ['Member', row => row.member], ['Dates', dates], ['Status', row => status(row.active ? 'active' : 'inactive')],
+      ['', row => isAdmin() ? el('button', { 'data-refresh': row.code, onclick: refresh(row.code) }, 'Refresh (leaked)') : '']],
+    codes, 'No codes yet.'));
+  if (isAdmin()) {
+    main.append(form('new-code', [['offer', 'Offer', { required: true }], ['member', 'Member', { required: true }],
+      ['code', 'Code (optional: made from the handle)', {}]], 'Give a code', async values => {
+      const made = await api('POST', '/v1/codes', { offer: values.offer, member: values.member, code: values.code || undefined });
+      notice('ok', `${made.code} given to ${made.member}.`);
+      render();
+    }));
+  }
+  main.append(el('h2', {}, 'Tracking links'),
+    el('div', { class: 'toolbar' }, isAdmin() ? [el('button', { onclick: bulk('links', true) }, 'Activate ticked'),
+      el('button', { onclick: bulk('links', false) }, 'Deactivate ticked')] : null, csvLink('/v1/links')),
+    table('links', [['', row => el('input', { type: 'checkbox', name: 'links', value: row.code })], ['Link', row => `/c/${row.code}`],
+      ['Offer', row => row.offer], ['Member', row => row.member], ['Deep link', row => row.deep_url || ''],
+      ['Status', row => status(row.active ? 'active' : 'inactive')]], links, 'No links yet.'));
+  if (isAdmin()) {
+    main.append(form('new-link', [['offer', 'Offer', { required: true }], ['member', 'Member', { required: true }],
+      ['deep_url', 'Deep link (optional)', { type: 'url' }]], 'Make a link', async values => {
+      const made = await api('POST', '/v1/links', { offer: values.offer, member: values.member, deep_url: values.deep_url || undefined });
+      notice('ok', `/c/${made.code} made for ${made.member}.`);
+      render();
+    }));
+  }
 }
 
 window.addEventListener('hashchange', render);

@@ -117,6 +117,14 @@ mod needs_services {
         browser.run(&format!("document.querySelector('{selector}').click(); return true;")).await;
     }
 
+    /// Set form fields by element id.
+    async fn fill(browser: &testkit::browser::Browser, fields: &[(&str, &str)]) {
+        for (id, value) in fields {
+            let set = format!("document.getElementById('{id}').value = {}; return true;", json!(value));
+            assert_eq!(browser.run(&set).await, json!(true), "field {id}");
+        }
+    }
+
     async fn sign_in(browser: &testkit::browser::Browser, base: &str, key: &str) {
         browser.open(&format!("{base}/ui/")).await;
         on(browser, "sign in", "#key", "document.getElementById('key')").await;
@@ -161,6 +169,88 @@ mod needs_services {
         assert_eq!(revenue, json!("80.00"));
         browser.screenshot(&screenshot("dashboard-overview.png")).await;
 
+        // A new offer with two payout options, the first the default.
+        browser.open(&format!("{base}/ui/#/offers")).await;
+        on(&browser, "offers", "#new-offer", "document.getElementById('new-offer-id')").await;
+        fill(
+            &browser,
+            &[
+                ("new-offer-id", "autumn"),
+                ("new-offer-name", "Autumn Sale"),
+                ("new-offer-url", "https://shop.example.com/autumn"),
+                ("new-offer-first_rate", "12"),
+                ("new-offer-second_rate", "18"),
+            ],
+        )
+        .await;
+        click(&browser, "offers", "#new-offer-submit").await;
+        on(
+            &browser,
+            "offers",
+            "#offer-title",
+            "document.getElementById('offer-title')?.textContent === 'Autumn Sale (autumn)'",
+        )
+        .await;
+        let autumn = admin(api, "GET", "/v1/offers/autumn", None, 200).await;
+        let options: Vec<(&str, &Value)> = autumn["payout_options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|option| (option["id"].as_str().unwrap(), &option["rule"]["rate"][0]["value"]))
+            .collect();
+        assert_eq!(options, [("standard", &json!("0.12")), ("vip", &json!("0.18"))]);
+        assert_eq!(autumn["default_payout"], "standard");
+
+        // A visitor joins under jane; approved on the Members page; put on the vip option of
+        // autumn and given a code.
+        let joined = raw(
+            api,
+            "POST",
+            "/join",
+            None,
+            Some("parent=jane&id=sam&name=Sam+Park"),
+            "application/x-www-form-urlencoded",
+        )
+        .await;
+        assert_eq!(joined.status, 201, "{}", joined.body);
+        browser.open(&format!("{base}/ui/#/members")).await;
+        click(&browser, "members", "[data-approve-member=\"sam\"]").await;
+        eventually(api, "/v1/members/sam", "sam approved", |member| member["status"] == "approved").await;
+        browser.open(&format!("{base}/ui/#/offers?offer=autumn")).await;
+        on(&browser, "offers", "#enrol", "document.getElementById('enrol-member')").await;
+        fill(&browser, &[("enrol-member", "sam"), ("enrol-option", "vip")]).await;
+        click(&browser, "offers", "#enrol-submit").await;
+        on(
+            &browser,
+            "offers",
+            "#enrolments",
+            "[...document.querySelectorAll('#enrolments td')].some(cell => cell.textContent === 'sam')",
+        )
+        .await;
+        browser.screenshot(&screenshot("dashboard-offer.png")).await;
+        let enrolments = admin(api, "GET", "/v1/offers/autumn/enrolments", None, 200).await;
+        assert_eq!(items(&enrolments)[0]["payout_option"], "vip");
+        browser.open(&format!("{base}/ui/#/promotions")).await;
+        on(&browser, "links and codes", "#new-code", "document.getElementById('new-code-offer')").await;
+        fill(&browser, &[("new-code-offer", "autumn"), ("new-code-member", "sam"), ("new-code-code", "SAM18")]).await;
+        click(&browser, "links and codes", "#new-code-submit").await;
+        on(
+            &browser,
+            "links and codes",
+            "#codes",
+            "[...document.querySelectorAll('#codes td')].some(cell => cell.textContent === 'SAM18')",
+        )
+        .await;
+        browser.screenshot(&screenshot("dashboard-codes.png")).await;
+        let codes = admin(api, "GET", "/v1/codes?member=sam", None, 200).await;
+        assert_eq!(
+            items(&codes)
+                .iter()
+                .map(|code| (code["code"].as_str().unwrap(), code["offer"].as_str().unwrap()))
+                .collect::<Vec<_>>(),
+            [("SAM18", "autumn")]
+        );
+
         // The pending sale, approved.
         browser.open(&format!("{base}/ui/#/conversions")).await;
         on(&browser, "conversions", "[data-approve]", "document.querySelector('[data-approve=\"acme:D-1\"]')").await;
@@ -182,9 +272,9 @@ mod needs_services {
         })
         .await;
         let paid = items(&bills).iter().find(|bill| bill["status"] == "paid").unwrap();
-        // 10% of 80.00, and the sample program's recruiting commissions for tom (5.00) and ann
-        // (2.50, Tier 2).
-        assert_eq!(paid["total"].as_str(), Some("15.50"));
+        // 10% of 80.00, and jane's recruiting commissions: tom (5.00) and ann (2.50, Tier 2)
+        // of the sample program, and sam (5.00), approved above.
+        assert_eq!(paid["total"].as_str(), Some("20.50"));
         on(
             &browser,
             "bills",

@@ -32,7 +32,9 @@ async fn an_anonymous_pixel_cannot_take_over_the_advertisers_order() {
 
     // The advertiser's signed word for its own order wins: the order is paid on its amount.
     postback(edge, "code=JANE20&order_id=A-1001&amount=80.00").await;
-    let paid = order_row(api, "A-1001", |row| row["sale_amount"] == "80.00").await;
+    // The conversion row of the new winner is written by the order stage, its lines by the
+    // ledger stage a moment later: wait for both.
+    let paid = order_row(api, "A-1001", |row| row["sale_amount"] == "80.00" && row["status"] != "none").await;
     assert_eq!(
         (paid["commission"].as_str(), paid["status"].as_str(), paid["via"].as_str()),
         (Some("12.00"), Some("approved"), Some("code"))
