@@ -75,6 +75,7 @@ const pages = {
   conversions: { title: 'Conversions', render: conversions, staff: true },
   members: { title: 'Members', render: members, staff: true },
   lines: { title: 'Commission lines', render: lines },
+  subscriptions: { title: 'Subscriptions', render: subscriptions },
   bills: { title: 'Bills', render: bills },
   deliveries: { title: 'Deliveries', render: deliveries, staff: true },
 };
@@ -207,6 +208,13 @@ async function conversions(main) {
         el('button', { class: 'primary', 'data-approve': row.order_key, onclick: decide(row.order_key, 'approve') }, 'Approve'), ' ',
         el('button', { class: 'danger', 'data-reject': row.order_key, onclick: decide(row.order_key, 'reject') }, 'Reject')) : '']],
     pending, 'Nothing waits for approval.'));
+  if (isAdmin()) {
+    main.append(el('h3', {}, 'Refund an order'), form('refund', [['advertiser', 'Advertiser', { required: true, value: 'acme' }],
+      ['order_id', 'Order id', { required: true }], ['amount', 'Amount (empty: in full)', {}]], 'Refund', async values => {
+      await api('POST', '/v1/orders/refunds', { advertiser: values.advertiser, order_id: values.order_id, amount: values.amount || undefined });
+      notice('ok', `Refund of ${values.order_id} sent: its commission follows in a moment.`);
+    }));
+  }
 }
 
 async function members(main) {
@@ -226,9 +234,38 @@ async function members(main) {
         el('button', { class: 'primary', 'data-approve-member': row.id, onclick: answer(row.id, 'approved') }, 'Approve'), ' ',
         el('button', { class: 'danger', onclick: answer(row.id, 'denied') }, 'Deny'))]],
     waiting, 'No sign-ups wait.'),
-    el('h2', { style: null }, 'Members'), el('div', { class: 'toolbar' }, csvLink('/v1/members')),
+    el('h2', {}, 'Recruiting tree'), tree(everyone),
+    el('h2', {}, 'Members'), el('div', { class: 'toolbar' }, csvLink('/v1/members')),
     table('members', [['Member', row => row.id], ['Name', row => row.name], ['Status', row => status(row.status)],
       ['Parent', row => row.parent || '']], everyone, 'No members.'));
+}
+
+// Members under their parents, as nested lists.
+function tree(members) {
+  const children = parent => members.filter(member => (member.parent || null) === parent);
+  const branch = parent => {
+    const kids = children(parent);
+    if (!kids.length) return null;
+    return el('ul', {}, kids.map(member => el('li', { 'data-member': member.id }, `${member.id} (${member.name}) `, status(member.status), branch(member.id))));
+  };
+  return el('div', { class: 'card', id: 'tree' }, branch(null) || el('p', { class: 'empty' }, 'No members.'));
+}
+
+async function subscriptions(main) {
+  const rows = (await api('GET', '/v1/subscriptions?limit=1000')).items;
+  const cancel = key => async () => {
+    try {
+      await api('POST', `/v1/subscriptions/${encodeURIComponent(key)}/cancel`);
+      notice('ok', `${key}: cancelled; no credits fall due after now.`);
+      setTimeout(render, 600);
+    } catch (error) { notice('error', error.message); }
+  };
+  main.append(el('h2', {}, isMember() ? 'Your subscriptions' : 'Subscriptions'), el('div', { class: 'toolbar' }, csvLink('/v1/subscriptions')),
+    table('subscriptions', [['Order', row => row.order_key], ['Member', row => row.member], ['Offer', row => row.offer],
+      ['Recurring amount', row => `${row.recurring_amount} ${row.currency}`, true], ['Rate', row => row.rate, true],
+      ['Credits', row => row.credits, true], ['Status', row => status(row.status)],
+      ['', row => isAdmin() && row.status === 'active' ? el('button', { 'data-cancel': row.order_key, onclick: cancel(row.order_key) }, 'Cancel') : '']],
+    rows, 'No subscriptions.'));
 }
 
 async function lines(main) {
@@ -377,6 +414,17 @@ async function offers(main) {
       notice('ok', `${values.member} is in ${offer.id} on ${values.option}.`);
       render();
     }));
+  }
+  if (isAdmin()) {
+    main.append(el('h3', {}, 'Edit'), form('edit-offer', [['name', 'Name', { value: offer.name, required: true }],
+      ['url', 'Landing page', { value: offer.url, required: true, type: 'url' }],
+      ['default_payout', 'Default payout option', { options: offer.payout_options.map(option => option.id) }]], 'Save', async values => {
+      await api('PATCH', `/v1/offers/${encodeURIComponent(offer.id)}`, values);
+      notice('ok', `${offer.id} saved.`);
+      render();
+    }));
+    const chosen = document.getElementById('edit-offer-default_payout');
+    if (chosen) chosen.value = offer.default_payout;
   }
   main.append(el('h3', {}, 'Update history'),
     table('history', [['When', row => new Date(row.at).toLocaleString()], ['Who', row => row.actor], ['What', row => row.key]],

@@ -216,6 +216,14 @@ mod needs_services {
         browser.open(&format!("{base}/ui/#/members")).await;
         click(&browser, "members", "[data-approve-member=\"sam\"]").await;
         eventually(api, "/v1/members/sam", "sam approved", |member| member["status"] == "approved").await;
+        browser.open(&format!("{base}/ui/#/members")).await;
+        on(
+            &browser,
+            "members",
+            "#tree",
+            "document.querySelector('#tree li[data-member=\"jane\"] li[data-member=\"sam\"]')",
+        )
+        .await;
         browser.open(&format!("{base}/ui/#/offers?offer=autumn")).await;
         on(&browser, "offers", "#enrol", "document.getElementById('enrol-member')").await;
         fill(&browser, &[("enrol-member", "sam"), ("enrol-option", "vip")]).await;
@@ -227,6 +235,16 @@ mod needs_services {
             "[...document.querySelectorAll('#enrolments td')].some(cell => cell.textContent === 'sam')",
         )
         .await;
+        fill(&browser, &[("edit-offer-name", "Autumn Sale 2026")]).await;
+        click(&browser, "offers", "#edit-offer-submit").await;
+        on(
+            &browser,
+            "offers",
+            "#offer-title",
+            "document.getElementById('offer-title')?.textContent === 'Autumn Sale 2026 (autumn)'",
+        )
+        .await;
+        on(&browser, "offers", "#history", "document.querySelectorAll('#history tbody tr').length >= 3").await;
         browser.screenshot(&screenshot("dashboard-offer.png")).await;
         let enrolments = admin(api, "GET", "/v1/offers/autumn/enrolments", None, 200).await;
         assert_eq!(items(&enrolments)[0]["payout_option"], "vip");
@@ -282,7 +300,18 @@ mod needs_services {
             "[...document.querySelectorAll('#bills .status')].some(cell => cell.textContent === 'paid')",
         )
         .await;
-        click(&browser, "bills", "#sign-out").await;
+        // A refund of the billed sale, in full: an adjustment of -8.00 for the next bill.
+        browser.open(&format!("{base}/ui/#/conversions")).await;
+        on(&browser, "conversions", "#refund", "document.getElementById('refund-order_id')").await;
+        fill(&browser, &[("refund-order_id", "D-1")]).await;
+        click(&browser, "conversions", "#refund-submit").await;
+        eventually(api, "/v1/lines?order_id=D-1", "the refund's adjustment", |page| {
+            items(page).iter().any(|line| line["kind"] == "adjustment" && line["amount"] == "-8.00")
+        })
+        .await;
+        browser.open(&format!("{base}/ui/#/subscriptions")).await;
+        on(&browser, "subscriptions", "#subscriptions", "document.getElementById('subscriptions')").await;
+        click(&browser, "subscriptions", "#sign-out").await;
         on(&browser, "sign in", "#key", "document.getElementById('key')").await;
 
         // Jane signs in with her own key and sees exactly her line; no staff pages.
