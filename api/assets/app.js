@@ -71,7 +71,7 @@ const isAdmin = () => session.current && session.current.scope === 'admin';
 const pages = {
   overview: { title: 'Overview', render: overview },
   offers: { title: 'Offers', render: offers, staff: true },
-  promotions: { title: 'Links and codes', render: promotions, staff: true },
+  promotions: { title: 'Links and codes', render: promotions },
   conversions: { title: 'Conversions', render: conversions, staff: true },
   members: { title: 'Members', render: members, staff: true },
   lines: { title: 'Commission lines', render: lines },
@@ -464,6 +464,13 @@ async function promotions(main) {
       ['code', 'Code (optional: made from the handle)', {}]], 'Give a code', async values => {
       const made = await api('POST', '/v1/codes', { offer: values.offer, member: values.member, code: values.code || undefined });
       notice('ok', `${made.code} given to ${made.member}.`);
+      render();
+    }));
+    const day = text => text ? new Date(`${text}T00:00:00Z`).toISOString() : null;
+    main.append(form('code-dates', [['code', 'Code', { required: true }], ['starts', 'Active from (UTC day)', { type: 'date' }],
+      ['ends', 'Until, not including (UTC day)', { type: 'date' }]], 'Set active dates', async values => {
+      await api('PATCH', `/v1/codes/${encodeURIComponent(values.code)}`, { starts_at: day(values.starts), ends_at: day(values.ends) });
+      notice('ok', `${values.code}: dates set.`);
       render();
     }));
   }

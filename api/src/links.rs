@@ -11,7 +11,7 @@ use model::time::Timestamp;
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
-use crate::auth::Admin;
+use crate::auth::{Admin, Reader};
 use crate::error::{ApiError, ErrorBody, JsonBody, QueryParams};
 use crate::lookup;
 use crate::page::{Page, Window};
@@ -72,16 +72,17 @@ pub fn free_code(program: &Program, base: &str) -> Result<PromoCode, ApiError> {
     lookup::promo_code(&name)
 }
 
-/// List tracking links.
+/// List tracking links (a member key: its own).
 #[utoipa::path(get, path = "/v1/links", tag = "links and codes", params(PromotionParams),
     responses((status = 200, body = Page<TrackingLink>), (status = 400, body = ErrorBody, description = "`bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_links(
     State(state): State<ApiState>,
-    Admin(_): Admin,
-    QueryParams(params): QueryParams<PromotionParams>,
+    reader: Reader,
+    QueryParams(mut params): QueryParams<PromotionParams>,
 ) -> Result<Json<Page<TrackingLink>>, ApiError> {
+    params.member = reader.member(params.member.as_deref())?;
     let (offer, member, window) = params.filters()?;
     Ok(Json(state.program.read(|program| {
         window.cut(program.links().filter(|link| matches(&offer, &member, (&link.offer, &link.member))).cloned())
@@ -207,16 +208,17 @@ pub async fn activate_links(
     Ok(Json(selected))
 }
 
-/// List promo codes.
+/// List promo codes (a member key: its own).
 #[utoipa::path(get, path = "/v1/codes", tag = "links and codes", params(PromotionParams),
     responses((status = 200, body = Page<PromoCodeGrant>), (status = 400, body = ErrorBody, description = "`bad_offer`, `bad_member`, `bad_limit`, `bad_cursor`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_codes(
     State(state): State<ApiState>,
-    Admin(_): Admin,
-    QueryParams(params): QueryParams<PromotionParams>,
+    reader: Reader,
+    QueryParams(mut params): QueryParams<PromotionParams>,
 ) -> Result<Json<Page<PromoCodeGrant>>, ApiError> {
+    params.member = reader.member(params.member.as_deref())?;
     let (offer, member, window) = params.filters()?;
     Ok(Json(state.program.read(|program| {
         window.cut(program.codes().filter(|grant| matches(&offer, &member, (&grant.offer, &grant.member))).cloned())

@@ -259,6 +259,18 @@ mod needs_services {
             "[...document.querySelectorAll('#codes td')].some(cell => cell.textContent === 'SAM18')",
         )
         .await;
+        fill(
+            &browser,
+            &[("code-dates-code", "SAM18"), ("code-dates-starts", "2026-09-01"), ("code-dates-ends", "2026-12-01")],
+        )
+        .await;
+        click(&browser, "links and codes", "#code-dates-submit").await;
+        let dated =
+            eventually(api, "/v1/codes?member=sam", "SAM18's dates", |page| !items(page)[0]["ends_at"].is_null()).await;
+        assert_eq!(
+            (items(&dated)[0]["starts_at"].as_str(), items(&dated)[0]["ends_at"].as_str()),
+            (Some("2026-09-01T00:00:00.000Z"), Some("2026-12-01T00:00:00.000Z"))
+        );
         browser.screenshot(&screenshot("dashboard-codes.png")).await;
         let codes = admin(api, "GET", "/v1/codes?member=sam", None, 200).await;
         assert_eq!(
@@ -342,6 +354,17 @@ mod needs_services {
             "{shown}"
         );
         browser.screenshot(&screenshot("portal-lines.png")).await;
+        // Her own code, not sam's; no button that changes anything.
+        browser.open(&format!("{base}/ui/#/promotions")).await;
+        on(&browser, "links and codes", "#codes", "document.querySelectorAll('#codes tbody tr').length > 0").await;
+        let codes = browser
+            .run("return [...document.querySelectorAll('#codes tbody tr')].map(row => row.cells[1].textContent);")
+            .await;
+        assert_eq!(codes, json!(["JANE20"]), "her codes only");
+        assert_eq!(
+            browser.run("return document.querySelectorAll('[data-refresh], #new-code, #codes-on').length;").await,
+            json!(0)
+        );
         browser.quit().await;
         app.running.stop().await.unwrap();
     }

@@ -10,7 +10,7 @@ use api_support::*;
 use serde_json::{Value, json};
 
 /// The reads a member key may make, each then filtered to its member.
-const OWN_READS: [&str; 9] = [
+const OWN_READS: [&str; 11] = [
     "/v1/reports/conversions",
     "/v1/reports/summary",
     "/v1/reports/rejections",
@@ -20,6 +20,8 @@ const OWN_READS: [&str; 9] = [
     "/v1/lines",
     "/v1/subscriptions",
     "/v1/bills",
+    "/v1/links",
+    "/v1/codes",
 ];
 
 /// The member a row is about, where it names one.
