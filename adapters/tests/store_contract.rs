@@ -64,6 +64,7 @@ fn batch() -> StoreBatch {
         member: member.map(member_id),
         via: "cookie".into(),
         revision: 1,
+        subs: model::events::Subs { sub1: Some("net-7".into()), ..Default::default() },
     };
     let mut bot = click(11, "summer", "kid", "v2", ts("2026-03-10T11:00:00Z"));
     bot.bot = true;
@@ -249,6 +250,12 @@ async fn the_store_keeps_the_latest_revision_once_and_reports_exactly<S: Store>(
     let by_member = store.summary(&all, SummaryBy::Member).await.unwrap();
     let parent = by_member.iter().find(|row| row.key == "parent").unwrap();
     assert_eq!((parent.clicks, parent.commission), (0, dec!(6.50)), "a parent earns its tier lines");
+    // By sub1: the attributed conversion came through a click with sub1 `net-7`, and its lines
+    // (of every tier) follow it; the clicks were sent without one.
+    let by_sub = store.summary(&all, SummaryBy::Sub1).await.unwrap();
+    let totals: Vec<(&str, u64, u64, rust_decimal::Decimal, rust_decimal::Decimal)> =
+        by_sub.iter().map(|row| (row.key.as_str(), row.clicks, row.conversions, row.revenue, row.commission)).collect();
+    assert_eq!(totals, [("", 2, 0, dec!(0), dec!(0)), ("net-7", 0, 1, dec!(129.90), dec!(19.49))]);
 
     let rejections = store.rejections(&all).await.unwrap();
     let reasons: Vec<(&str, u64)> = rejections.iter().map(|row| (row.reason.as_str(), row.conversions)).collect();

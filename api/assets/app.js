@@ -174,6 +174,14 @@ async function overview(main) {
         top(byOffer), 'No activity yet.')),
       el('div', { class: 'card' }, el('h3', {}, 'Rejections by reason'), rejections.length
         ? el('canvas', { id: 'chart-rejections' }) : el('p', { class: 'empty' }, 'No rejected conversions.'))));
+  // The conversion report: a member's own conversions, or everyone's latest.
+  const report = (await api('GET', '/v1/reports/conversions?limit=1000')).items.slice(-50).reverse();
+  main.append(el('h3', {}, isMember() ? 'Your conversions' : 'Latest conversions'),
+    el('div', { class: 'toolbar' }, csvLink('/v1/reports/conversions')),
+    table('conversion-report', [['Order date', row => new Date(row.order_date).toLocaleString()], ['Offer', row => row.offer],
+      ['Member', row => row.member], ['Order', row => row.order_id], ['Sale', row => `${row.sale_amount} ${row.currency}`, true],
+      ['Commission', row => row.commission, true], ['Status', row => status(row.status)], ['Via', row => row.via]],
+    report, 'No conversions yet.'));
   const labels = series.map(label);
   chart('chart-activity', { type: 'line', data: { labels, datasets: [
     { label: 'Clicks', data: series.map(row => row.clicks), borderColor: '#2456d6', tension: .2 },

@@ -112,7 +112,8 @@ impl ConversionReportParams {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SummaryParams {
-    /// `offer` (default) or `member`.
+    /// `offer` (default), `member`, or `sub1`..`sub5`: the click's sub (a conversion's and its
+    /// lines' are those of the click it was attributed through).
     pub by: Option<String>,
     /// RFC 3339, inclusive: the time of clicks and the order date of conversions.
     pub from: Option<String>,
@@ -243,7 +244,12 @@ pub async fn summary(
     let by = match params.by.as_deref() {
         Some("offer") | None => SummaryBy::Offer,
         Some("member") => SummaryBy::Member,
-        Some(_) => return Err(ApiError::bad_request("bad_by", "by must be offer or member")),
+        Some("sub1") => SummaryBy::Sub1,
+        Some("sub2") => SummaryBy::Sub2,
+        Some("sub3") => SummaryBy::Sub3,
+        Some("sub4") => SummaryBy::Sub4,
+        Some("sub5") => SummaryBy::Sub5,
+        Some(_) => return Err(ApiError::bad_request("bad_by", "by must be offer, member or sub1 to sub5")),
     };
     let query = Filters {
         from: params.from.as_deref(),

@@ -28,8 +28,8 @@ pub struct RecentClick {
     pub at: Timestamp,
     pub offer: OfferId,
     pub member: MemberId,
-    /// Its click id and `sub1`..`sub5`, kept only while the program has postbacks or webhooks
-    /// (they are what a partner postback sends back).
+    /// Its `sub1`..`sub5` when it has any, and its click id while the program has postbacks or
+    /// webhooks (what a partner postback sends back; empty otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<Box<ClickTrace>>,
 }

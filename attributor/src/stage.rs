@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use model::clickid::ClickKeyRing;
 use model::events::{
-    AttributedConversion, Click, ClickTrace, Conversion, LedgerEvent, OrderEvent, RejectedConversion, TrackingEvent,
-    Via, wire,
+    AttributedConversion, Click, ClickTrace, Conversion, LedgerEvent, OrderEvent, RejectedConversion, Subs,
+    TrackingEvent, Via, wire,
 };
 use model::program::Program;
 use model::{Span, Timestamp};
@@ -36,8 +36,14 @@ pub struct VisitorState {
 impl pipeline::WholeState for VisitorState {}
 
 impl VisitorState {
-    fn remember(&mut self, click: &Click, traced: bool) {
-        let trace = traced.then(|| Box::new(ClickTrace { click_id: click.click_id.clone(), subs: click.subs.clone() }));
+    /// Remember a click; with its `sub1`..`sub5` when it has any (the sub breakdown of the
+    /// reports), and its click id too when `notifying` (partner postbacks send it back).
+    fn remember(&mut self, click: &Click, notifying: bool) {
+        let has_subs = click.subs != Subs::default();
+        let trace = (notifying || has_subs).then(|| {
+            let click_id = if notifying { click.click_id.clone() } else { String::new() };
+            Box::new(ClickTrace { click_id, subs: click.subs.clone() })
+        });
         let recent = RecentClick {
             id: click.id,
             at: click.received_at,
@@ -110,6 +116,9 @@ fn trace_of(via: &Via, conversion: &Conversion, recent: &[RecentClick]) -> Optio
         Via::Code { .. } => return None,
     };
     match recent.iter().find(|recent| recent.id == click).and_then(|recent| recent.trace.as_deref()) {
+        Some(trace) if trace.click_id.is_empty() => {
+            Some(ClickTrace { click_id: conversion.click_id.clone().unwrap_or_default(), subs: trace.subs.clone() })
+        }
         Some(trace) => Some(trace.clone()),
         None => conversion.click_id.clone().map(|click_id| ClickTrace { click_id, subs: Default::default() }),
     }

@@ -337,6 +337,16 @@ mod needs_services {
         .await;
         sign_in(&browser, &base, made["key"].as_str().unwrap()).await;
         assert_eq!(browser.run("return document.getElementById('nav-conversions');").await, Value::Null);
+        // Her conversions on her overview: the sale, and no one else's.
+        on(
+            &browser,
+            "overview",
+            "#conversion-report",
+            "document.querySelectorAll('#conversion-report tbody tr').length > 0",
+        )
+        .await;
+        let orders = browser.run("return [...document.querySelectorAll('#conversion-report tbody tr')].map(row => [row.cells[2].textContent, row.cells[3].textContent]);").await;
+        assert_eq!(orders, json!([["jane", "D-1"]]), "her conversions only");
         browser.open(&format!("{base}/ui/#/lines")).await;
         on(&browser, "lines", "#lines", "document.querySelectorAll('#lines tbody tr').length > 0").await;
         let shown = browser

@@ -178,6 +178,25 @@ async fn the_time_series_sums_hours_and_days_of_the_programs_time_zone() {
             assert!(start.millis() <= after.millis() && before.millis() < start.millis() + length, "{text}");
         }
     }
+    // The breakdown by sub1: the two clicks with `a,b` and the sales made through them, with
+    // their commission; the click without subs on its own.
+    let by_sub = admin(api, "GET", "/v1/reports/summary?by=sub1&offer=summer", None, 200).await;
+    let rows: Vec<(&str, u64, u64, &str, &str)> = items(&by_sub)
+        .iter()
+        .map(|row| {
+            let text = |field: &str| row[field].as_str().unwrap();
+            (
+                text("key"),
+                row["clicks"].as_u64().unwrap(),
+                row["conversions"].as_u64().unwrap(),
+                text("revenue"),
+                text("commission"),
+            )
+        })
+        .collect();
+    let commission = commission.to_string();
+    assert_eq!(rows, [("", 1, 0, "0.00", "0.00"), ("a,b", 2, 2, "120.50", commission.as_str())]);
+    refused(api, "GET", "/v1/reports/summary?by=sub6", None, 400, "bad_by").await;
     refused(api, "GET", "/v1/reports/timeseries?interval=week", None, 400, "bad_interval").await;
     let empty = admin(api, "GET", "/v1/reports/timeseries?offer=hosting", None, 200).await;
     assert!(items(&empty).is_empty());

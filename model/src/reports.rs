@@ -57,6 +57,29 @@ pub enum SummaryBy {
     /// The UTC quarter hour (`at_ms / 900000`, as text): the grain time series are summed
     /// from, in any time zone (every zone's offset is a whole number of quarter hours).
     Quarter,
+    /// The click's `sub1` (a conversion's and its lines' are those of the click it was
+    /// attributed through); `sub2`..`sub5` likewise.
+    Sub1,
+    Sub2,
+    Sub3,
+    Sub4,
+    Sub5,
+}
+
+impl SummaryBy {
+    /// The column a summary groups by and the view it reads.
+    pub fn column_and_view(self) -> (&'static str, &'static str) {
+        match self {
+            SummaryBy::Offer => ("offer", "activity"),
+            SummaryBy::Member => ("member", "activity"),
+            SummaryBy::Quarter => ("at_ms", "activity"),
+            SummaryBy::Sub1 => ("sub1", "activity_subs"),
+            SummaryBy::Sub2 => ("sub2", "activity_subs"),
+            SummaryBy::Sub3 => ("sub3", "activity_subs"),
+            SummaryBy::Sub4 => ("sub4", "activity_subs"),
+            SummaryBy::Sub5 => ("sub5", "activity_subs"),
+        }
+    }
 }
 
 /// The length of a [`SummaryBy::Quarter`] in milliseconds.

@@ -190,6 +190,7 @@ fn row(
         member: Some(attributed.member.clone()),
         via: attributed.via.as_str().to_string(),
         revision,
+        subs: attributed.click.as_ref().map(|click| click.subs.clone()).unwrap_or_default(),
     }
 }
 
@@ -284,6 +285,7 @@ impl Stage for OrderStage {
                     reason: Some(rejected.reason),
                     via: rejected.via.as_ref().map_or_else(String::new, |via| via.as_str().to_string()),
                     revision: 1,
+                    subs: Default::default(),
                     conversion: rejected.conversion,
                 });
                 false

@@ -48,4 +48,7 @@ pub struct ConversionRow {
     /// `cookie`, `click_id`, `code`, or empty.
     pub via: String,
     pub revision: u64,
+    /// The `sub1`..`sub5` of the click it was attributed through.
+    #[serde(default)]
+    pub subs: super::Subs,
 }

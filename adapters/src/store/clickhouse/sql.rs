@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../../../../deploy/clickhouse/003_reports.sql")),
     (4, include_str!("../../../../deploy/clickhouse/004_clients.sql")),
     (5, include_str!("../../../../deploy/clickhouse/005_deliveries.sql")),
+    (6, include_str!("../../../../deploy/clickhouse/006_subs.sql")),
 ];
 
 pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, applied_ms Int64) ENGINE = MergeTree ORDER BY version";
@@ -98,17 +99,17 @@ impl<'a> Read<'a> {
                 Statement { sql, binds }
             }
             Read::Summary(query, by) => {
+                let (column, view) = by.column_and_view();
                 let (key, order) = match by {
-                    SummaryBy::Offer => ("offer", "key"),
-                    SummaryBy::Member => ("member", "key"),
                     SummaryBy::Quarter => ("toString(intDiv(at_ms, 900000))", "min(at_ms)"),
+                    _ => (column, "key"),
                 };
                 let (clause, binds) = filters(query, &Columns::at("at_ms"));
                 let sql = format!(
                     "SELECT {key} AS key, sum(clicks) AS clicks, sum(unique_clicks) AS unique_clicks,
                             sum(conversions) AS conversions, toInt64(sum(revenue) * 10000) AS revenue,
                             toInt64(sum(commission) * 10000) AS commission
-                     FROM activity {clause} GROUP BY key ORDER BY {order} {}",
+                     FROM {view} {clause} GROUP BY key ORDER BY {order} {}",
                     page(query)
                 );
                 Statement { sql, binds }
@@ -205,6 +206,8 @@ impl<'a> Read<'a> {
             reads.push(Read::Summary(query, SummaryBy::Offer));
             reads.push(Read::Summary(query, SummaryBy::Member));
             reads.push(Read::Summary(query, SummaryBy::Quarter));
+            reads.push(Read::Summary(query, SummaryBy::Sub1));
+            reads.push(Read::Summary(query, SummaryBy::Sub5));
             reads.push(Read::Rejections(query));
             reads.push(Read::RejectedConversions(query));
             reads.push(Read::Lines(query));

@@ -109,6 +109,11 @@ struct ConversionInsert {
     reason: String,
     via: String,
     payload: String,
+    sub1: String,
+    sub2: String,
+    sub3: String,
+    sub4: String,
+    sub5: String,
 }
 
 impl ConversionInsert {
@@ -137,6 +142,11 @@ impl ConversionInsert {
             reason: row.reason.map(|reason| reason.as_str().to_string()).unwrap_or_default(),
             via: row.via.clone(),
             payload: json(row)?,
+            sub1: row.subs.sub1.clone().unwrap_or_default(),
+            sub2: row.subs.sub2.clone().unwrap_or_default(),
+            sub3: row.subs.sub3.clone().unwrap_or_default(),
+            sub4: row.subs.sub4.clone().unwrap_or_default(),
+            sub5: row.subs.sub5.clone().unwrap_or_default(),
         })
     }
 }

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../../../deploy/sqlite/007_reports.sql")),
     (8, include_str!("../../../../deploy/sqlite/008_clients.sql")),
     (9, include_str!("../../../../deploy/sqlite/009_deliveries.sql")),
+    (10, include_str!("../../../../deploy/sqlite/010_subs.sql")),
 ];
 
 pub(super) fn migrate(connection: &mut Connection, state_path: &Path) -> Result<(), StoreError> {

@@ -103,15 +103,15 @@ fn conversion_report_sql(query: &ReportQuery) -> (String, Filters) {
 }
 
 fn summary_sql(query: &ReportQuery, by: SummaryBy) -> (String, Filters) {
+    let (column, view) = by.column_and_view();
     let (key, order) = match by {
-        SummaryBy::Offer => ("offer", "offer"),
-        SummaryBy::Member => ("member", "member"),
-        SummaryBy::Quarter => ("CAST(at_ms / 900000 AS TEXT)", "MIN(at_ms)"),
+        SummaryBy::Quarter => ("CAST(at_ms / 900000 AS TEXT)".to_string(), "MIN(at_ms)".to_string()),
+        _ => (column.to_string(), column.to_string()),
     };
     let filters = Filters::new(query, &Columns::at("at_ms"));
     let sql = format!(
         "SELECT {key}, SUM(clicks), SUM(unique_clicks), SUM(conversions), SUM(revenue), SUM(commission)
-         FROM activity {} GROUP BY 1 ORDER BY {order} {}",
+         FROM {view} {} GROUP BY 1 ORDER BY {order} {}",
         filters.sql(),
         page(query)
     );
@@ -372,13 +372,14 @@ mod tests {
             ..ReportQuery::default()
         };
         let day_only = ReportQuery { from: day.from, to: day.to, ..ReportQuery::default() };
-        let views = ["SCAN conversion_report", "SCAN activity", "SCAN rejected_conversions"];
+        let views = ["SCAN conversion_report", "SCAN activity", "SCAN activity_subs", "SCAN rejected_conversions"];
         for query in [day, day_only] {
             for (report, sql) in [
                 ("conversion report", conversion_report_sql(&query)),
                 ("summary by offer", summary_sql(&query, SummaryBy::Offer)),
                 ("summary by member", summary_sql(&query, SummaryBy::Member)),
                 ("summary by quarter", summary_sql(&query, SummaryBy::Quarter)),
+                ("summary by sub1", summary_sql(&query, SummaryBy::Sub1)),
                 ("rejections", rejections_sql(&query)),
                 ("rejected conversions", rejected_conversions_sql(&query)),
                 ("lines", lines_sql(&query)),

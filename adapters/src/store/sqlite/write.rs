@@ -54,11 +54,13 @@ pub(super) fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Re
         let mut conversions = transaction
             .prepare_cached(
                 "INSERT INTO conversions (id, revision, event_ms, advertiser, offer, member, order_id, order_key, event,
-                     amount, currency, status, reason, via, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                     amount, currency, status, reason, via, payload, sub1, sub2, sub3, sub4, sub5)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
                  ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, advertiser = excluded.advertiser,
                      offer = excluded.offer, member = excluded.member, order_key = excluded.order_key,
-                     status = excluded.status, reason = excluded.reason, via = excluded.via, payload = excluded.payload
+                     status = excluded.status, reason = excluded.reason, via = excluded.via, payload = excluded.payload,
+                     sub1 = excluded.sub1, sub2 = excluded.sub2, sub3 = excluded.sub3, sub4 = excluded.sub4,
+                     sub5 = excluded.sub5
                  WHERE excluded.revision >= conversions.revision",
             )
             .map_err(classify)?;
@@ -81,6 +83,11 @@ pub(super) fn write_batch(connection: &mut Connection, batch: &StoreBatch) -> Re
                     row.reason.map_or("", |reason| reason.as_str()),
                     row.via,
                     json(row)?,
+                    text(&row.subs.sub1),
+                    text(&row.subs.sub2),
+                    text(&row.subs.sub3),
+                    text(&row.subs.sub4),
+                    text(&row.subs.sub5),
                 ])
                 .map_err(classify)?;
         }

@@ -112,7 +112,12 @@ fn notice_conversion(order: &AttributedConversion, offer_currency: Option<Curren
         status: ConversionStatus::Attributed,
         reason: None,
         via: order.via.as_str().to_string(),
-        click_id: order.click.as_ref().map(|click| click.click_id.clone()).or_else(|| conversion.click_id.clone()),
+        click_id: order
+            .click
+            .as_ref()
+            .map(|click| click.click_id.clone())
+            .filter(|click_id| !click_id.is_empty())
+            .or_else(|| conversion.click_id.clone()),
         subs: order.click.as_ref().map(|click| click.subs.clone()).unwrap_or_default(),
         occurred_at: conversion.event_time(),
     }
