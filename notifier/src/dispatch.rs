@@ -118,11 +118,6 @@ impl Dispatcher {
         lock(&self.finished).remove(key).map(|(_, finished)| finished).unwrap_or_default()
     }
 
-    /// Whether results wait for `key`.
-    pub fn has_results(&self, key: &str) -> bool {
-        lock(&self.finished).contains_key(key)
-    }
-
     /// Drop results nobody collected (their state moved to another worker, which sends
     /// those deliveries again).
     pub fn drop_uncollected(&self) {

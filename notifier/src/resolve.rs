@@ -8,25 +8,16 @@ use model::program::{Postback, Program, render};
 use model::time::Timestamp;
 use serde::Serialize;
 
-/// A delivery to make: its log row, and the webhook whose secret signs it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Planned {
-    pub row: DeliveryRow,
-    pub webhook: Option<model::ids::WebhookId>,
-}
-
-/// Every delivery of `notice` under `program`, pending, due `now`.
-pub fn deliveries(program: &Program, notice: &Notice, now: Timestamp) -> Vec<Planned> {
+/// Every delivery of `notice` under `program`, pending, due `now`. A webhook's row names its
+/// endpoint (`webhook:{id}`), whose secret signs each attempt.
+pub fn deliveries(program: &Program, notice: &Notice, now: Timestamp) -> Vec<DeliveryRow> {
     let mut planned = Vec::new();
     let webhooks: Vec<_> = program.webhooks().filter(|webhook| webhook.fires_on(notice.kind)).collect();
     if !webhooks.is_empty() {
         let body = webhook_body(notice);
         for webhook in webhooks {
             let destination = format!("webhook:{}", webhook.id);
-            planned.push(Planned {
-                row: pending(notice, destination, "POST", webhook.url.clone(), body.clone(), now),
-                webhook: Some(webhook.id.clone()),
-            });
+            planned.push(pending(notice, destination, "POST", webhook.url.clone(), body.clone(), now));
         }
     }
     for (destination, postback) in postbacks(program, notice) {
@@ -34,7 +25,7 @@ pub fn deliveries(program: &Program, notice: &Notice, now: Timestamp) -> Vec<Pla
         let Ok(url) = render(&postback.url, |name| macro_value(notice, name)) else {
             continue;
         };
-        planned.push(Planned { row: pending(notice, destination, "GET", url, String::new(), now), webhook: None });
+        planned.push(pending(notice, destination, "GET", url, String::new(), now));
     }
     planned
 }

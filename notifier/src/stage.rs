@@ -291,10 +291,8 @@ impl NotifierStage {
         let now = context.now;
         let until = now.saturating_add(Span::millis_of(self.policy.retry_for));
         state.seen = true;
-        state.deliveries = deliveries(context.program, notice, now)
-            .into_iter()
-            .map(|planned| Tracked { row: planned.row, until })
-            .collect();
+        state.deliveries =
+            deliveries(context.program, notice, now).into_iter().map(|row| Tracked { row, until }).collect();
         for tracked in &state.deliveries {
             out.store.deliveries.push(tracked.row.clone());
             self.send(context, key, tracked);
