@@ -208,6 +208,27 @@ pub struct LineParams {
     pub cursor: Option<String>,
 }
 
+/// The filters of the reports over activity (the summary and the time series): time, offer,
+/// member and the page.
+fn activity_filters<'a>(
+    from: &'a Option<String>,
+    to: &'a Option<String>,
+    offer: &'a Option<String>,
+    member: &'a Option<String>,
+    limit: Option<u32>,
+    cursor: &'a Option<String>,
+) -> Filters<'a> {
+    Filters {
+        from: from.as_deref(),
+        to: to.as_deref(),
+        offer: offer.as_deref(),
+        member: member.as_deref(),
+        limit,
+        cursor: cursor.as_deref(),
+        ..Filters::default()
+    }
+}
+
 fn window(query: &ReportQuery) -> Window {
     Window { offset: query.offset, limit: query.limit }
 }
@@ -251,16 +272,8 @@ pub async fn summary(
         Some("sub5") => SummaryBy::Sub5,
         Some(_) => return Err(ApiError::bad_request("bad_by", "by must be offer, member or sub1 to sub5")),
     };
-    let query = Filters {
-        from: params.from.as_deref(),
-        to: params.to.as_deref(),
-        offer: params.offer.as_deref(),
-        member: params.member.as_deref(),
-        limit: params.limit,
-        cursor: params.cursor.as_deref(),
-        ..Filters::default()
-    }
-    .query()?;
+    let query = activity_filters(&params.from, &params.to, &params.offer, &params.member, params.limit, &params.cursor)
+        .query()?;
     Ok(Json(window(&query).page(state.backend.summary(query, by).await?)))
 }
 
@@ -481,16 +494,8 @@ pub async fn timeseries(
         Some("hour") => model::time::Period::Hour,
         Some(_) => return Err(ApiError::bad_request("bad_interval", "interval must be hour or day")),
     };
-    let query = Filters {
-        from: params.from.as_deref(),
-        to: params.to.as_deref(),
-        offer: params.offer.as_deref(),
-        member: params.member.as_deref(),
-        limit: params.limit,
-        cursor: params.cursor.as_deref(),
-        ..Filters::default()
-    }
-    .query()?;
+    let query = activity_filters(&params.from, &params.to, &params.offer, &params.member, params.limit, &params.cursor)
+        .query()?;
     let page = window(&query);
     let every_quarter = ReportQuery { limit: 0, offset: 0, ..query };
     let quarters = state.backend.summary(every_quarter, SummaryBy::Quarter).await?;
